@@ -1,0 +1,3 @@
+"""visualsearch: search, browse and sort a folder of images by what they show."""
+
+__version__ = "0.1.0"

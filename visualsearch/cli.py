@@ -1,0 +1,339 @@
+"""Headless commands: index, search, similar, info, sample, demo.
+
+Every command prints a readable table, or JSON with --json. Errors print one
+clear line on stderr and exit with status 1; Ctrl+C exits with 130 after the
+finished batches are saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from visualsearch import __version__
+from visualsearch.core import imageio
+from visualsearch.core.collection import Collection, Hit, NotIndexed
+from visualsearch.core.encoders import ModelUnavailable, default_model_spec, load_encoder
+from visualsearch.core.pipeline import IndexOptions, IndexReport, ensure_dir_exists, index_folder
+from visualsearch.core.settings import AppPaths
+from visualsearch.core.store import Store, StoreError, default_store_dir
+
+
+class CliError(Exception):
+    pass
+
+
+class TqdmProgress:
+    """Progress on stderr: a bar on a terminal, a few plain lines otherwise."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self._bar = None
+        self._quiet = quiet
+        self._last_line = -1
+
+    def report(self, done: int, total: int, message: str = "") -> None:
+        if self._quiet or total <= 0:
+            return
+        if sys.stderr.isatty():
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total, unit="img", file=sys.stderr, dynamic_ncols=True)
+            self._bar.update(done - self._bar.n)
+        else:
+            step = max(1, total // 10)
+            if done // step != self._last_line or done == total:
+                self._last_line = done // step
+                print(f"  {message or f'{done}/{total}'}", file=sys.stderr)
+
+    def cancelled(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _open_store(args, folder: Path) -> Store:
+    store_dir = Path(args.store) if args.store else default_store_dir(folder, args.paths.data_dir)
+    return Store(store_dir, root=folder)
+
+
+def _resolve_model(args, store: Store) -> tuple[str, Path | None]:
+    """--model/--weights, else what the collection was last indexed with, else the default."""
+    if args.model or args.weights:
+        spec = args.model or "clip"
+        weights = Path(args.weights).expanduser().resolve() if args.weights else None
+        return spec, weights
+    spec = store.get_meta("model_spec")
+    if spec:
+        w = store.get_meta("model_weights")
+        return spec, Path(w) if w else None
+    return default_model_spec(), None
+
+
+def _encoder(args, store: Store):
+    spec, weights = _resolve_model(args, store)
+    encoder = load_encoder(
+        spec, cache_dir=args.paths.cache_dir, weights=weights, threads=args.threads or None
+    )
+    return encoder, spec, weights
+
+
+def _index(
+    args, folder: Path, store: Store, encoder, spec: str, weights, quiet: bool
+) -> IndexReport:
+    progress = TqdmProgress(quiet=quiet)
+    opts = IndexOptions(retry_errors=getattr(args, "retry_errors", False))
+    if getattr(args, "batch_size", None):
+        opts.batch_size = args.batch_size
+    if getattr(args, "workers", None):
+        opts.workers = args.workers
+    try:
+        report = index_folder(folder, store, encoder, progress, opts)
+    finally:
+        progress.close()
+    store.set_meta("model_spec", spec)
+    store.set_meta("model_weights", str(weights) if weights else "")
+    store.set_meta("scan_problems", json.dumps(report.problems))
+    return report
+
+
+def _print_hits(hits: list[Hit], root: Path, as_json: bool, header: str) -> None:
+    if as_json:
+        print(json.dumps([h.as_dict() for h in hits], indent=2))
+        return
+    print(header)
+    if not hits:
+        print("  no matches")
+    for h in hits:
+        try:
+            shown = h.path.relative_to(root).as_posix()
+        except ValueError:
+            shown = str(h.path)
+        print(f"  {h.rank:>3}  {h.score:6.3f}  {shown}")
+
+
+def _collection(args, need_update: bool = False) -> Collection:
+    folder = ensure_dir_exists(Path(args.folder)).resolve()
+    store = _open_store(args, folder)
+    encoder, spec, weights = _encoder(args, store)
+    if need_update or args.update or encoder.id not in store.vector_counts():
+        if not args.json:
+            print(f"Indexing {folder} with {encoder.id}…", file=sys.stderr)
+        _index(args, folder, store, encoder, spec, weights, quiet=args.json)
+    return Collection(folder, store, encoder)
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+def cmd_index(args) -> int:
+    folder = ensure_dir_exists(Path(args.folder)).resolve()
+    store = _open_store(args, folder)
+    encoder, spec, weights = _encoder(args, store)
+    if not args.json:
+        print(
+            f"Indexing {folder}\n  model {encoder.id} ({getattr(encoder, 'backend', '')})\n"
+            f"  store {store.directory}",
+            file=sys.stderr,
+        )
+    try:
+        report = _index(args, folder, store, encoder, spec, weights, quiet=args.json)
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted. Finished batches are saved; run the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+        return 0
+    r = report
+    print(
+        f"{r.scanned} images found: {r.unchanged} unchanged, {r.new} new, {r.changed} changed, "
+        f"{r.removed} removed.\n"
+        f"{r.encoded} encoded, {r.reused} reused by content ({r.moved} moved), {r.failed} skipped "
+        f"in {r.seconds:.1f} s."
+    )
+    for path, reason in r.errors + r.problems:
+        print(f"  skipped {path}: {reason}")
+    return 0
+
+
+def cmd_search(args) -> int:
+    col = _collection(args)
+    hits = col.search_text(args.query, k=args.k, min_score=args.min_score)
+    _print_hits(hits, col.root, args.json, f"Images matching {args.query!r} ({col.encoder.id}):")
+    return 0
+
+
+def cmd_similar(args) -> int:
+    image = Path(args.image).expanduser()
+    if not image.is_file():
+        raise CliError(f"image not found: {image}")
+    col = _collection(args)
+    hits = col.similar_to(image, k=args.k, include_self=args.include_self)
+    _print_hits(hits, col.root, args.json, f"Images like {image} ({col.encoder.id}):")
+    return 0
+
+
+def cmd_info(args) -> int:
+    folder = ensure_dir_exists(Path(args.folder)).resolve()
+    store = _open_store(args, folder)
+    counts = store.counts()
+    problems = json.loads(store.get_meta("scan_problems") or "[]")
+    info = {
+        "folder": str(folder),
+        "store": str(store.directory),
+        "store_bytes": store.size_bytes(),
+        "model": store.get_meta("model"),
+        "model_spec": store.get_meta("model_spec"),
+        "files": counts["files"],
+        "indexed": store.vector_counts(),
+        "skipped": [{"path": p, "reason": r} for p, r in store.errors()]
+        + [{"path": p, "reason": r} for p, r in problems],
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"Folder  {info['folder']}\nStore   {info['store']} ({info['store_bytes'] / 1e6:.1f} MB)")
+    print(f"Model   {info['model'] or '(never indexed)'}")
+    print(f"Files   {info['files']} in the catalog")
+    for model, n in info["indexed"].items():
+        print(f"  {n} indexed with {model}")
+    if info["skipped"]:
+        print(f"Skipped {len(info['skipped'])}:")
+        for s in info["skipped"]:
+            print(f"  {s['path']}: {s['reason']}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from visualsearch.core.sample import build_sample_collection
+
+    dest = Path(args.dest).expanduser() if args.dest else args.paths.sample_dir
+    print(build_sample_collection(dest))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Build the sample collection, index it and show what search does."""
+    from visualsearch.core.sample import build_sample_collection
+
+    folder = build_sample_collection(args.paths.sample_dir)
+    print(f"Sample collection: {folder}", file=sys.stderr)
+    args.folder, args.update = str(folder), True
+    col = _collection(args)
+    print(f"{len(col)} images indexed with {col.encoder.id}.\n")
+    for q in ("a photo of a cat", "a cup of coffee", "a rocket", "a motorcycle"):
+        _print_hits(col.search_text(q, k=3), col.root, False, f"{q!r}:")
+    probe = next(p for p in col.paths if p.startswith("copies/"))
+    _print_hits(col.similar_to(col.root / probe, k=3), col.root, False, f"Images like {probe}:")
+    if sys.stdin.isatty():
+        print("\nType a text query, or the path of an image; an empty line quits.")
+        while True:
+            try:
+                line = input("query> ").strip()
+            except EOFError:
+                break
+            if not line:
+                break
+            try:
+                p = Path(line).expanduser()
+                hits = col.similar_to(p, k=8) if p.is_file() else col.search_text(line, k=8)
+                _print_hits(hits, col.root, False, "")
+            except (imageio.ImageError, ValueError) as exc:
+                print(f"  {exc}")
+    return 0
+
+
+# -- parser -----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--model",
+        help="'builtin' (offline) or 'clip[:ARCH[:TAG]]'; default: "
+        "what the folder was indexed with, else CLIP if downloaded, else builtin",
+    )
+    common.add_argument("--weights", metavar="FILE", help="CLIP checkpoint file to load")
+    common.add_argument("--store", metavar="DIR", help="where the collection's data lives")
+    common.add_argument("--threads", type=int, default=0, help="model threads (default: all cores)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    query = argparse.ArgumentParser(add_help=False)
+    query.add_argument("-k", type=int, default=20, help="how many results (default 20)")
+    query.add_argument("--update", action="store_true", help="index new/changed files first")
+
+    parser = argparse.ArgumentParser(
+        prog="visualsearch",
+        description="Search a folder of images by what they show.",
+    )
+    parser.add_argument("--version", action="version", version=f"visualsearch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", parents=[common], help="index a folder (incremental, resumable)")
+    p.add_argument("folder")
+    p.add_argument("--batch-size", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="decode threads (default: all cores)")
+    p.add_argument("--retry-errors", action="store_true", help="retry files that failed before")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", parents=[common, query], help="find images by a text query")
+    p.add_argument("folder")
+    p.add_argument("query")
+    p.add_argument("--min-score", type=float, default=None, help="drop results below this score")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("similar", parents=[common, query], help="find images like an image")
+    p.add_argument("folder")
+    p.add_argument("image", help="an image file, inside the folder or not")
+    p.add_argument("--include-self", action="store_true", help="list the query image too")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("info", parents=[common], help="counts, model, store size, skipped files")
+    p.add_argument("folder")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("sample", parents=[common], help="create the sample collection")
+    p.add_argument("dest", nargs="?", help="where (default: in the user data folder)")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("demo", parents=[common], help="index the sample collection and search it")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    args.paths = paths or AppPaths.default()
+    try:
+        return args.func(args)
+    except (
+        CliError,
+        ModelUnavailable,
+        NotIndexed,
+        StoreError,
+        imageio.ImageError,
+        FileNotFoundError,
+        NotADirectoryError,
+        PermissionError,
+        ValueError,
+    ) as exc:
+        print(f"visualsearch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nInterrupted.", file=sys.stderr)
+        return 130

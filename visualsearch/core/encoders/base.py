@@ -1,0 +1,52 @@
+"""The encoder contract: images and text map into one L2-normalised vector space."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+
+class ModelUnavailable(RuntimeError):
+    """The model cannot be loaded here (weights missing, bad checkpoint…).
+
+    The message says what to do about it.
+    """
+
+
+class Encoder(Protocol):
+    """One model = one vector space. All outputs are float32 rows of unit length."""
+
+    id: str  # stable identifier; vectors in the store are keyed by it
+    dim: int
+    input_size: int  # the decoder downsamples no further than this
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """RGB image → CHW float32 array. Thread-safe: runs in decode threads."""
+        ...
+
+    def embed_images(self, batch: np.ndarray) -> np.ndarray:
+        """NCHW batch from `preprocess` → (N, dim) unit vectors."""
+        ...
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts → (N, dim) unit vectors in the image space."""
+        ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def default_threads() -> int:
+    """Threads for model inference: every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)

@@ -1,0 +1,131 @@
+"""open_clip models: weights from the Hugging Face cache or a local checkpoint file.
+
+Nothing here downloads: with no cached weights and no checkpoint the constructor
+fails at once with a message saying how to get them (never random weights).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from visualsearch.core.encoders.base import ModelUnavailable, default_threads, l2_normalize
+
+DEFAULT_ARCH = "ViT-B-32"
+DEFAULT_TAG = "laion2b_s34b_b79k"
+
+
+def _checkpoint_digest(path: Path) -> str:
+    """Cheap identity of a (large) checkpoint: size plus its first and last MiB."""
+    h = hashlib.blake2b(digest_size=8)
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with open(path, "rb") as fh:
+        h.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def cached_weights(arch: str, tag: str) -> Path | None:
+    """The cached weights file for a pretrained tag, or None; never touches the network."""
+    import open_clip
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    repo = (cfg or {}).get("hf_hub", "").strip("/")
+    if not repo:
+        return None
+    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str) and os.path.exists(found):
+            return Path(found)
+    return None
+
+
+class ClipEncoder:
+    """An open_clip model on the CPU (or `device`)."""
+
+    def __init__(
+        self,
+        arch: str = DEFAULT_ARCH,
+        tag: str | None = DEFAULT_TAG,
+        weights: Path | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        import open_clip
+        import torch
+
+        if arch not in open_clip.list_models():
+            raise ModelUnavailable(
+                f"unknown CLIP architecture {arch!r}; known ones include "
+                + ", ".join(m for m in open_clip.list_models() if m.startswith("ViT-B"))
+            )
+        if weights is not None:
+            weights = Path(weights).expanduser()
+            if not weights.is_file():
+                raise ModelUnavailable(f"checkpoint file not found: {weights}")
+            source = weights
+            self.id = f"clip:{arch}:file-{_checkpoint_digest(weights)}"
+        else:
+            tag = tag or DEFAULT_TAG
+            if tag not in open_clip.list_pretrained_tags_by_model(arch):
+                raise ModelUnavailable(
+                    f"{arch} has no pretrained weights named {tag!r}; available: "
+                    + ", ".join(open_clip.list_pretrained_tags_by_model(arch))
+                )
+            source = cached_weights(arch, tag)
+            if source is None:
+                repo = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "?").strip("/")
+                raise ModelUnavailable(
+                    f"the CLIP weights {arch}/{tag} are not on this computer. Download "
+                    f"open_clip_model.safetensors from the Hugging Face repository {repo} "
+                    f"and pass it with --weights FILE, or use --model builtin, which works "
+                    f"offline."
+                )
+            self.id = f"clip:{arch}:{tag}"
+        torch.set_num_threads(threads or default_threads())
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=str(source), device=device
+            )
+        except Exception as exc:
+            raise ModelUnavailable(f"cannot load CLIP weights from {source}: {exc}") from exc
+        model.eval()
+        self._model = model
+        self._preprocess = preprocess
+        self._tokenizer = open_clip.get_tokenizer(arch)
+        self._device = device
+        self.arch = arch
+        self.dim = int(open_clip.get_model_config(arch)["embed_dim"])
+        size = model.visual.image_size
+        self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
+        self.backend = f"pytorch ({device})"
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        return self._preprocess(image).numpy()
+
+    def embed_images(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self._device)
+            return l2_normalize(self._model.encode_image(x).float().cpu().numpy())
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        with torch.inference_mode():
+            tokens = self._tokenizer(list(texts)).to(self._device)
+            return l2_normalize(self._model.encode_text(tokens).float().cpu().numpy())

@@ -1,0 +1,282 @@
+"""Per-collection store: an SQLite catalog of files, float16 vectors per model, thumbnails.
+
+The store is the source of truth. Each batch is written in one transaction,
+so a killed run loses at most the batch in flight. Vectors and thumbnails are
+keyed by content hash, so a renamed or moved file is never encoded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,      -- relative to the collection root, POSIX separators
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT,                  -- blake2b-128 of the content; NULL if unreadable
+    width INTEGER,
+    height INTEGER,
+    format TEXT,
+    taken TEXT,                 -- EXIF date
+    error TEXT                  -- why the file is skipped, or NULL
+);
+CREATE INDEX IF NOT EXISTS files_hash ON files(hash);
+CREATE TABLE IF NOT EXISTS vectors (
+    model TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    vector BLOB NOT NULL,       -- float16, unit length
+    PRIMARY KEY (model, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS thumbnails (hash TEXT PRIMARY KEY, jpeg BLOB NOT NULL) WITHOUT ROWID;
+"""
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def default_store_dir(folder: Path, data_dir: Path) -> Path:
+    """Where a folder's store lives by default: under the user data dir, keyed by its real path."""
+    real = os.path.realpath(folder)
+    key = hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    name = re.sub(r"[^\w.-]+", "_", os.path.basename(real) or "root")[:40]
+    return Path(data_dir) / "collections" / f"{name}-{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    hash: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    taken: str | None = None
+    error: str | None = None
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+class Store:
+    """One collection's catalog, vectors and thumbnails in `directory/catalog.sqlite`."""
+
+    def __init__(self, directory: Path, root: Path | None = None) -> None:
+        self.directory = Path(directory)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.directory / "catalog.sqlite", timeout=30)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            # WAL + NORMAL: a crashed or killed process never loses a committed batch.
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store in {self.directory}: {exc}") from exc
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store in {self.directory} was written by a newer visualsearch "
+                f"(schema {version}); update visualsearch or use another --store"
+            )
+        if root is not None:
+            stored_root = self.get_meta("root")
+            real = os.path.realpath(root)
+            if stored_root is None:
+                self.set_meta("root", real)
+            elif stored_root != real:
+                # A moved collection folder: keep the vectors, relative paths still match.
+                self.set_meta("root", real)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- meta ---------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @property
+    def generation(self) -> int:
+        """Bumped on every change of files or vectors; caches (the index) compare against it."""
+        return int(self.get_meta("generation") or 0)
+
+    def _bump(self) -> None:
+        self.conn.execute(
+            "INSERT INTO meta VALUES ('generation', '1') ON CONFLICT(key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    # -- reads --------------------------------------------------------------------------
+
+    def file_records(self) -> dict[str, FileRecord]:
+        rows = self.conn.execute(
+            "SELECT path, size, mtime_ns, hash, width, height, format, taken, error FROM files"
+        )
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def record(self, path: str) -> FileRecord | None:
+        row = self.conn.execute(
+            "SELECT path, size, mtime_ns, hash, width, height, format, taken, error "
+            "FROM files WHERE path=?",
+            (path,),
+        ).fetchone()
+        return FileRecord(*row) if row else None
+
+    def known_hashes(self, model: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT hash FROM vectors WHERE model=?", (model,))}
+
+    def thumbnail_hashes(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT hash FROM thumbnails")}
+
+    def header_for_hash(self, hashes: Iterable[str]) -> dict[str, FileRecord]:
+        """Any known record per content hash (to copy dimensions to a moved file)."""
+        out: dict[str, FileRecord] = {}
+        for h in hashes:
+            row = self.conn.execute(
+                "SELECT path, size, mtime_ns, hash, width, height, format, taken, error "
+                "FROM files WHERE hash=? AND error IS NULL LIMIT 1",
+                (h,),
+            ).fetchone()
+            if row:
+                out[h] = FileRecord(*row)
+        return out
+
+    def load_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
+        """Paths (sorted) and their float32 vectors for every indexed file."""
+        rows = self.conn.execute(
+            "SELECT f.path, v.vector FROM files f JOIN vectors v ON v.hash = f.hash "
+            "WHERE v.model = ? AND f.error IS NULL ORDER BY f.path",
+            (model,),
+        ).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), np.float32)
+        paths = [r[0] for r in rows]
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16)
+        return paths, matrix.reshape(len(rows), -1).astype(np.float32)
+
+    def vector(self, model: str, path: str) -> np.ndarray | None:
+        row = self.conn.execute(
+            "SELECT v.vector FROM files f JOIN vectors v ON v.hash = f.hash "
+            "WHERE v.model = ? AND f.path = ?",
+            (model, path),
+        ).fetchone()
+        return None if row is None else np.frombuffer(row[0], np.float16).astype(np.float32)
+
+    def thumbnail(self, path: str) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT t.jpeg FROM files f JOIN thumbnails t ON t.hash = f.hash WHERE f.path = ?",
+            (path,),
+        ).fetchone()
+        return row[0] if row else None
+
+    def errors(self) -> list[tuple[str, str]]:
+        return self.conn.execute(
+            "SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path"
+        ).fetchall()
+
+    def counts(self) -> dict[str, int]:
+        q = self.conn.execute
+        return {
+            "files": q("SELECT COUNT(*) FROM files").fetchone()[0],
+            "errors": q("SELECT COUNT(*) FROM files WHERE error IS NOT NULL").fetchone()[0],
+            "thumbnails": q("SELECT COUNT(*) FROM thumbnails").fetchone()[0],
+        }
+
+    def vector_counts(self) -> dict[str, int]:
+        """Indexed files per model id."""
+        rows = self.conn.execute(
+            "SELECT v.model, COUNT(*) FROM files f JOIN vectors v ON v.hash = f.hash "
+            "WHERE f.error IS NULL GROUP BY v.model"
+        )
+        return dict(rows.fetchall())
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+
+    # -- writes -------------------------------------------------------------------------
+
+    def commit_batch(
+        self,
+        model: str,
+        records: list[FileRecord],
+        vectors: dict[str, np.ndarray] | None = None,
+        thumbnails: dict[str, bytes] | None = None,
+    ) -> None:
+        """Write file records, their new vectors and thumbnails in one transaction."""
+        with self.conn:
+            if vectors:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                    [(model, h, np.asarray(v, np.float16).tobytes()) for h, v in vectors.items()],
+                )
+            if thumbnails:
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO thumbnails VALUES (?, ?)", list(thumbnails.items())
+                )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.path,
+                        r.size,
+                        r.mtime_ns,
+                        r.hash,
+                        r.width,
+                        r.height,
+                        r.format,
+                        r.taken,
+                        r.error,
+                    )
+                    for r in records
+                ],
+            )
+            self._bump()
+
+    def remove_paths(self, paths: Iterable[str]) -> int:
+        paths = list(paths)
+        if not paths:
+            return 0
+        with self.conn:
+            self.conn.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
+            self._bump()
+        return len(paths)
+
+    def collect_garbage(self) -> int:
+        """Drop vectors and thumbnails that no file refers to any more."""
+        with self.conn:
+            n = self.conn.execute(
+                "DELETE FROM vectors WHERE hash NOT IN "
+                "(SELECT hash FROM files WHERE hash IS NOT NULL)"
+            ).rowcount
+            n += self.conn.execute(
+                "DELETE FROM thumbnails WHERE hash NOT IN "
+                "(SELECT hash FROM files WHERE hash IS NOT NULL)"
+            ).rowcount
+        return n
