@@ -10,7 +10,7 @@ import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, l2_normalize
-from visualsearch.core.index import VectorIndex, build_or_load
+from visualsearch.core.index import VectorIndex, open_index
 from visualsearch.core.store import Store
 
 
@@ -37,17 +37,7 @@ class Collection:
         self.encoder = encoder
         self.paths, self.matrix = store.load_vectors(encoder.id)
         self._row = {p: i for i, p in enumerate(self.paths)}
-        key = f"index_generation:{encoder.id}"
-        stored = store.get_meta(key)
-        self.index: VectorIndex = build_or_load(
-            self.matrix,
-            store.directory,
-            encoder.id,
-            store.generation,
-            int(stored) if stored is not None else None,
-        )
-        if self.index.kind == "annoy" and stored != str(store.generation):
-            store.set_meta(key, str(store.generation))
+        self.index: VectorIndex = open_index(store, encoder.id, self.matrix)
 
     def __len__(self) -> int:
         return len(self.paths)

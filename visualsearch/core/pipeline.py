@@ -17,6 +17,7 @@ import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, default_threads
+from visualsearch.core.index import ANNOY_THRESHOLD, open_index
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.scan import FileStat, scan_folder
 from visualsearch.core.store import FileRecord, Store, content_hash
@@ -31,6 +32,7 @@ class IndexOptions:
     retry_errors: bool = False  # try again files that failed before and did not change
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
     thumbnail_size: int = THUMBNAIL_SIZE
+    annoy_threshold: int = ANNOY_THRESHOLD  # from this many images on, build Annoy
 
 
 @dataclass
@@ -178,6 +180,11 @@ def index_folder(
         if report.removed:
             store.collect_garbage()
     store.set_meta("model", encoder.id)
+    if not report.cancelled and store.vector_counts().get(encoder.id, 0) >= opts.annoy_threshold:
+        progress.report(done, total, "Building the search index…")
+        open_index(
+            store, encoder.id, threshold=opts.annoy_threshold
+        )  # built after ingest, so the first query is instant
     report.seconds = time.perf_counter() - started
     progress.report(done, total, "Cancelled" if report.cancelled else "Done")
     return report
@@ -236,7 +243,10 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report)
                     report.cancelled = True
                     break
                 batch.extend(fut.result() for fut in finished)
-                if len(batch) >= batch_size or (exhausted and not pending):
+                while len(batch) >= batch_size:
+                    flush(batch[:batch_size])
+                    batch = batch[batch_size:]
+                if batch and exhausted and not pending:
                     flush(batch)
                     batch = []
             if batch and not report.cancelled:

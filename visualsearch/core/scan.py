@@ -78,8 +78,20 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
 
     visited = {(root_stat.st_dev, root_stat.st_ino)}
     stack: list[tuple[str, str]] = [(os.fspath(root), "")]
-    while stack:
-        abs_dir, rel_dir = stack.pop()
+    # Folders reached through a symbolic link are walked after all real folders, so a
+    # folder that is both linked and real is listed under its real path.
+    linked: list[tuple[str, str, tuple[int, int]]] = []
+    while stack or linked:
+        if stack:
+            abs_dir, rel_dir = stack.pop()
+        else:
+            abs_dir, rel_dir, key = linked.pop(0)
+            if key in visited:
+                result.problems.append(
+                    (rel_dir, "symbolic link to a folder already scanned (loop)")
+                )
+                continue
+            visited.add(key)
         try:
             with os.scandir(abs_dir) as it:
                 entries = sorted(it, key=lambda e: e.name)
@@ -105,14 +117,11 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
                 key = (st.st_dev, st.st_ino)
                 if key in excluded:
                     continue
-                if key in visited:
-                    if entry.is_symlink():
-                        result.problems.append(
-                            (rel, "symbolic link to a folder already scanned (loop)")
-                        )
-                    continue
-                visited.add(key)
-                subdirs.append((entry.path, rel))
+                if entry.is_symlink():
+                    linked.append((entry.path, rel, key))
+                elif key not in visited:
+                    visited.add(key)
+                    subdirs.append((entry.path, rel))
             elif is_image_name(entry.name):
                 if stat.S_ISREG(st.st_mode):
                     result.files.append(FileStat(rel, st.st_size, st.st_mtime_ns))
@@ -120,6 +129,7 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
                     result.problems.append((rel, "not a regular file (device, pipe or socket)"))
         # reversed so that popping from the stack walks folders in name order
         stack.extend(reversed(subdirs))
+    result.files.sort(key=lambda f: f.path)
     return result
 
 

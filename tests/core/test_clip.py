@@ -1,0 +1,121 @@
+"""The CLIP path through the real loading code, with a checkpoint the test writes.
+
+No CLIP weights can be downloaded here, so the weights are random: this checks
+loading, preprocessing, shapes, normalisation and the store/CLI plumbing, not
+the quality of CLIP's results.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from visualsearch.cli import main
+from visualsearch.core.encoders import ModelUnavailable, default_model_spec, load_encoder
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-B-32", pretrained=None)
+    path = tmp_path_factory.mktemp("ckpt") / "random-vit-b-32.pt"
+    torch.save({"state_dict": model.state_dict()}, path)
+    return path
+
+
+def test_checkpoint_loads_and_embeds_into_one_space(checkpoint, app_paths, photos_dir):
+    from PIL import Image
+
+    enc = load_encoder("clip", cache_dir=app_paths.cache_dir, weights=checkpoint)
+    assert enc.id.startswith("clip:ViT-B-32:file-") and enc.dim == 512 and enc.input_size == 224
+    with Image.open(photos_dir / "chelsea.png") as img:
+        pixels = enc.preprocess(img.convert("RGB"))
+    assert pixels.shape == (3, 224, 224)
+    img_vecs = enc.embed_images(np.stack([pixels, pixels]))
+    txt_vecs = enc.embed_text(["a cat", "a dog on a beach"])
+    for v in (img_vecs, txt_vecs):
+        assert v.shape == (2, 512) and v.dtype == np.float32
+        assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(img_vecs[0], img_vecs[1], atol=1e-5)
+    assert not np.allclose(txt_vecs[0], txt_vecs[1])  # weights were really loaded and used
+
+
+def test_index_and_search_through_the_cli_with_weights(
+    checkpoint, app_paths, photos_dir, capsys, tmp_path
+):
+    store = str(tmp_path / "store")
+    assert (
+        main(
+            [
+                "index",
+                str(photos_dir),
+                "--model",
+                "clip:ViT-B-32",
+                "--weights",
+                str(checkpoint),
+                "--store",
+                store,
+                "--json",
+            ],
+            paths=app_paths,
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["encoded"] == report["scanned"] > 30 and report["model"].startswith("clip:")
+    # later commands reuse the collection's model and checkpoint without repeating them
+    assert (
+        main(
+            [
+                "similar",
+                str(photos_dir),
+                str(photos_dir / "coffee.png"),
+                "--store",
+                store,
+                "--json",
+                "--include-self",
+                "-k",
+                "2",
+            ],
+            paths=app_paths,
+        )
+        == 0
+    )
+    hits = json.loads(capsys.readouterr().out)
+    assert hits[0]["path"].endswith("coffee.png") and hits[0]["score"] > 0.999
+    assert (
+        main(
+            ["search", str(photos_dir), "a cat", "--store", store, "--json", "-k", "5"],
+            paths=app_paths,
+        )
+        == 0
+    )
+    assert len(json.loads(capsys.readouterr().out)) == 5
+
+
+def test_missing_weights_fail_at_once_with_advice(app_paths):
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailable, match="--weights FILE") as err:
+        load_encoder("clip:ViT-B-32:laion2b_s34b_b79k", cache_dir=app_paths.cache_dir)
+    assert time.monotonic() - started < 2.0
+    assert "builtin" in str(err.value)
+    assert default_model_spec() == "builtin"  # nothing cached → the offline model
+
+
+def test_bad_checkpoint_and_unknown_names(app_paths, tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelUnavailable, match="cannot load CLIP weights"):
+        load_encoder("clip", cache_dir=app_paths.cache_dir, weights=junk)
+    with pytest.raises(ModelUnavailable, match="not found"):
+        load_encoder("clip", cache_dir=app_paths.cache_dir, weights=tmp_path / "nope.pt")
+    with pytest.raises(ModelUnavailable, match="unknown CLIP architecture"):
+        load_encoder("clip:ViT-Nope", cache_dir=app_paths.cache_dir)
+    with pytest.raises(ModelUnavailable, match="no pretrained weights named"):
+        load_encoder("clip:ViT-B-32:nope", cache_dir=app_paths.cache_dir)

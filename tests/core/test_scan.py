@@ -1,0 +1,61 @@
+import os
+
+from visualsearch.core.scan import scan_folder
+
+
+def _touch(path, data=b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def test_finds_images_recursively_and_skips_the_rest(tmp_path):
+    _touch(tmp_path / "a.jpg")
+    _touch(tmp_path / "sub" / "b.PNG")
+    _touch(tmp_path / "sub" / "deeper" / "c.webp")
+    _touch(tmp_path / "sub" / "notes.txt")
+    _touch(tmp_path / ".hidden" / "d.jpg")
+    _touch(tmp_path / ".e.jpg")
+    _touch(tmp_path / "猫の写真" / "ünïcödé ✓.jpeg")
+    result = scan_folder(tmp_path)
+    assert sorted(f.path for f in result.files) == [
+        "a.jpg",
+        "sub/b.PNG",
+        "sub/deeper/c.webp",
+        "猫の写真/ünïcödé ✓.jpeg",
+    ]
+    assert all(f.size == 1 and f.mtime_ns > 0 for f in result.files)
+
+
+def test_symlink_loops_end_and_are_reported(tmp_path):
+    _touch(tmp_path / "sub" / "a.jpg")
+    os.symlink("..", tmp_path / "sub" / "up")
+    os.symlink(tmp_path / "sub", tmp_path / "again")
+    result = scan_folder(tmp_path)
+    assert [f.path for f in result.files] == ["sub/a.jpg"]
+    assert any("loop" in reason for _, reason in result.problems)
+
+
+def test_linked_folder_outside_is_followed(tmp_path):
+    outside = tmp_path / "outside"
+    _touch(outside / "x.jpg")
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(outside, root / "linked")
+    assert [f.path for f in scan_folder(root).files] == ["linked/x.jpg"]
+
+
+def test_special_files_and_broken_links_are_reported(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    os.symlink(tmp_path / "nowhere.jpg", tmp_path / "broken.jpg")
+    result = scan_folder(tmp_path)
+    assert result.files == []
+    reasons = dict(result.problems)
+    assert "regular file" in reasons["pipe.jpg"]
+    assert "broken" in reasons["broken.jpg"]
+
+
+def test_excluded_store_folder_is_skipped(tmp_path):
+    _touch(tmp_path / "a.jpg")
+    _touch(tmp_path / "store" / "thumb.jpg")
+    result = scan_folder(tmp_path, exclude=[tmp_path / "store"])
+    assert [f.path for f in result.files] == ["a.jpg"]

@@ -1,0 +1,32 @@
+"""A tiny deterministic encoder for fast unit tests of the plumbing.
+
+The real encoders are exercised in tests/core/test_semantics.py and test_clip.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from visualsearch.core.encoders.base import l2_normalize
+
+
+class FakeEncoder:
+    id = "fake-v1"
+    dim = 48
+    input_size = 16
+
+    def __init__(self) -> None:
+        self.images_seen = 0
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        small = image.resize((4, 4))
+        return np.asarray(small, np.float32).transpose(2, 0, 1) / 255.0
+
+    def embed_images(self, batch: np.ndarray) -> np.ndarray:
+        self.images_seen += len(batch)
+        return l2_normalize(batch.reshape(len(batch), -1) - 0.5)
+
+    def embed_text(self, texts) -> np.ndarray:
+        rng = np.random.default_rng(abs(hash(tuple(texts))) % 2**32)
+        return l2_normalize(rng.standard_normal((len(texts), self.dim)))
