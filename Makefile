@@ -8,7 +8,6 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
 	# pip, not uv/poetry: pip finds the torch wheels that lie on the build machines' disk
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)

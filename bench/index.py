@@ -142,7 +142,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=48)
     ap.add_argument("--models", nargs="+", default=["builtin", "clip"])
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reindex-files", type=int, default=10_000)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="vs-bench-") as tmp:

@@ -139,18 +139,11 @@ def test_unreadable_file_as_an_ordinary_user(tmp_path_factory, app_paths):
         XDG_DATA_HOME=str(base / "data"),
         XDG_CACHE_HOME=str(base / "cache"),
     )
-    cmd = [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        sys.executable,
-        "-m",
-        "visualsearch",
-        "index",
-        str(pics),
-        "--json",
-    ]
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable]
+    probe = subprocess.run([*drop, "-c", "import visualsearch"], env=env, capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("this checkout is not readable by the unprivileged user")
+    cmd = [*drop, "-m", "visualsearch", "index", str(pics), "--json"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)

@@ -130,3 +130,10 @@ def test_fit_square_and_thumbnail(chelsea):
     assert sq.size == (260, 260)
     thumb = Image.open(io.BytesIO(imageio.thumbnail_jpeg(chelsea, 128)))
     assert max(thumb.size) == 128 and thumb.format == "JPEG"
+
+
+def test_heic_photos_decode(chelsea):
+    pytest.importorskip("pillow_heif")
+    data = _bytes(chelsea, "HEIF", quality=80)
+    decoded = imageio.decode(data)
+    assert decoded.info.format == "HEIF" and decoded.image.size == chelsea.size

@@ -27,7 +27,9 @@ THUMBNAIL_SIZE = 256
 
 @dataclass
 class IndexOptions:
-    batch_size: int = 16  # ONNX Runtime ran EfficientNet-Lite2 fastest at 8–16 on 2 cores
+    batch_size: int = (
+        8  # bench/index.py: EfficientNet-Lite2 in ONNX Runtime, 91 img/s at 8, 61 at 16
+    )
     workers: int = 0  # decode threads; 0 = one per core
     retry_errors: bool = False  # try again files that failed before and did not change
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
