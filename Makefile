@@ -19,6 +19,10 @@ test: $(STAMP)
 	$(BIN)/ruff check visualsearch tests bench
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+lint: $(STAMP)
+	$(BIN)/ruff check visualsearch tests bench
+	$(BIN)/ruff format --check visualsearch tests bench
+
 bench: $(STAMP)
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/index.py
