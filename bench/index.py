@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from visualsearch.core import imageio
 from visualsearch.core.encoders import load_encoder
 from visualsearch.core.encoders.base import default_threads
-from visualsearch.core.pipeline import IndexOptions, index_folder
+from visualsearch.core.pipeline import IndexOptions, index_folder, prepare_file
 from visualsearch.core.sample import skimage_photos
-from visualsearch.core.store import Store, content_hash
+from visualsearch.core.scan import FileStat
+from visualsearch.core.store import Store
 
 
 def make_camera_jpegs(dest: Path, n: int) -> list[Path]:
@@ -46,14 +46,6 @@ def make_camera_jpegs(dest: Path, n: int) -> list[Path]:
         img.save(path, quality=92)
         out.append(path)
     return out
-
-
-def decode_one(path: Path, encoder) -> np.ndarray:
-    data = path.read_bytes()
-    content_hash(data)
-    decoded = imageio.decode(data, min_side=max(encoder.input_size, 256))
-    imageio.thumbnail_jpeg(decoded.image)
-    return encoder.preprocess(decoded.image)
 
 
 def naive_rate(paths: list[Path], spec: str, encoder) -> float:
@@ -85,11 +77,19 @@ def bench_model(spec: str, weights, paths, cache_dir: Path, work: Path, batch: i
     encoder = load_encoder(spec, cache_dir=cache_dir, weights=weights)
     n = len(paths)
     workers = default_threads()
-    with ThreadPoolExecutor(workers) as pool:
+    opts = IndexOptions(batch_size=batch)
+    stats = [FileStat(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    with ThreadPoolExecutor(workers) as pool:  # the pipeline's own per-file work, no encoder
         t = time.perf_counter()
-        pixels = list(pool.map(lambda p: decode_one(p, encoder), paths))
+        items = list(
+            pool.map(
+                lambda f: prepare_file(paths[0].parent, f, encoder, frozenset(), frozenset(), opts),
+                stats,
+            )
+        )
         d_rate = n / (time.perf_counter() - t)
-    stack = np.stack(pixels)
+    assert all(it.pixels is not None and it.thumbnail is not None for it in items)
+    stack = np.stack([it.pixels for it in items])
     encoder.embed_images(stack[:batch])
     t = time.perf_counter()
     for i in range(0, n, batch):
@@ -98,9 +98,7 @@ def bench_model(spec: str, weights, paths, cache_dir: Path, work: Path, batch: i
     store_dir = work / f"store-{spec}"
     shutil.rmtree(store_dir, ignore_errors=True)
     with Store(store_dir) as store:
-        report = index_folder(
-            paths[0].parent, store, encoder, options=IndexOptions(batch_size=batch)
-        )
+        report = index_folder(paths[0].parent, store, encoder, options=opts)
     assert report.encoded == n, report
     p_rate = n / report.seconds
     ideal = 1 / (1 / e_rate + 1 / d_rate)

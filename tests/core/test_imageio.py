@@ -39,9 +39,8 @@ def test_every_mode_becomes_rgb(chelsea, mode):
         img = Image.fromarray(arr)
         assert img.mode == "I;16"
     elif mode == "PA":
-        img = (
-            chelsea.convert("RGBA").convert("PA") if hasattr(Image, "PA") else chelsea.convert("P")
-        )
+        img = chelsea.convert("RGBA").convert("PA")
+        assert img.mode == "PA"
     else:
         img = chelsea.convert(mode)
     out = imageio.to_rgb(img)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -110,12 +109,6 @@ class AnnoyVectorIndex:
         # Annoy's angular distance is sqrt(2 - 2cos) for unit vectors.
         d = np.asarray(dist, np.float32)
         return np.asarray(ids, np.int64), 1.0 - d * d / 2.0
-
-
-@dataclass
-class IndexFile:
-    path: Path
-    generation: int
 
 
 def index_path(store_dir: Path, model: str) -> Path:

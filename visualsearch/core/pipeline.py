@@ -27,9 +27,8 @@ THUMBNAIL_SIZE = 256
 
 @dataclass
 class IndexOptions:
-    batch_size: int = (
-        8  # bench/index.py: EfficientNet-Lite2 in ONNX Runtime, 91 img/s at 8, 61 at 16
-    )
+    # bench/index.py: EfficientNet-Lite2 in ONNX Runtime ran 91 img/s at batch 8, 61 at 16
+    batch_size: int = 8
     workers: int = 0  # decode threads; 0 = one per core
     retry_errors: bool = False  # try again files that failed before and did not change
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
@@ -72,7 +71,7 @@ class _Item:
     thumbnail: bytes | None = None
 
 
-def _process(
+def prepare_file(
     root: Path,
     f: FileStat,
     encoder: Encoder,
@@ -80,7 +79,10 @@ def _process(
     have_thumbs: frozenset[str],
     opts: IndexOptions,
 ) -> _Item:
-    """Runs in a decode thread: read once, hash, then decode only what is needed."""
+    """Read, hash and, only where needed, decode + preprocess + thumbnail one file.
+
+    Runs in a decode thread; never raises: failures become a record with an error.
+    """
     try:
         data = imageio.read_bytes(root / f.path)
         digest = content_hash(data)
@@ -183,10 +185,9 @@ def index_folder(
             store.collect_garbage()
     store.set_meta("model", encoder.id)
     if not report.cancelled and store.vector_counts().get(encoder.id, 0) >= opts.annoy_threshold:
+        # built after ingest, so the first query is instant
         progress.report(done, total, "Building the search index…")
-        open_index(
-            store, encoder.id, threshold=opts.annoy_threshold
-        )  # built after ingest, so the first query is instant
+        open_index(store, encoder.id, threshold=opts.annoy_threshold)
     report.seconds = time.perf_counter() - started
     progress.report(done, total, "Cancelled" if report.cancelled else "Done")
     return report
@@ -237,7 +238,9 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report)
                     if f is None:
                         exhausted = True
                         break
-                    pending.add(pool.submit(_process, root, f, encoder, known_f, thumbs_f, opts))
+                    pending.add(
+                        pool.submit(prepare_file, root, f, encoder, known_f, thumbs_f, opts)
+                    )
                 if not pending:
                     break
                 finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)

@@ -57,6 +57,10 @@ def default_store_dir(folder: Path, data_dir: Path) -> Path:
     return Path(data_dir) / "collections" / f"{name}-{key}"
 
 
+# the `files` columns in FileRecord's field order
+_RECORD_COLUMNS = "path, size, mtime_ns, hash, width, height, format, taken, error"
+
+
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     path: str
@@ -138,15 +142,12 @@ class Store:
     # -- reads --------------------------------------------------------------------------
 
     def file_records(self) -> dict[str, FileRecord]:
-        rows = self.conn.execute(
-            "SELECT path, size, mtime_ns, hash, width, height, format, taken, error FROM files"
-        )
+        rows = self.conn.execute(f"SELECT {_RECORD_COLUMNS} FROM files")
         return {r[0]: FileRecord(*r) for r in rows}
 
     def record(self, path: str) -> FileRecord | None:
         row = self.conn.execute(
-            "SELECT path, size, mtime_ns, hash, width, height, format, taken, error "
-            "FROM files WHERE path=?",
+            f"SELECT {_RECORD_COLUMNS} FROM files WHERE path=?",
             (path,),
         ).fetchone()
         return FileRecord(*row) if row else None
@@ -156,19 +157,6 @@ class Store:
 
     def thumbnail_hashes(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT hash FROM thumbnails")}
-
-    def header_for_hash(self, hashes: Iterable[str]) -> dict[str, FileRecord]:
-        """Any known record per content hash (to copy dimensions to a moved file)."""
-        out: dict[str, FileRecord] = {}
-        for h in hashes:
-            row = self.conn.execute(
-                "SELECT path, size, mtime_ns, hash, width, height, format, taken, error "
-                "FROM files WHERE hash=? AND error IS NULL LIMIT 1",
-                (h,),
-            ).fetchone()
-            if row:
-                out[h] = FileRecord(*row)
-        return out
 
     def load_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
         """Paths (sorted) and their float32 vectors for every indexed file."""
