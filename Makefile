@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,20 +12,27 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
+# the window; with no ARGS on the sample collection (ARGS=/some/folder, or a CLI command)
 run: $(STAMP)
-	$(BIN)/visualsearch $(ARGS)
+	$(BIN)/visualsearch $(if $(ARGS),$(ARGS),--sample)
 
 test: $(STAMP)
-	$(BIN)/ruff check visualsearch tests bench
+	$(BIN)/ruff check visualsearch tests bench scripts
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check visualsearch tests bench
-	$(BIN)/ruff format --check visualsearch tests bench
+	$(BIN)/ruff check visualsearch tests bench scripts
+	$(BIN)/ruff format --check visualsearch tests bench scripts
 
 bench: $(STAMP)
 	$(BIN)/python bench/search.py
 	$(BIN)/python bench/index.py
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui.py
+
+# the README's pictures: the real window on a virtual X screen
+screenshots: $(STAMP)
+	bash scripts/install-qt-libs.sh --xcb
+	xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python scripts/screenshots.py docs/screenshots
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -1,4 +1,10 @@
-"""`visualsearch` / `python -m visualsearch`: the CLI; with no command, the demo."""
+"""`visualsearch` / `python -m visualsearch`: the window, or a CLI command.
+
+visualsearch                 the window (re-opens the last folder)
+visualsearch FOLDER          the window, on FOLDER
+visualsearch --sample        the window, on the sample collection
+visualsearch COMMAND …       a headless command (visualsearch --help)
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,17 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from visualsearch.cli import build_parser
     from visualsearch.cli import main as cli_main
 
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        argv = ["demo"]  # the window arrives with the desktop issue; until then, the demo
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = set(build_parser()._subparsers._group_actions[0].choices)
+    if (
+        not argv
+        or argv[0] == "--sample"
+        or (argv[0] not in commands and not argv[0].startswith("-"))
+    ):
+        argv = ["gui", *argv]
     return cli_main(argv)
 
 

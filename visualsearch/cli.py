@@ -16,10 +16,19 @@ from pathlib import Path
 from visualsearch import __version__
 from visualsearch.core import imageio
 from visualsearch.core.collection import Collection, Hit, NotIndexed
-from visualsearch.core.encoders import ModelUnavailable, default_model_spec, load_encoder
-from visualsearch.core.pipeline import IndexOptions, IndexReport, ensure_dir_exists, index_folder
+from visualsearch.core.encoders import ModelUnavailable, load_encoder
+from visualsearch.core.pipeline import IndexOptions, IndexReport, ensure_dir_exists
+from visualsearch.core.session import (
+    ModelChoice,
+    index_and_record,
+    open_store,
+    remembered_model,
+    scan_problems,
+)
 from visualsearch.core.settings import AppPaths
-from visualsearch.core.store import Store, StoreError, default_store_dir
+from visualsearch.core.store import Store, StoreError
+
+COMMANDS = ("index", "search", "similar", "info", "sample", "gui", "demo")
 
 
 class CliError(Exception):
@@ -61,33 +70,30 @@ class TqdmProgress:
 
 
 def _open_store(args, folder: Path) -> Store:
-    store_dir = Path(args.store) if args.store else default_store_dir(folder, args.paths.data_dir)
-    return Store(store_dir, root=folder)
+    return open_store(folder, args.paths.data_dir, Path(args.store) if args.store else None)
 
 
-def _resolve_model(args, store: Store) -> tuple[str, Path | None]:
+def _resolve_model(args, store: Store) -> ModelChoice:
     """--model/--weights, else what the collection was last indexed with, else the default."""
     if args.model or args.weights:
-        spec = args.model or "clip"
         weights = Path(args.weights).expanduser().resolve() if args.weights else None
-        return spec, weights
-    spec = store.get_meta("model_spec")
-    if spec:
-        w = store.get_meta("model_weights")
-        return spec, Path(w) if w else None
-    return default_model_spec(), None
+        return ModelChoice(args.model or "clip", weights)
+    return remembered_model(store)
 
 
 def _encoder(args, store: Store):
-    spec, weights = _resolve_model(args, store)
+    model = _resolve_model(args, store)
     encoder = load_encoder(
-        spec, cache_dir=args.paths.cache_dir, weights=weights, threads=args.threads or None
+        model.spec,
+        cache_dir=args.paths.cache_dir,
+        weights=model.weights,
+        threads=args.threads or None,
     )
-    return encoder, spec, weights
+    return encoder, model
 
 
 def _index(
-    args, folder: Path, store: Store, encoder, spec: str, weights, quiet: bool
+    args, folder: Path, store: Store, encoder, model: ModelChoice, quiet: bool
 ) -> IndexReport:
     progress = TqdmProgress(quiet=quiet)
     opts = IndexOptions(retry_errors=getattr(args, "retry_errors", False))
@@ -96,13 +102,9 @@ def _index(
     if getattr(args, "workers", None):
         opts.workers = args.workers
     try:
-        report = index_folder(folder, store, encoder, progress, opts)
+        return index_and_record(folder, store, encoder, model, progress, opts)
     finally:
         progress.close()
-    store.set_meta("model_spec", spec)
-    store.set_meta("model_weights", str(weights) if weights else "")
-    store.set_meta("scan_problems", json.dumps(report.problems))
-    return report
 
 
 def _print_hits(hits: list[Hit], root: Path, as_json: bool, header: str) -> None:
@@ -123,11 +125,11 @@ def _print_hits(hits: list[Hit], root: Path, as_json: bool, header: str) -> None
 def _collection(args, need_update: bool = False) -> Collection:
     folder = ensure_dir_exists(Path(args.folder)).resolve()
     store = _open_store(args, folder)
-    encoder, spec, weights = _encoder(args, store)
+    encoder, model = _encoder(args, store)
     if need_update or args.update or encoder.id not in store.vector_counts():
         if not args.json:
             print(f"Indexing {folder} with {encoder.id}…", file=sys.stderr)
-        _index(args, folder, store, encoder, spec, weights, quiet=args.json)
+        _index(args, folder, store, encoder, model, quiet=args.json)
     return Collection(folder, store, encoder)
 
 
@@ -137,7 +139,7 @@ def _collection(args, need_update: bool = False) -> Collection:
 def cmd_index(args) -> int:
     folder = ensure_dir_exists(Path(args.folder)).resolve()
     store = _open_store(args, folder)
-    encoder, spec, weights = _encoder(args, store)
+    encoder, model = _encoder(args, store)
     if not args.json:
         print(
             f"Indexing {folder}\n  model {encoder.id} ({getattr(encoder, 'backend', '')})\n"
@@ -145,7 +147,7 @@ def cmd_index(args) -> int:
             file=sys.stderr,
         )
     try:
-        report = _index(args, folder, store, encoder, spec, weights, quiet=args.json)
+        report = _index(args, folder, store, encoder, model, quiet=args.json)
     except KeyboardInterrupt:
         print(
             "\nInterrupted. Finished batches are saved; run the same command to resume.",
@@ -188,7 +190,7 @@ def cmd_info(args) -> int:
     folder = ensure_dir_exists(Path(args.folder)).resolve()
     store = _open_store(args, folder)
     counts = store.counts()
-    problems = json.loads(store.get_meta("scan_problems") or "[]")
+    problems = scan_problems(store)
     info = {
         "folder": str(folder),
         "store": str(store.directory),
@@ -254,6 +256,12 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_gui(args) -> int:
+    from visualsearch.qt.app import main as gui_main
+
+    return gui_main(folder=args.folder, sample=args.sample, paths=args.paths)
+
+
 # -- parser -----------------------------------------------------------------------------
 
 
@@ -307,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dest", nargs="?", help="where (default: in the user data folder)")
     p.set_defaults(func=cmd_sample)
 
+    p = sub.add_parser("gui", help="the window (the default with no command)")
+    p.add_argument("folder", nargs="?", help="open this folder (default: the last one)")
+    p.add_argument("--sample", action="store_true", help="open the sample collection")
+    p.set_defaults(func=cmd_gui)
+
     p = sub.add_parser("demo", parents=[common], help="index the sample collection and search it")
     p.set_defaults(func=cmd_demo)
     return parser
@@ -319,6 +332,8 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
         parser.print_help()
         return 2
     args.paths = paths or AppPaths.default()
+    if args.func is cmd_gui:
+        return cmd_gui(args)  # the window shows its own errors
     try:
         return args.func(args)
     except (

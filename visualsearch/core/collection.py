@@ -10,7 +10,7 @@ import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, l2_normalize
-from visualsearch.core.index import VectorIndex, open_index
+from visualsearch.core.index import ANNOY_THRESHOLD, VectorIndex, open_index
 from visualsearch.core.store import Store
 
 
@@ -29,15 +29,25 @@ class NotIndexed(RuntimeError):
 
 
 class Collection:
-    """Read-only view for searching; open it after indexing."""
+    """Read-only view for searching; open it after indexing.
 
-    def __init__(self, root: Path, store: Store, encoder: Encoder) -> None:
+    `index_threshold` is where Annoy takes over from exact search; the window passes
+    a huge one while an indexing run is still adding vectors, so that a query during
+    the run never waits for an Annoy build.
+    """
+
+    def __init__(
+        self, root: Path, store: Store, encoder: Encoder, index_threshold: int = ANNOY_THRESHOLD
+    ) -> None:
         self.root = Path(root).expanduser().resolve()
         self.store = store
         self.encoder = encoder
+        self.generation = store.generation
         self.paths, self.matrix = store.load_vectors(encoder.id)
         self._row = {p: i for i, p in enumerate(self.paths)}
-        self.index: VectorIndex = open_index(store, encoder.id, self.matrix)
+        self.index: VectorIndex = open_index(
+            store, encoder.id, self.matrix, threshold=index_threshold
+        )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -91,10 +101,13 @@ class Collection:
             st = os.stat(self.root / rel)
             if record and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
                 return self.matrix[self._row[rel]], rel
-        data = imageio.read_bytes(path)
+        return self.embed_image_bytes(imageio.read_bytes(path)), rel
+
+    def embed_image_bytes(self, data: bytes) -> np.ndarray:
+        """The vector of an encoded image that is not a file (pasted from the clipboard)."""
         decoded = imageio.decode(data, min_side=self.encoder.input_size)
         pixels = self.encoder.preprocess(decoded.image)[None]
-        return self.encoder.embed_images(pixels)[0], rel
+        return self.encoder.embed_images(pixels)[0]
 
     def similar_to(self, path: Path, k: int = 20, include_self: bool = False) -> list[Hit]:
         """Images most like the image at `path`, which may live outside the collection."""

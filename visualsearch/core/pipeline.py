@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,13 +126,15 @@ def index_folder(
     encoder: Encoder,
     progress: Progress | None = None,
     options: IndexOptions | None = None,
+    on_commit: Callable[[list[FileRecord]], None] | None = None,
 ) -> IndexReport:
     """Bring the store up to date with `folder` for `encoder`'s model.
 
     Unchanged files (same size and mtime) are only stat-ed. New and changed
     files are read and hashed; a hash that already has a vector (a moved or
     copied file) is not decoded again. Files that vanished are dropped at the
-    end of a complete run. Never writes to `folder`.
+    end of a complete run. Never writes to `folder`. `on_commit` gets each batch's
+    records right after its transaction (the window shows them as they arrive).
     """
     progress = progress or NullProgress()
     opts = options or IndexOptions()
@@ -177,7 +180,9 @@ def index_folder(
     done = 0
     progress.report(0, total, f"{total} images to index")
     if total:
-        done = _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report)
+        done = _run(
+            root, todo, store, encoder, progress, opts, known, gone_hashes, report, on_commit
+        )
 
     if not report.cancelled:
         report.removed = store.remove_paths(gone)
@@ -193,7 +198,7 @@ def index_folder(
     return report
 
 
-def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report) -> int:
+def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report, on_commit) -> int:
     workers = opts.workers or default_threads()
     batch_size = max(1, opts.batch_size)
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
@@ -216,6 +221,8 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report)
             vectors = {it.record.hash: v for it, v in zip(to_encode, embedded, strict=True)}
         thumbs = {it.record.hash: it.thumbnail for it in items if it.thumbnail is not None}
         store.commit_batch(encoder.id, [it.record for it in items], vectors, thumbs)
+        if on_commit is not None:
+            on_commit([it.record for it in items])
         for it in items:
             if it.record.error is not None:
                 report.failed += 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -20,3 +20,22 @@ class AppPaths:
     @property
     def sample_dir(self) -> Path:
         return self.data_dir / "sample-collection"
+
+
+MAX_RECENT = 10
+
+
+@dataclass
+class UserSettings:
+    """What the window remembers between runs. QSettings is only where it is kept."""
+
+    model_spec: str = "builtin"
+    model_weights: str = ""  # a CLIP checkpoint file, when the user chose one
+    recent_folders: list[str] = field(default_factory=list)  # most recent first
+    reopen_last: bool = True
+    thumbnail_size: int = 160  # pixels on screen; the store keeps 256 px thumbnails
+
+    def add_recent(self, folder: Path) -> None:
+        path = str(folder)
+        self.recent_folders = [path] + [f for f in self.recent_folders if f != path]
+        del self.recent_folders[MAX_RECENT:]

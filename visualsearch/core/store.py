@@ -179,6 +179,17 @@ class Store:
         ).fetchone()
         return None if row is None else np.frombuffer(row[0], np.float16).astype(np.float32)
 
+    def image_records(self) -> list[FileRecord]:
+        """Every readable image in the catalog, sorted by path."""
+        rows = self.conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM files WHERE error IS NULL ORDER BY path"
+        )
+        return [FileRecord(*r) for r in rows]
+
+    def thumbnail_by_hash(self, digest: str) -> bytes | None:
+        row = self.conn.execute("SELECT jpeg FROM thumbnails WHERE hash=?", (digest,)).fetchone()
+        return row[0] if row else None
+
     def thumbnail(self, path: str) -> bytes | None:
         row = self.conn.execute(
             "SELECT t.jpeg FROM files f JOIN thumbnails t ON t.hash = f.hash WHERE f.path = ?",

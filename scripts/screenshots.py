@@ -1,0 +1,80 @@
+"""Screenshots of the real window for the README, on a virtual X screen.
+
+    xvfb-run -s "-screen 0 1400x900x24" python scripts/screenshots.py docs/screenshots
+
+Opens the sample collection with the built-in model, then captures the whole X
+screen: all images, a similar-image result and a text search result.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from visualsearch.core.query import TextQuery
+from visualsearch.core.settings import AppPaths
+from visualsearch.qt.app import create_window
+
+
+def settle(app: QApplication, seconds: float = 1.5) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def wait(signal, seconds: float = 300) -> None:
+    loop = QEventLoop()
+    signal.connect(loop.quit)
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots")
+    out.mkdir(parents=True, exist_ok=True)
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("visualsearch")
+    home = Path(tempfile.mkdtemp(prefix="vs-shots-"))
+    window = create_window(
+        AppPaths.default(), QSettings(str(home / "settings.ini"), QSettings.Format.IniFormat)
+    )
+    window.resize(1360, 860)
+    window.move(20, 20)
+    window.show()
+
+    def shot(name: str) -> None:
+        settle(app)
+        app.primaryScreen().grabWindow(0).copy(window.frameGeometry()).save(str(out / name))
+        print(out / name)
+
+    shot("welcome.png")
+    window.open_sample()
+    wait(window.indexing_finished)
+    wait(window.engine_ready, 60)
+    shot("all-images.png")
+
+    row = next(
+        r
+        for r in range(window.model.rowCount())
+        if window.model.item(r).path.name == "astronaut.png"
+    )
+    window.grid.setCurrentIndex(window.model.index(row))
+    window.find_similar(window.model.item(row).path)
+    wait(window.results_shown)
+    shot("similar.png")
+
+    window.search_box.setText("a cup of coffee")
+    window.run_query(TextQuery("a cup of coffee"))
+    wait(window.results_shown)
+    shot("text-search.png")
+    window.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Queries, history, progress estimates and user settings (no Qt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import distinct_images
+from tests.fakes import FakeEncoder
+from visualsearch.core.collection import Collection
+from visualsearch.core.pipeline import index_folder
+from visualsearch.core.progress import RateMeter, format_duration
+from visualsearch.core.query import ImageDataQuery, ImageQuery, QueryHistory, TextQuery, run_query
+from visualsearch.core.settings import MAX_RECENT, UserSettings
+from visualsearch.core.store import Store
+
+
+def test_history_walks_back_and_forward_like_a_browser():
+    h = QueryHistory()
+    a, b, c = TextQuery("a"), TextQuery("b"), ImageQuery(Path("/x.jpg"))
+    assert h.current is None and not h.can_go_back()
+    h.push(a)
+    h.push(b)
+    h.push(b)  # the same query twice is one step
+    assert h.back() == a and h.back() is None and h.back() is None
+    assert h.forward() == a
+    h.push(c)  # a new query drops what was ahead
+    assert not h.can_go_forward() and h.back() == a
+
+
+def test_run_query_leaves_out_the_query_image_and_deleted_files(tmp_path):
+    folder = tmp_path / "photos"
+    paths = distinct_images(folder, 6)
+    store = Store(tmp_path / "store", root=folder)
+    index_folder(folder, store, FakeEncoder())
+    col = Collection(folder, store, FakeEncoder())
+    paths[3].unlink()
+    result = run_query(col, ImageQuery(paths[0]), k=10)
+    names = [h.path.name for h in result.hits]
+    assert paths[0].name not in names and paths[3].name not in names
+    assert result.missing == 1 and len(names) == 4
+    assert [h.rank for h in result.hits] == [1, 2, 3, 4]
+
+    data = paths[1].read_bytes()
+    result = run_query(col, ImageDataQuery(data), k=1)
+    assert result.hits[0].path.name == paths[1].name
+    with pytest.raises(ValueError):
+        run_query(col, TextQuery("   "))  # an empty text is refused, not searched
+    store.close()
+
+
+def test_rate_meter_and_time_left():
+    now = [0.0]
+    meter = RateMeter(window_s=10, clock=lambda: now[0])
+    assert meter.rate is None and meter.seconds_left(100) is None
+    for done in range(0, 50, 10):
+        meter.update(done)
+        now[0] += 1.0
+    assert meter.rate == pytest.approx(10.0)
+    assert meter.seconds_left(100) == pytest.approx(6.0)
+    meter.update(0)  # a new run starts over
+    assert meter.rate is None
+    assert format_duration(42) == "42 s" and format_duration(600) == "10 min"
+    assert format_duration(4800) == "1 h 20 min"
+
+
+def test_recent_folders_most_recent_first_without_repeats():
+    s = UserSettings()
+    for i in range(MAX_RECENT + 3):
+        s.add_recent(Path(f"/f{i}"))
+    s.add_recent(Path("/f5"))
+    assert s.recent_folders[0] == "/f5" and len(s.recent_folders) == MAX_RECENT
+    assert s.recent_folders.count("/f5") == 1

@@ -1,0 +1,78 @@
+"""A real main window (offscreen) with isolated settings and the real built-in model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings, QUrl
+
+from visualsearch.core.session import ModelChoice
+from visualsearch.qt.context import AppContext
+from visualsearch.qt.main_window import MainWindow
+from visualsearch.qt.settings import SettingsStore
+from visualsearch.qt.workers import EncoderProvider
+
+INDEX_TIMEOUT_MS = 180_000
+
+
+class UrlRecorder:
+    """Stands in for QDesktopServices.openUrl: tests must not launch applications."""
+
+    def __init__(self) -> None:
+        self.urls: list[QUrl] = []
+
+    def __call__(self, url: QUrl) -> bool:
+        self.urls.append(url)
+        return True
+
+
+@pytest.fixture
+def settings_file(tmp_path) -> Path:
+    return tmp_path / "settings.ini"
+
+
+@pytest.fixture
+def make_window(qtbot, app_paths, builtin_encoder, settings_file):
+    """Builds windows that share the session's model and data folder (stores are reused)."""
+
+    def make(**options) -> MainWindow:
+        qsettings = QSettings(str(settings_file), QSettings.Format.IniFormat)
+        encoders = EncoderProvider(
+            app_paths.cache_dir, preloaded={ModelChoice("builtin"): builtin_encoder}
+        )
+        ctx = AppContext(app_paths, SettingsStore(qsettings), encoders, open_url=UrlRecorder())
+        for key, value in options.items():
+            setattr(ctx.index_options, key, value)
+        window = MainWindow(ctx)
+        qtbot.addWidget(window)
+        window.show()
+        return window
+
+    return make
+
+
+@pytest.fixture
+def window(make_window) -> MainWindow:
+    return make_window()
+
+
+@pytest.fixture(scope="session")
+def gallery(tmp_path_factory, photos_with_copies_dir) -> Path:
+    """Real photos plus near-duplicate copies, in a folder of its own for the window tests."""
+    dest = tmp_path_factory.mktemp("gallery") / "gallery"
+    shutil.copytree(photos_with_copies_dir, dest)
+    return dest
+
+
+def open_and_wait(qtbot, window: MainWindow, folder: Path):
+    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+        window.open_folder(folder)
+    return blocker.args[0]
+
+
+def wait_results(qtbot, window: MainWindow, action):
+    with qtbot.waitSignal(window.results_shown, timeout=60_000) as blocker:
+        action()
+    return blocker.args[0]

@@ -1,0 +1,800 @@
+"""The main window: actions, menus and layout. It wires signals and computes nothing;
+indexing runs in an IndexJob thread, queries in the SearchEngine thread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QBuffer,
+    QIODevice,
+    QModelIndex,
+    QSize,
+    Qt,
+    QThread,
+    QThreadPool,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QPlainTextEdit,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from visualsearch import __version__
+from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
+from visualsearch.core.query import (
+    ImageDataQuery,
+    ImageQuery,
+    Query,
+    QueryHistory,
+    QueryResult,
+    TextQuery,
+)
+from visualsearch.core.session import ModelChoice
+from visualsearch.core.store import FileRecord, default_store_dir
+from visualsearch.qt.context import AppContext
+from visualsearch.qt.details_panel import DetailsPanel
+from visualsearch.qt.grid_view import ThumbnailGrid
+from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
+from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
+from visualsearch.qt.widgets import IndexingStatus, MessageBar, WelcomePage
+from visualsearch.qt.workers import FolderTarget, IndexJob, JobThread, SearchEngine, run_task
+
+BUILTIN_TEXT_HINT = (
+    "The built-in model knows about 1,000 everyday things (ImageNet's categories: animals, "
+    "objects, vehicles, food…), not whole scenes. For free-form text such as “a dog on a "
+    "beach”, switch to a <a href='model'>CLIP model</a>."
+)
+CLIP_DEFAULT = ModelChoice("clip:ViT-B-32:openai")
+THUMB_SIZES = (96, 128, 160, 200, 256)
+QUERY_THUMB = QSize(56, 56)
+
+
+class MainWindow(QMainWindow):
+    # for tests and scripts: what the window did
+    folder_opened = Signal(str)
+    catalog_shown = Signal(int)
+    indexing_finished = Signal(object)  # IndexReport
+    indexing_failed = Signal(str)
+    results_shown = Signal(object)  # QueryResult, or None for "all images"
+    query_failed = Signal(str)
+    engine_ready = Signal(int)
+
+    # to the search engine's thread
+    _engine_target = Signal(object, bool)
+    _engine_query = Signal(int, object)
+    _engine_shutdown = Signal()
+
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.ctx = context
+        self.settings = context.settings.load()
+        weights = self.settings.model_weights
+        self.model_choice = ModelChoice(
+            self.settings.model_spec, Path(weights) if weights else None
+        )
+        self._fallback_model: ModelChoice | None = None  # the model before a switch, until it works
+        self.target: FolderTarget | None = None
+        self.history = QueryHistory()
+        self.records: dict[str, FileRecord] = {}
+        self.skipped: list[tuple[str, str]] = []
+        self._browse_rows: dict[str, int] = {}  # rel path → row while showing all images
+        self._job: IndexJob | None = None
+        self._job_thread: JobThread | None = None
+        self._pending_open: Path | None = None
+        self._request = 0
+        self._encoder_id = ""
+        self._query_image_key: str | None = None
+
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(4)
+        self._store_thumbs = StoreThumbnails()
+        self.thumbnails = ImageLoader(self._store_thumbs, self.pool, "thumb")
+        self.previews = ImageLoader(load_preview, self.pool, "preview", threads=1)
+
+        self._build_engine()
+        self._build_ui()
+        self._build_actions()
+        self._update_nav()
+        self.setAcceptDrops(True)
+        self.setWindowTitle("visualsearch")
+        geometry = context.settings.geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+
+    # -- construction -----------------------------------------------------------------------
+
+    def _build_engine(self) -> None:
+        self.engine = SearchEngine(self.ctx.encoders)
+        self._engine_thread = QThread(self)
+        self._engine_thread.setObjectName("SearchEngine")
+        self.engine.moveToThread(self._engine_thread)
+        self._engine_target.connect(self.engine.set_target)
+        self._engine_query.connect(self.engine.run)
+        self._engine_shutdown.connect(self.engine.shutdown)
+        self.engine.results.connect(self._on_results)
+        self.engine.failed.connect(self._on_query_failed)
+        self.engine.opened.connect(self._engine_opened)
+        self._engine_thread.start()
+
+    def _engine_opened(self, count: int) -> None:
+        freeze_long_lived_objects()  # the text model was just imported: keep GC passes short
+        self.engine_ready.emit(count)
+
+    def _build_ui(self) -> None:
+        self.search_box = QLineEdit(
+            placeholderText="Search by text: “a cat”, “coffee cup”… (Ctrl+F)"
+        )
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.returnPressed.connect(self._search_entered)
+
+        self.model = ImageListModel(self.thumbnails, self.settings.thumbnail_size, self)
+        self.grid = ThumbnailGrid(self.settings.thumbnail_size)
+        self.grid.setModel(self.model)
+        self.grid.activated_item.connect(self._activated)
+        self.grid.customContextMenuRequested.connect(self._grid_menu)
+        self.grid.selectionModel().currentChanged.connect(self._current_changed)
+
+        self.query_label = QLabel()
+        self.query_label.setTextFormat(Qt.TextFormat.RichText)
+        self.query_label.setWordWrap(True)
+        self.query_label.linkActivated.connect(self._link)
+        self.all_button = QToolButton(text="Show all images")
+        self.all_button.setToolTip("Clear the query (Esc)")
+        self.all_button.clicked.connect(self.show_all)
+        self.query_image = QLabel()  # the query image, for "images like this one"
+        self.query_image.setFixedSize(QUERY_THUMB.width() + 4, QUERY_THUMB.height() + 4)
+        self.query_image.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.query_image.hide()
+        self.previews.loaded.connect(self._query_image_loaded)
+        header = QHBoxLayout()
+        header.setContentsMargins(4, 2, 4, 2)
+        header.addWidget(self.query_image)
+        header.addWidget(self.query_label, 1)
+        header.addWidget(self.all_button)
+
+        grid_area = QWidget()
+        grid_layout = QVBoxLayout(grid_area)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.addLayout(header)
+        grid_layout.addWidget(self.grid, 1)
+
+        self.details = DetailsPanel(self.previews)
+        self.details.find_similar.connect(self.find_similar)
+        self.details.open_file.connect(self._open_path)
+        self.details.show_in_folder.connect(self._show_in_folder)
+
+        self.splitter = QSplitter()
+        self.splitter.addWidget(grid_area)
+        self.splitter.addWidget(self.details)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([900, 360])
+        state = self.ctx.settings.splitter_state()
+        if state is not None:
+            self.splitter.restoreState(state)
+
+        self.welcome = WelcomePage()
+        self.welcome.open_folder.connect(self.choose_folder)
+        self.welcome.open_sample.connect(self.open_sample)
+        self.welcome.open_recent.connect(self.open_folder)
+        self.welcome.set_recent(self.settings.recent_folders)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.welcome)
+        self.pages.addWidget(self.splitter)
+
+        self.message = MessageBar()
+        self.message.label.linkActivated.connect(self._link)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.message)
+        layout.addWidget(self.pages, 1)
+        self.setCentralWidget(central)
+
+        self.summary = QLabel()
+        self.indexing = IndexingStatus()
+        self.indexing.cancel_requested.connect(self.cancel_indexing)
+        self.statusBar().addWidget(self.summary, 1)
+        self.statusBar().addPermanentWidget(self.indexing)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work wherever the focus is
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_action = self._action(
+            "&Open Folder…", self.choose_folder, QKeySequence.StandardKey.Open, "Open a folder"
+        )
+        self.sample_action = self._action("Try the &Sample Collection", self.open_sample)
+        self.reindex_action = self._action(
+            "&Re-index",
+            self.reindex,
+            QKeySequence.StandardKey.Refresh,
+            "Look for new or changed files",
+        )
+        self.skipped_action = self._action("S&kipped Files…", self.show_skipped)
+        quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.back_action = self._action("&Back", self.go_back, "Alt+Left", "Previous query")
+        self.forward_action = self._action("&Forward", self.go_forward, "Alt+Right", "Next query")
+        self.all_action = self._action("&All Images", self.show_all, "Esc", "Clear the query")
+        self.similar_action = self._action("Find &Similar", self._similar_to_current, None)
+        self.search_action = self._action(
+            "&Search…", self._focus_search, QKeySequence.StandardKey.Find
+        )
+        self.paste_action = self._action(
+            "&Paste Image as Query", self.paste_query, QKeySequence.StandardKey.Paste
+        )
+        self.copy_path_action = self._action("&Copy Path", self.copy_paths, "Ctrl+Shift+C")
+        bigger = self._action(
+            "&Larger Thumbnails", lambda: self._zoom(+1), QKeySequence.StandardKey.ZoomIn
+        )
+        smaller = self._action(
+            "S&maller Thumbnails", lambda: self._zoom(-1), QKeySequence.StandardKey.ZoomOut
+        )
+        about = self._action("&About visualsearch", self.show_about)
+
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(self.open_action)
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        file_menu.addAction(self.sample_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.reindex_action)
+        file_menu.addAction(self.skipped_action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.paste_action)
+        edit_menu.addAction(self.copy_path_action)
+        go_menu = bar.addMenu("&Go")
+        for a in (
+            self.back_action,
+            self.forward_action,
+            self.all_action,
+            self.similar_action,
+            self.search_action,
+        ):
+            go_menu.addAction(a)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(bigger)
+        view_menu.addAction(smaller)
+        self.model_menu = bar.addMenu("&Model")
+        group = QActionGroup(self)
+        self.builtin_model_action = QAction(
+            "&Built-in model (offline, ImageNet categories)", self, checkable=True
+        )
+        self.clip_model_action = QAction("&CLIP ViT-B-32 (free-form text)", self, checkable=True)
+        self.checkpoint_action = QAction("CLIP from a &checkpoint file…", self, checkable=True)
+        for a in (self.builtin_model_action, self.clip_model_action, self.checkpoint_action):
+            group.addAction(a)
+            self.model_menu.addAction(a)
+        self.builtin_model_action.triggered.connect(lambda: self.set_model(ModelChoice("builtin")))
+        self.clip_model_action.triggered.connect(lambda: self.set_model(CLIP_DEFAULT))
+        self.checkpoint_action.triggered.connect(self.choose_checkpoint)
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(about)
+        self._sync_model_actions()
+        self._update_recent_menu()
+
+        tools = self.addToolBar("Main")
+        tools.setObjectName("main-toolbar")
+        tools.setMovable(False)
+        tools.addAction(self.open_action)
+        tools.addAction(self.back_action)
+        tools.addAction(self.forward_action)
+        tools.addWidget(self.search_box)
+        self.model_button = QToolButton()
+        self.model_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.model_button.setMenu(self.model_menu)
+        self.model_button.setToolTip("The model that turns images and text into vectors")
+        tools.addWidget(self.model_button)
+        self._sync_model_actions()
+
+    # -- folders and indexing ---------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        start = (
+            self.settings.recent_folders[0] if self.settings.recent_folders else str(Path.home())
+        )
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", start)
+        if folder:
+            self.open_folder(folder)
+
+    def open_sample(self) -> None:
+        from visualsearch.core.sample import build_sample_collection
+
+        self.indexing.start()
+        self.indexing.update_progress(0, 0, "Making the sample collection…")
+        dest = self.ctx.paths.sample_dir
+        run_task(
+            self.pool,
+            lambda: build_sample_collection(dest),
+            self._sample_ready,
+            self._sample_failed,
+        )
+
+    def _sample_ready(self, folder: object) -> None:
+        self.open_folder(Path(str(folder)))
+
+    def _sample_failed(self, message: str) -> None:
+        self.indexing.finish()
+        self.show_error(f"The sample collection could not be made: {message}")
+
+    def open_folder(self, folder: str | Path) -> None:
+        """Show what is already indexed at once, then index new and changed files."""
+        try:
+            path = ensure_dir_exists(Path(folder)).resolve()
+        except OSError as exc:
+            self.show_error(f"Cannot open {folder}: {exc}")
+            return
+        if self._job_running():
+            self._pending_open = path  # opened when the current run has stopped
+            self.cancel_indexing()
+            return
+        target = FolderTarget(
+            path, default_store_dir(path, self.ctx.paths.data_dir), self.model_choice
+        )
+        changed_folder = self.target is None or self.target.folder != path
+        self.target = target
+        self._store_thumbs.store_dir = target.store_dir
+        if changed_folder:
+            self.message.hide()
+            self.thumbnails.reset()
+            self.history.clear()
+            self.records, self._browse_rows = {}, {}
+            self.model.set_items([])
+            self.details.show_item(None)
+            self.search_box.clear()
+        self.settings.add_recent(path)
+        self.ctx.settings.save(self.settings)
+        self._update_recent_menu()
+        self.setWindowTitle(f"{path.name} — visualsearch")
+        self.pages.setCurrentWidget(self.splitter)
+        self._engine_target.emit(target, True)
+        self._start_job(target)
+        self.folder_opened.emit(str(path))
+
+    def reindex(self) -> None:
+        if self.target is not None:
+            self.open_folder(self.target.folder)
+
+    def _job_running(self) -> bool:
+        return self._job_thread is not None and self._job_thread.running()
+
+    def _start_job(self, target: FolderTarget) -> None:
+        job = IndexJob(target, self.ctx.encoders, self.ctx.index_options)
+        job.catalog.connect(self._on_catalog)
+        job.model_ready.connect(self._on_model_ready)
+        job.progress.connect(self.indexing.update_progress)
+        job.batch.connect(self._on_batch)
+        job.finished.connect(self._on_index_finished)
+        job.failed.connect(self._on_index_failed)
+        job.done.connect(self._on_job_done)
+        self._job, self._job_thread = job, JobThread(job)
+        self.indexing.start()
+        self._job_thread.start()
+
+    def cancel_indexing(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def _on_catalog(self, records: list[FileRecord]) -> None:
+        self.records = {r.path: r for r in records}
+        if self.history.current is None:
+            self._show_browse()
+        self._update_summary()
+        self.catalog_shown.emit(len(records))
+
+    def _on_model_ready(self, encoder_id: str) -> None:
+        self._encoder_id = encoder_id
+        self._update_summary()
+
+    def _on_batch(self, records: list[FileRecord]) -> None:
+        browsing = self.history.current is None and self.target is not None
+        new_items = []
+        for r in records:
+            if r.error is not None:
+                continue
+            known = r.path in self.records
+            self.records[r.path] = r
+            if not browsing:
+                continue
+            item = GridItem(self.target.folder / r.path, r.path, r)
+            if known and r.path in self._browse_rows:
+                self.model.replace_item(self._browse_rows[r.path], item)
+            elif not known:
+                self._browse_rows[r.path] = self.model.rowCount() + len(new_items)
+                new_items.append(item)
+        self.model.append_items(new_items)
+        if browsing:
+            self.query_label.setText(f"All images · {self.model.rowCount():,}")
+        self._update_summary()
+
+    def _on_index_finished(self, report: IndexReport, records: list[FileRecord], skipped) -> None:
+        self.indexing.finish()
+        self._fallback_model = None
+        self.skipped = list(skipped)
+        before = set(self.records)
+        self.records = {r.path: r for r in records}
+        added = report.new or report.changed or report.moved
+        if self.history.current is None and (added or before != set(self.records)):
+            current = self.grid.currentIndex()
+            keep = self.model.item(current.row()).rel if current.isValid() else None
+            self._show_browse()  # in path order again, with what this run found
+            if keep in self._browse_rows:
+                self.grid.setCurrentIndex(self.model.index(self._browse_rows[keep]))
+        if self.target is not None:
+            self._engine_target.emit(self.target, False)
+        self._update_summary()
+        if report.cancelled:
+            self.show_info(
+                f"Indexing cancelled: {report.indexed:,} images were indexed and are kept. "
+                "Open the folder again (or press F5) to go on where it stopped."
+            )
+        elif report.scanned == 0:
+            self.show_error(
+                f"No images found in {report.folder}. visualsearch looks for JPEG, PNG, WebP, "
+                "HEIC, TIFF, BMP and GIF files, in sub-folders too."
+            )
+        elif report.failed:
+            self.show_info(
+                f"{report.failed} file(s) could not be read and were skipped. "
+                "<a href='skipped'>Show them</a>"
+            )
+        self.indexing_finished.emit(report)
+
+    def _on_index_failed(self, message: str) -> None:
+        self.indexing.finish()
+        fallback, self._fallback_model = self._fallback_model, None
+        if fallback is not None:  # the new model cannot be used: keep working with the old one
+            message += f" Still using the {fallback.label()}."
+            self.set_model(fallback, fallback=False)
+        self.show_error(message)
+        self.indexing_failed.emit(message)
+
+    def _on_job_done(self) -> None:
+        if self._job_thread is not None:
+            self._job_thread.wait()
+        self._job, self._job_thread = None, None
+        if self._pending_open is not None:
+            folder, self._pending_open = self._pending_open, None
+            self.open_folder(folder)
+
+    # -- models -----------------------------------------------------------------------------
+
+    def set_model(self, choice: ModelChoice, fallback: bool = True) -> None:
+        if choice == self.model_choice:
+            return
+        self._fallback_model = self.model_choice if fallback else None
+        self.model_choice = choice
+        self.settings.model_spec = choice.spec
+        self.settings.model_weights = str(choice.weights or "")
+        self.ctx.settings.save(self.settings)
+        self._sync_model_actions()
+        self.history.clear()
+        if self.target is not None:
+            self.open_folder(self.target.folder)  # vectors per model are kept: back is instant
+
+    def choose_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "CLIP checkpoint (ViT-B-32)",
+            str(Path.home()),
+            "Checkpoints (*.pt *.pth *.bin *.safetensors)",
+        )
+        if path:
+            self.set_model(ModelChoice(CLIP_DEFAULT.spec, Path(path)))
+        else:
+            self._sync_model_actions()
+
+    def _sync_model_actions(self) -> None:
+        c = self.model_choice
+        self.builtin_model_action.setChecked(c.spec == "builtin")
+        self.clip_model_action.setChecked(c.spec != "builtin" and c.weights is None)
+        self.checkpoint_action.setChecked(c.weights is not None)
+        if hasattr(self, "model_button"):
+            self.model_button.setText(c.label())
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def run_query(self, query: Query, push: bool = True) -> None:
+        if self.target is None:
+            self.show_error("Open a folder first: the query needs images to search.")
+            return
+        if push:
+            self.history.push(query)
+        self._update_nav()
+        self._request += 1
+        self.engine.latest_request = self._request
+        self.query_label.setText(f"Searching {query.label()}…")
+        self._show_query_image(query)
+        self._engine_query.emit(self._request, query)
+
+    def find_similar(self, path: Path) -> None:
+        self.run_query(ImageQuery(Path(path)))
+
+    def show_all(self) -> None:
+        self.search_box.clear()
+        if self.history.current is not None:
+            self.history.push(None)
+        self._show_browse()
+        self._update_nav()
+
+    def go_back(self) -> None:
+        self._show_query(self.history.back())
+
+    def go_forward(self) -> None:
+        self._show_query(self.history.forward())
+
+    def _show_query(self, query: Query | None) -> None:
+        self._update_nav()
+        if query is None:
+            self.search_box.clear()
+            self._show_browse()
+        else:
+            self.search_box.setText(query.text if isinstance(query, TextQuery) else "")
+            self.run_query(query, push=False)
+
+    def _show_browse(self) -> None:
+        if self.target is None:
+            return
+        self._request += 1  # results still on their way are no longer wanted
+        root = self.target.folder
+        items = [GridItem(root / rel, rel, r) for rel, r in sorted(self.records.items())]
+        self._browse_rows = {it.rel: i for i, it in enumerate(items)}
+        self.model.set_items(items)
+        self.query_label.setText(f"All images · {len(items):,}")
+        self._show_query_image(None)
+        self.all_button.setVisible(False)
+        self.results_shown.emit(None)
+
+    def _show_query_image(self, query: Query | None) -> None:
+        self._query_image_key = str(query.path) if isinstance(query, ImageQuery) else None
+        self.query_image.clear()
+        self.query_image.setVisible(self._query_image_key is not None)
+        if self._query_image_key is not None:
+            self._query_image_loaded(self._query_image_key)
+
+    def _query_image_loaded(self, key: str) -> None:
+        if key == self._query_image_key:
+            pixmap = self.previews.pixmap(key, QUERY_THUMB)
+            if pixmap is not None:
+                self.query_image.setPixmap(pixmap)
+
+    def _on_results(self, request_id: int, result: QueryResult) -> None:
+        if request_id != self._request or self.target is None:
+            return
+        root = self.target.folder
+        items = []
+        for hit in result.hits:
+            try:
+                rel = hit.path.relative_to(root).as_posix()
+            except ValueError:
+                rel = None
+            items.append(GridItem(hit.path, rel, self.records.get(rel) if rel else None, hit.score))
+        self._browse_rows = {}
+        self.model.set_items(items)
+        if items:
+            self.grid.setCurrentIndex(self.model.index(0))
+        text = f"{len(items):,} images {result.query.label()} · {result.seconds * 1000:.0f} ms"
+        if not items:
+            text = f"No images {result.query.label()}."
+        if result.missing:
+            text += f" ({result.missing} left out: deleted since indexing; press F5)"
+        if isinstance(result.query, TextQuery) and self.model_choice.spec == "builtin":
+            text += f"<br><small>{BUILTIN_TEXT_HINT}</small>"
+        self.query_label.setText(text)
+        self.all_button.setVisible(True)
+        self.results_shown.emit(result)
+
+    def _on_query_failed(self, request_id: int, message: str) -> None:
+        if request_id != self._request:
+            return
+        self.query_label.setText("The query failed.")
+        self.show_error(message)
+        self.query_failed.emit(message)
+
+    def _search_entered(self) -> None:
+        text = self.search_box.text().strip()
+        if text:
+            self.run_query(TextQuery(text))
+        else:
+            self.show_all()
+
+    def _focus_search(self) -> None:
+        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_box.selectAll()
+
+    def _activated(self, index: QModelIndex) -> None:
+        self.find_similar(Path(self.model.item(index.row()).path))
+
+    def _similar_to_current(self) -> None:
+        index = self.grid.currentIndex()
+        if index.isValid():
+            self._activated(index)
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.details.show_item(self.model.item(current.row()) if current.isValid() else None)
+
+    def _update_nav(self) -> None:
+        self.back_action.setEnabled(self.history.can_go_back())
+        self.forward_action.setEnabled(self.history.can_go_forward())
+
+    # -- drag and drop, clipboard -----------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        mime = event.mimeData()
+        if mime.hasImage() or any(u.isLocalFile() for u in mime.urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        if self._query_from_mime(event.mimeData()):
+            event.acceptProposedAction()
+
+    def paste_query(self) -> None:
+        if not self._query_from_mime(QGuiApplication.clipboard().mimeData()):
+            self.show_info("The clipboard holds no image or image file to search with.")
+
+    def _query_from_mime(self, mime) -> bool:
+        files = [Path(u.toLocalFile()) for u in mime.urls() if u.isLocalFile()]
+        if files:
+            if files[0].is_dir():
+                self.open_folder(files[0])
+            else:
+                self.run_query(ImageQuery(files[0]))
+            return True
+        if mime.hasImage():
+            image = QImage(mime.imageData())
+            if image.isNull():
+                return False
+            buffer = QBuffer()
+            buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+            image.save(buffer, "PNG")
+            self.run_query(ImageDataQuery(bytes(buffer.data())))
+            return True
+        return False
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _grid_menu(self, pos) -> None:
+        index = self.grid.indexAt(pos)
+        if not index.isValid():
+            return
+        path = self.model.item(index.row()).path
+        menu = QMenu(self)
+        menu.addAction("Find similar", lambda: self.find_similar(path))
+        menu.addSeparator()
+        menu.addAction("Open", lambda: self._open_path(path))
+        menu.addAction("Show in folder", lambda: self._show_in_folder(path))
+        menu.addAction("Copy path", self.copy_paths)
+        menu.popup(self.grid.viewport().mapToGlobal(pos))
+
+    def selected_paths(self) -> list[Path]:
+        rows = sorted({i.row() for i in self.grid.selectionModel().selectedIndexes()})
+        if not rows and self.grid.currentIndex().isValid():
+            rows = [self.grid.currentIndex().row()]
+        return [self.model.item(r).path for r in rows]
+
+    def copy_paths(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            QGuiApplication.clipboard().setText("\n".join(str(p) for p in paths))
+
+    def _open_path(self, path: Path) -> None:
+        if not self.ctx.open_url(QUrl.fromLocalFile(str(path))):
+            self.show_error(f"No application could open {path}.")
+
+    def _show_in_folder(self, path: Path) -> None:
+        if not self.ctx.open_url(QUrl.fromLocalFile(str(Path(path).parent))):
+            self.show_error(f"Could not open the folder {Path(path).parent}.")
+
+    # -- messages and status ----------------------------------------------------------------
+
+    def show_error(self, text: str) -> None:
+        self.message.show_message(text, "error")
+
+    def show_info(self, text: str) -> None:
+        self.message.show_message(text, "info")
+
+    def _link(self, href: str) -> None:
+        if href == "model":
+            self.model_button.showMenu()
+        elif href == "skipped":
+            self.show_skipped()
+
+    def show_skipped(self) -> None:
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Skipped files")
+        text = QPlainTextEdit(readOnly=True)
+        lines = [f"{path}: {reason}" for path, reason in self.skipped]
+        text.setPlainText("\n".join(lines) or "No file was skipped.")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dialog.reject)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel(f"{len(lines)} file(s) could not be indexed:"))
+        layout.addWidget(text)
+        layout.addWidget(buttons)
+        dialog.resize(640, 400)
+        dialog.open()
+
+    def show_about(self) -> None:
+        self.show_info(
+            f"visualsearch {__version__} · model: "
+            f"{self._encoder_id or self.model_choice.label()} · images are read, never changed."
+        )
+
+    def _update_summary(self) -> None:
+        parts = [f"{len(self.records):,} images"]
+        if self._encoder_id:
+            parts.append(self._encoder_id)
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        self.summary.setText(" · ".join(parts) if self.target else "")
+
+    def _update_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for folder in self.settings.recent_folders:
+            self.recent_menu.addAction(folder, lambda f=folder: self.open_folder(f))
+        self.recent_menu.setEnabled(bool(self.settings.recent_folders))
+        self.welcome.set_recent(self.settings.recent_folders)
+
+    def _zoom(self, step: int) -> None:
+        sizes = THUMB_SIZES
+        current = min(range(len(sizes)), key=lambda i: abs(sizes[i] - self.settings.thumbnail_size))
+        size = sizes[max(0, min(len(sizes) - 1, current + step))]
+        self.settings.thumbnail_size = size
+        self.ctx.settings.save(self.settings)
+        self.grid.set_icon_size(size)
+        self.model.set_icon_size(size)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.cancel_indexing()
+        if self._job_thread is not None:
+            self._job_thread.wait(60_000)  # the batch in flight is committed, not lost
+        self._engine_shutdown.emit()
+        self._engine_thread.quit()
+        self._engine_thread.wait(10_000)
+        self.pool.clear()
+        self.pool.waitForDone(10_000)
+        self.ctx.settings.save_geometry(self.saveGeometry(), self.splitter.saveState())
+        self.ctx.settings.save(self.settings)
+        super().closeEvent(event)

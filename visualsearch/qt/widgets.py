@@ -1,0 +1,170 @@
+"""Small widgets of the main window: the message bar, the indexing status, the welcome page."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QProgressBar,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from visualsearch.core.progress import RateMeter, format_duration
+
+_STYLES = {
+    "error": "background:#fde2e1; color:#5c1a16; border:1px solid #e8a09a;",
+    "info": "background:#e3effd; color:#123a63; border:1px solid #9cc0ea;",
+}
+
+
+class MessageBar(QFrame):
+    """A message inside the window (never only on the console), closable by the user."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.label = QLabel(wordWrap=True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton(text="✕", autoRaise=True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.kind = ""
+        self.hide()
+
+    def show_message(self, text: str, kind: str = "error") -> None:
+        self.kind = kind
+        self.setStyleSheet(f"MessageBar {{{_STYLES[kind]} border-radius:4px;}}")
+        self.label.setText(text)
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisible() else ""
+
+
+class IndexingStatus(QWidget):
+    """Status-bar part for an indexing run: count, rate, time left, and Cancel."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.label = QLabel()
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(220)
+        self.bar.setTextVisible(False)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop indexing; what is done is kept and the next open resumes")
+        self.cancel.clicked.connect(self._cancel_clicked)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel)
+        self._meter = RateMeter()
+        self._started = 0.0
+        self.hide()
+
+    def start(self) -> None:
+        self._meter = RateMeter()
+        self._started = time.monotonic()
+        self.cancel.setEnabled(True)
+        self.bar.setRange(0, 0)
+        self.label.setText("Opening…")
+        self.show()
+
+    def update_progress(self, done: int, total: int, message: str) -> None:
+        if total <= 0:
+            self.bar.setRange(0, 0)  # busy: scanning, loading the model
+            self.label.setText(message)
+            return
+        self._meter.update(done)
+        self.bar.setRange(0, total)
+        self.bar.setValue(done)
+        text = f"Indexing {done:,} / {total:,} images"
+        rate = self._meter.rate
+        if rate:
+            text += f" · {rate:.1f}/s"
+            left = self._meter.seconds_left(total)
+            if left is not None and done < total:
+                text += f" · about {format_duration(left)} left"
+        if message.startswith("Building"):
+            text = message
+        self.label.setText(text)
+
+    def _cancel_clicked(self) -> None:
+        self.cancel.setEnabled(False)
+        self.label.setText("Cancelling after the current batch…")
+        self.cancel_requested.emit()
+
+    def finish(self) -> None:
+        self.hide()
+
+
+class WelcomePage(QWidget):
+    """Shown when no folder is open."""
+
+    open_folder = Signal()
+    open_sample = Signal()
+    open_recent = Signal(str)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        title = QLabel("<h1>visualsearch</h1>")
+        text = QLabel(
+            "Find your way through a folder of images by what they show: "
+            "search with words, find similar images, drop an image to search with it.<br>"
+            "Images are read, never changed; everything stays on this computer."
+        )
+        text.setWordWrap(True)
+        open_button = QPushButton("Open a folder…")
+        open_button.setDefault(True)
+        sample_button = QPushButton("Try the sample collection")
+        sample_button.setToolTip("About 60 photos that ship with the program's libraries")
+        open_button.clicked.connect(self.open_folder)
+        sample_button.clicked.connect(self.open_sample)
+        self.sample_button = sample_button
+        self.recent = QListWidget()
+        self.recent.itemActivated.connect(lambda it: self.open_recent.emit(it.text()))
+        self.recent_label = QLabel("Recent folders:")
+        drop = QLabel("…or drop a folder anywhere on this window.")
+        drop.setEnabled(False)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(open_button)
+        buttons.addWidget(sample_button)
+        buttons.addStretch(1)
+        box = QVBoxLayout()
+        box.addStretch(1)
+        box.addWidget(title)
+        box.addWidget(text)
+        box.addSpacing(12)
+        box.addLayout(buttons)
+        box.addWidget(drop)
+        box.addSpacing(12)
+        box.addWidget(self.recent_label)
+        box.addWidget(self.recent)
+        box.addStretch(2)
+        inner = QWidget()
+        inner.setLayout(box)
+        inner.setMaximumWidth(640)
+        outer = QHBoxLayout(self)
+        outer.addStretch(1)
+        outer.addWidget(inner, 4)
+        outer.addStretch(1)
+
+    def set_recent(self, folders: list[str]) -> None:
+        self.recent.clear()
+        self.recent.addItems(folders)
+        self.recent.setVisible(bool(folders))
+        self.recent_label.setVisible(bool(folders))

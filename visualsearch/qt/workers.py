@@ -1,0 +1,251 @@
+"""Background work for the window: core functions run in worker threads, their
+Progress turned into signals. The GUI thread never decodes, encodes or builds an index."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
+
+from visualsearch.core import imageio
+from visualsearch.core.collection import Collection, NotIndexed
+from visualsearch.core.encoders import Encoder, ModelUnavailable, load_encoder
+from visualsearch.core.index import ANNOY_THRESHOLD
+from visualsearch.core.pipeline import IndexOptions
+from visualsearch.core.progress import CancelToken
+from visualsearch.core.query import Query, run_query
+from visualsearch.core.session import ModelChoice, index_and_record, scan_problems
+from visualsearch.core.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "tell the user", not "a bug": their text is written for people.
+USER_ERRORS = (
+    ModelUnavailable,
+    StoreError,
+    NotIndexed,
+    imageio.ImageError,
+    OSError,
+    ValueError,
+)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, USER_ERRORS):
+        return str(exc)
+    log.exception("unexpected error in a worker", exc_info=exc)
+    return f"Unexpected error: {exc!r}. Details were written to the log."
+
+
+class EncoderProvider:
+    """Loads each model once, in whichever worker thread first needs it, and shares it."""
+
+    def __init__(self, cache_dir: Path, preloaded: dict[ModelChoice, Encoder] | None = None):
+        self.cache_dir = cache_dir
+        self._encoders: dict[ModelChoice, Encoder] = dict(preloaded or {})
+        self._lock = threading.Lock()
+
+    def get(self, choice: ModelChoice) -> Encoder:
+        with self._lock:
+            if choice not in self._encoders:
+                self._encoders[choice] = load_encoder(
+                    choice.spec, cache_dir=self.cache_dir, weights=choice.weights
+                )
+            return self._encoders[choice]
+
+
+@dataclass(frozen=True)
+class FolderTarget:
+    """What a worker needs to open a collection; plain values, safe to pass between threads."""
+
+    folder: Path
+    store_dir: Path
+    model: ModelChoice
+
+
+class IndexJob(QObject):
+    """Indexes one folder in a QThread: first the catalog as stored, then each batch."""
+
+    catalog = Signal(object)  # list[FileRecord] already in the store
+    model_ready = Signal(str)  # the encoder's id
+    progress = Signal(int, int, str)
+    batch = Signal(object)  # list[FileRecord] just committed
+    # IndexReport, the final catalog (list[FileRecord]), skipped files [(path, reason)]
+    finished = Signal(object, object, object)
+    failed = Signal(str)
+    done = Signal()  # after finished or failed: the thread may stop
+
+    def __init__(
+        self, target: FolderTarget, encoders: EncoderProvider, options: IndexOptions | None = None
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.encoders = encoders
+        self.options = options or IndexOptions()
+        self.token = CancelToken(on_report=lambda d, t, m: self.progress.emit(d, t, m))
+
+    def cancel(self) -> None:
+        """Safe from any thread; the run stops after the batch in flight, which is kept."""
+        self.token.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        store = None
+        try:
+            t = self.target
+            store = Store(t.store_dir, root=t.folder)
+            self.catalog.emit(store.image_records())
+            self.progress.emit(0, 0, "Loading the model…")
+            encoder = self.encoders.get(t.model)
+            self.model_ready.emit(encoder.id)
+            report = index_and_record(
+                t.folder,
+                store,
+                encoder,
+                t.model,
+                self.token,
+                self.options,
+                on_commit=self.batch.emit,
+            )
+            skipped = store.errors() + scan_problems(store)
+            self.finished.emit(report, store.image_records(), skipped)
+        except Exception as exc:
+            self.failed.emit(describe(exc))
+        finally:
+            if store is not None:
+                store.close()
+            self.done.emit()
+
+
+class JobThread:
+    """Runs one QObject job (with `run` and a `done` signal) in its own QThread."""
+
+    def __init__(self, job: QObject) -> None:
+        self.job = job
+        self.thread = QThread()
+        self.thread.setObjectName(type(job).__name__)
+        job.moveToThread(self.thread)
+        self.thread.started.connect(job.run)
+        # quit() is thread-safe; a direct call ends the event loop before anyone waits on it
+        job.done.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def running(self) -> bool:
+        return self.thread.isRunning()
+
+    def wait(self, ms: int = 30_000) -> bool:
+        return self.thread.wait(ms)
+
+
+class SearchEngine(QObject):
+    """Lives in its own thread and owns the open Collection; runs queries in order.
+
+    Only the newest request is run: older ones still queued are skipped, so typing
+    fast never builds a backlog.
+    """
+
+    results = Signal(int, object)  # request id, QueryResult
+    failed = Signal(int, str)
+    opened = Signal(int)  # images searchable
+
+    def __init__(self, encoders: EncoderProvider, k: int = 200) -> None:
+        super().__init__()
+        self.encoders = encoders
+        self.k = k
+        self.latest_request = 0  # written by the GUI thread
+        self._target: FolderTarget | None = None
+        self._live = False
+        self._store: Store | None = None
+        self._collection: Collection | None = None
+
+    @Slot(object, bool)
+    def set_target(self, target: FolderTarget | None, live: bool) -> None:
+        """The folder to search; `live` while an indexing run is still adding images."""
+        if target != self._target:
+            self._close()
+        self._target, self._live = target, live
+        if target is not None and not live:
+            try:  # warm up: vectors, index and the text model, before the first query
+                col = self._open()
+                col.encoder.embed_text(["a photo"])
+                self.opened.emit(len(col))
+            except Exception as exc:
+                log.info("search engine warm-up: %s", exc)
+
+    @Slot(int, object)
+    def run(self, request_id: int, query: Query) -> None:
+        if request_id < self.latest_request:
+            return
+        try:
+            result = run_query(self._open(), query, self.k)
+        except Exception as exc:
+            self.failed.emit(request_id, describe(exc))
+            return
+        self.results.emit(request_id, result)
+
+    def _open(self) -> Collection:
+        t = self._target
+        if t is None:
+            raise NotIndexed("open a folder first")
+        if self._store is None:
+            self._store = Store(t.store_dir)
+        encoder = self.encoders.get(t.model)
+        col = self._collection
+        if col is None or col.generation != self._store.generation:
+            # while indexing, exact search: an Annoy build per batch would stall queries
+            threshold = 2**62 if self._live else ANNOY_THRESHOLD
+            col = Collection(t.folder, self._store, encoder, index_threshold=threshold)
+            self._collection = col
+        if len(col) == 0:
+            raise NotIndexed("no images are indexed yet" + (" (indexing…)" if self._live else ""))
+        return col
+
+    def _close(self) -> None:
+        self._collection = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    @Slot()
+    def shutdown(self) -> None:
+        self._close()
+
+
+class Task(QRunnable):
+    """A function run in a QThreadPool; the result or error comes back as a signal."""
+
+    class _Signals(QObject):
+        done = Signal(object)
+        failed = Signal(str)
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.signals = Task._Signals()
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as exc:
+            self.signals.failed.emit(describe(exc))
+            return
+        self.signals.done.emit(result)
+
+
+def run_task(
+    pool: QThreadPool,
+    fn: Callable[[], object],
+    on_done: Callable[[object], None],
+    on_failed: Callable[[str], None],
+) -> Task:
+    task = Task(fn)
+    task.signals.done.connect(on_done)
+    task.signals.failed.connect(on_failed)
+    pool.start(task)
+    return task
