@@ -16,6 +16,8 @@ os.environ["XDG_CONFIG_HOME"] = str(_SESSION_HOME / "config")
 os.environ["HF_HOME"] = str(_SESSION_HOME / "hf")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# and away from the user's desktop session (file manager hand-offs go through D-Bus)
+os.environ["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={_SESSION_HOME}/no-bus"
 
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402

@@ -56,6 +56,7 @@ from visualsearch.core.query import (
 from visualsearch.core.session import ModelChoice
 from visualsearch.core.store import FileRecord, default_store_dir
 from visualsearch.qt.context import AppContext
+from visualsearch.qt.desktop import show_in_file_manager
 from visualsearch.qt.details_panel import DetailsPanel
 from visualsearch.qt.grid_view import ThumbnailGrid
 from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
@@ -722,7 +723,7 @@ class MainWindow(QMainWindow):
             self.show_error(f"No application could open {path}.")
 
     def _show_in_folder(self, path: Path) -> None:
-        if not self.ctx.open_url(QUrl.fromLocalFile(str(Path(path).parent))):
+        if not show_in_file_manager(Path(path), self.ctx.open_url):
             self.show_error(f"Could not open the folder {Path(path).parent}.")
 
     # -- messages and status ----------------------------------------------------------------
