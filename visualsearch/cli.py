@@ -28,7 +28,7 @@ from visualsearch.core.session import (
 from visualsearch.core.settings import AppPaths
 from visualsearch.core.store import Store, StoreError
 
-COMMANDS = ("index", "search", "similar", "info", "sample", "gui", "demo")
+COMMANDS = ("index", "search", "similar", "info", "clusters", "export", "sample", "gui", "demo")
 
 
 class CliError(Exception):
@@ -217,6 +217,94 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _map(args):
+    from visualsearch.core.collection_map import build_map
+
+    col = _collection(args)
+    progress = TqdmProgress(quiet=args.json)
+    try:
+        cmap = build_map(col.store, col.encoder, args.paths.cache_dir, k=args.k, progress=progress)
+    finally:
+        progress.close()
+    return col, cmap
+
+
+def cmd_clusters(args) -> int:
+    _, cmap = _map(args)
+    sizes = cmap.clustering.sizes()
+    clusters = [
+        {
+            "cluster": c,
+            "name": cmap.names[c],
+            "size": int(sizes[c]),
+            "representatives": [cmap.paths[r] for r in cmap.representatives[c]],
+        }
+        for c in range(cmap.clustering.k)
+    ]
+    if args.json:
+        print(json.dumps(clusters, indent=2))
+        return 0
+    how = "chosen automatically" if cmap.clustering.auto else "as asked"
+    print(f"{len(cmap.paths)} images in {cmap.clustering.k} clusters ({how}; -k to change):")
+    for c in clusters:
+        print(f"  {c['cluster']:>3}  {c['size']:>6}  {c['name']}")
+        print(f"             e.g. {', '.join(c['representatives'])}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from visualsearch.core.export import ExportItem, export_groups
+
+    col, cmap = _map(args)
+    wanted = set(range(cmap.clustering.k))
+    if args.clusters:
+        try:
+            wanted = {int(c) for c in args.clusters.split(",")}
+        except ValueError as exc:
+            raise CliError(f"--clusters takes numbers like 0,3,4: {args.clusters!r}") from exc
+        unknown = wanted - set(range(cmap.clustering.k))
+        if unknown:
+            k = cmap.clustering.k
+            raise CliError(f"no cluster {sorted(unknown)}: there are {k} (0-{k - 1})")
+    items = [
+        ExportItem(col.root / cmap.paths[r], cmap.names[c], c, float(cmap.scores[r]))
+        for c in sorted(wanted)
+        for r in cmap.members(c)
+    ]
+    progress = TqdmProgress(quiet=args.json)
+    try:
+        report = export_groups(items, Path(args.dest), link=args.link, progress=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "dest": str(report.dest),
+                    "written": len(report.written),
+                    "renamed": report.renamed,
+                    "failed": [{"path": str(p), "reason": r} for p, r in report.failed],
+                    "folders": {k: str(v) for k, v in report.folders.items()},
+                    "manifest": str(report.manifest),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    verb = "Linked" if args.link else "Copied"
+    print(
+        f"{verb} {len(report.written)} images into {len(report.folders)} folders in {report.dest}"
+    )
+    for folder in report.folders.values():
+        print(f"  {folder.name}/")
+    if report.renamed:
+        print(f"{report.renamed} names were taken and got a suffix; nothing was overwritten.")
+    for path, reason in report.failed:
+        print(f"  failed {path}: {reason}")
+    print(f"Manifest: {report.manifest}")
+    return 1 if report.failed else 0
+
+
 def cmd_sample(args) -> int:
     from visualsearch.core.sample import build_sample_collection
 
@@ -310,6 +398,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", parents=[common], help="counts, model, store size, skipped files")
     p.add_argument("folder")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("clusters", parents=[common], help="group the images by what they show")
+    p.add_argument("folder")
+    p.add_argument("-k", type=int, default=None, help="how many clusters (default: automatic)")
+    p.add_argument("--update", action="store_true", help="index new/changed files first")
+    p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser(
+        "export", parents=[common], help="copy clusters into folders named after them"
+    )
+    p.add_argument("folder")
+    p.add_argument("dest", help="where the cluster folders go (created if needed)")
+    p.add_argument("-k", type=int, default=None, help="how many clusters (default: automatic)")
+    p.add_argument("--clusters", help="which clusters, e.g. 0,2,5 (default: all)")
+    p.add_argument("--link", action="store_true", help="symbolic links instead of copies")
+    p.add_argument("--update", action="store_true", help="index new/changed files first")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sample", parents=[common], help="create the sample collection")
     p.add_argument("dest", nargs="?", help="where (default: in the user data folder)")

@@ -8,11 +8,12 @@ crossover is measured by bench/search.py (see ANNOY_THRESHOLD).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+
+from visualsearch.core.store import slug
 
 # bench/search.py on 2 cores, 1280-d, k=10: exact search took 1.8 ms at 10k vectors
 # and 20 ms at 100k; Annoy (50 trees, search factor 20) 3.0 ms and 6.3 ms with
@@ -112,8 +113,7 @@ class AnnoyVectorIndex:
 
 
 def index_path(store_dir: Path, model: str) -> Path:
-    slug = re.sub(r"[^\w.-]+", "_", model)
-    return Path(store_dir) / f"index-{slug}.ann"
+    return Path(store_dir) / f"index-{slug(model)}.ann"
 
 
 def open_index(

@@ -49,11 +49,16 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def slug(text: str) -> str:
+    """`text` as a safe file-name part ('clip:ViT-B-32' → 'clip_ViT-B-32')."""
+    return re.sub(r"[^\w.-]+", "_", text)
+
+
 def default_store_dir(folder: Path, data_dir: Path) -> Path:
     """Where a folder's store lives by default: under the user data dir, keyed by its real path."""
     real = os.path.realpath(folder)
     key = hashlib.sha1(real.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    name = re.sub(r"[^\w.-]+", "_", os.path.basename(real) or "root")[:40]
+    name = slug(os.path.basename(real) or "root")[:40]
     return Path(data_dir) / "collections" / f"{name}-{key}"
 
 

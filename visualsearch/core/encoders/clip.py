@@ -52,6 +52,10 @@ def cached_weights(arch: str, tag: str) -> Path | None:
 class ClipEncoder:
     """An open_clip model on the CPU (or `device`)."""
 
+    # A common choice for CLIP image embeddings; not measured here (no real weights
+    # offline), so duplicate finding with CLIP shows its threshold for the user to move.
+    near_duplicate_threshold = 0.90
+
     def __init__(
         self,
         arch: str = DEFAULT_ARCH,

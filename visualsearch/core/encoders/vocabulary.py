@@ -1,9 +1,15 @@
-"""Label vocabularies for zero-shot text: the 1000 ImageNet classes (names from timm)."""
+"""Label vocabularies for zero-shot naming and text: the 1000 ImageNet classes (names
+from timm), placed in each model's vector space."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
+
+import numpy as np
 
 
 @cache
@@ -19,3 +25,57 @@ def imagenet_class_names() -> list[str]:
     if len(names) != 1000:
         raise RuntimeError(f"expected 1000 ImageNet classes, found {len(names)}")
     return names
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Words in a model's vector space: `vectors @ matrix.T` ranks them for each image."""
+
+    names: list[str]  # short display names ("tabby", "espresso")
+    matrix: np.ndarray  # (V, dim)
+
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        return np.asarray(vectors, np.float32) @ self.matrix.T
+
+    def top(self, vector: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
+        scores = self.scores(vector)
+        best = np.argsort(-scores, kind="stable")[:k]
+        return [(self.names[i], float(scores[i])) for i in best]
+
+
+def display_name(class_name: str) -> str:
+    """'tabby, tabby cat' → 'tabby cat', 'lynx, catamount' → 'lynx': the first synonym,
+    or the second where it spells the first out."""
+    parts = [p.strip() for p in class_name.split(",") if p.strip()]
+    if len(parts) > 1 and parts[0].lower() in parts[1].lower():
+        return parts[1]
+    return parts[0]
+
+
+def zero_shot_vocabulary(encoder, cache_dir: Path) -> Vocabulary:
+    """The ImageNet classes in `encoder`'s space.
+
+    The built-in model has them already: its classifier's rows (image · row = the
+    class logit, less a bias). Other models embed "a photo of a {name}" once; the
+    result is cached per model id.
+    """
+    names = [display_name(n) for n in imagenet_class_names()]
+    classifier = getattr(encoder, "classifier", None)
+    if classifier is not None:
+        return Vocabulary(names, np.asarray(classifier, np.float32))
+    from visualsearch.core.store import slug
+
+    path = Path(cache_dir) / "vocabulary" / f"imagenet-{slug(encoder.id)}.npy"
+    if path.exists():
+        matrix = np.load(path)
+        if matrix.shape == (len(names), encoder.dim):
+            return Vocabulary(names, matrix)
+    prompts = [f"a photo of a {n}" for n in names]
+    matrix = np.concatenate(
+        [encoder.embed_text(prompts[i : i + 100]) for i in range(0, len(prompts), 100)]
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, matrix.astype(np.float32))
+    os.replace(tmp, path)
+    return Vocabulary(names, matrix)

@@ -1,0 +1,262 @@
+"""Arrays in, arrays out: a 2-D layout (UMAP), clusters (k-means), their names from
+the model's zero-shot vocabulary, and representatives. No store, no Qt."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from visualsearch.core.encoders.base import l2_normalize
+from visualsearch.core.encoders.vocabulary import Vocabulary
+
+PCA_DIMS = 50  # UMAP's neighbour search on 50 PCA dims instead of 1280: same map, 10x less work
+LAYOUT_SAMPLE = 20_000  # above this many images UMAP is fitted on a sample (see layout_2d)
+LAYOUT_NEIGHBOURS = 15
+LAYOUT_EPOCHS = 200  # UMAP's own choice above 10,000 points; enough for a browsing map
+KMEANS_EXACT_LIMIT = 20_000  # above: MiniBatchKMeans
+MUST_LINK_LIMIT = 20_000  # above, near-duplicates are not pre-grouped (exact kNN is O(n²))
+K_SAMPLE = 2_000  # vectors used to score candidate k
+
+
+def reduce(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Unit vectors projected on their first principal components, re-normalised."""
+    n, dim = vectors.shape
+    dims = min(PCA_DIMS, n - 1, dim)
+    if dims < 2:
+        return l2_normalize(np.asarray(vectors, np.float32))
+    from sklearn.decomposition import PCA
+
+    reduced = PCA(dims, random_state=seed).fit_transform(vectors)
+    return l2_normalize(reduced.astype(np.float32))
+
+
+def _knn(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest rows of `data` (unit rows) for each query, by Euclidean distance."""
+    idx = np.empty((len(queries), k), np.int64)
+    dist = np.empty((len(queries), k), np.float32)
+    for start in range(0, len(queries), 4096):
+        sims = queries[start : start + 4096] @ data.T
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        s = np.take_along_axis(sims, part, axis=1)
+        order = np.argsort(-s, axis=1)
+        idx[start : start + 4096] = np.take_along_axis(part, order, axis=1)
+        s = np.take_along_axis(s, order, axis=1)
+        dist[start : start + 4096] = np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, None))
+    return idx, dist
+
+
+def layout_2d(vectors: np.ndarray, seed: int = 0, sample_limit: int = LAYOUT_SAMPLE) -> np.ndarray:
+    """(n, 2) UMAP coordinates: seeded, PCA-initialised, on PCA-reduced vectors.
+
+    The neighbour graph is computed exactly here and handed to UMAP: its own
+    approximate search (pynndescent) spent ~35 s compiling on every start. Above
+    `sample_limit` images UMAP is fitted on a random sample and every other image
+    is placed at the distance-weighted mean of its nearest sampled neighbours,
+    which keeps 100,000 images within seconds and memory bounded.
+    """
+    vectors = np.asarray(vectors, np.float32)
+    n = len(vectors)
+    if n == 0:
+        return np.zeros((0, 2), np.float32)
+    if n < 4:  # UMAP needs a few points; a line is honest for two or three
+        return np.column_stack([np.arange(n), np.zeros(n)]).astype(np.float32)
+    reduced = reduce(vectors, seed)
+    rng = np.random.default_rng(seed)
+    sample = np.sort(rng.choice(n, sample_limit, replace=False)) if n > sample_limit else None
+    fit = reduced if sample is None else reduced[sample]
+    k = min(LAYOUT_NEIGHBOURS, len(fit) - 1)
+    knn_idx, knn_dist = _knn(fit, fit, k)
+
+    import umap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "n_jobs overridden by random_state": seeded on purpose
+        model = umap.UMAP(
+            n_components=2,
+            n_neighbors=k,
+            min_dist=0.1,
+            init="pca" if len(fit) > k + 1 else "random",
+            random_state=seed,
+            n_epochs=LAYOUT_EPOCHS,
+            precomputed_knn=(knn_idx, knn_dist, None),
+        )
+        coords_fit = model.fit_transform(fit).astype(np.float32)
+    if sample is None:
+        return coords_fit
+    coords = np.empty((n, 2), np.float32)
+    coords[sample] = coords_fit
+    rest = np.setdiff1d(np.arange(n), sample)
+    idx, dist = _knn(fit, reduced[rest], k)
+    weights = 1.0 / (dist + 1e-3)
+    weights /= weights.sum(axis=1, keepdims=True)
+    coords[rest] = np.einsum("nk,nkd->nd", weights, coords_fit[idx])
+    return coords
+
+
+@dataclass
+class Clustering:
+    labels: np.ndarray  # (n,) cluster of each image, 0..k-1
+    centres: np.ndarray  # (k, dim) unit vectors
+    auto: bool  # k was chosen automatically
+
+    @property
+    def k(self) -> int:
+        return len(self.centres)
+
+    def sizes(self) -> np.ndarray:
+        return np.bincount(self.labels, minlength=self.k)
+
+
+def k_candidates(n: int) -> list[int]:
+    """Cluster counts worth scoring: 2 up to n/3 (groups of three or more on average),
+    at most 40 so that the list of clusters stays something a person reads through."""
+    return list(range(2, max(2, min(40, n // 3)) + 1))
+
+
+def choose_k(vectors: np.ndarray, seed: int = 0) -> int:
+    """The smallest k whose silhouette is within 5 % of the best among `k_candidates`,
+    scored on a sample of at most 2,000 vectors.
+
+    Silhouette compares each image's distance to its own cluster with its distance to
+    the next one, so it rewards groups that are really apart instead of always
+    preferring more clusters (as inertia does). On image vectors it tends to rise and
+    then plateau; the start of the plateau gives the fewest groups that are as well
+    separated, which is what a browsable cluster list wants.
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    n = len(vectors)
+    if n < 6:
+        return 1
+    rng = np.random.default_rng(seed)
+    sample = vectors if n <= K_SAMPLE else vectors[rng.choice(n, K_SAMPLE, replace=False)]
+    reduced = reduce(sample, seed)
+    scores: dict[int, float] = {}
+    for k in k_candidates(n):
+        if k >= len(sample):
+            break
+        labels = KMeans(k, n_init=1, random_state=seed).fit_predict(reduced)
+        if len(set(labels)) > 1:
+            scores[k] = float(silhouette_score(reduced, labels))
+    if not scores:
+        return 1
+    best = max(scores.values())
+    return min(k for k, v in scores.items() if v >= best - 0.05 * abs(best))
+
+
+def near_duplicate_groups(
+    vectors: np.ndarray, threshold: float, neighbours: int = 10
+) -> np.ndarray:
+    """(n,) group ids: images joined by a chain of similarities >= `threshold`, found
+    among each image's nearest neighbours (chunked, so memory stays bounded)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(vectors)
+    k = min(neighbours, n)
+    idx, dist = _knn(vectors, vectors, k)
+    sims = 1.0 - dist**2 / 2.0
+    rows = np.repeat(np.arange(n), k)
+    keep = (sims.ravel() >= threshold) & (idx.ravel() != rows)
+    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], idx.ravel()[keep])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def cluster(
+    vectors: np.ndarray,
+    k: int | None = None,
+    seed: int = 0,
+    previous_centres: np.ndarray | None = None,
+    must_link: float | None = None,
+) -> Clustering:
+    """k-means on unit vectors; k chosen by `choose_k` when not given.
+
+    Clusters are numbered by size, largest first, unless `previous_centres` with the
+    same k are given: then each new cluster takes the number of the old one it is
+    closest to, so colours and names stay put when the collection changes a little.
+
+    With `must_link` (the model's near-duplicate similarity), copies of a photo are
+    grouped first and clustered as one weighted point, so they always share a
+    cluster: k-means alone split a photo from its cropped copy (similarity 0.76)
+    at some k on the test photos.
+    """
+    vectors = np.asarray(vectors, np.float32)
+    n = len(vectors)
+    auto = k is None
+    if n == 0:
+        return Clustering(np.zeros(0, np.int64), np.zeros((0, vectors.shape[1]), np.float32), auto)
+    if must_link is not None and 1 < n <= MUST_LINK_LIMIT:
+        groups = near_duplicate_groups(vectors, must_link)
+    else:
+        groups = np.arange(n)
+    count = int(groups.max()) + 1
+    weights = np.bincount(groups, minlength=count).astype(np.float32)
+    points = np.zeros((count, vectors.shape[1]), np.float32)
+    np.add.at(points, groups, vectors)
+    points = l2_normalize(points)
+    k = choose_k(points, seed) if k is None else int(k)
+    k = max(1, min(k, count))
+    if k == 1:
+        return Clustering(np.zeros(n, np.int64), l2_normalize(vectors.mean(0, keepdims=True)), auto)
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    if count <= KMEANS_EXACT_LIMIT:
+        km = KMeans(k, n_init=4, random_state=seed)
+    else:
+        km = MiniBatchKMeans(k, n_init=3, batch_size=4096, random_state=seed)
+    labels = km.fit_predict(points, sample_weight=weights).astype(np.int64)[groups]
+    centres = l2_normalize(
+        np.stack(
+            [
+                vectors[labels == c].mean(0) if np.any(labels == c) else km.cluster_centers_[c]
+                for c in range(k)
+            ]
+        )
+    )
+    if previous_centres is not None and previous_centres.shape == centres.shape:
+        from scipy.optimize import linear_sum_assignment
+
+        _, mapping = linear_sum_assignment(-(previous_centres @ centres.T))
+        order = mapping  # new cluster mapping[i] takes old number i
+    else:
+        order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
+    remap = np.empty(k, np.int64)
+    remap[order] = np.arange(k)
+    return Clustering(remap[labels], centres[order], auto)
+
+
+def representatives(
+    vectors: np.ndarray, clustering: Clustering, per_cluster: int = 4
+) -> list[list[int]]:
+    """For each cluster, the rows of its images closest to its centre, closest first."""
+    out: list[list[int]] = []
+    for c in range(clustering.k):
+        rows = np.flatnonzero(clustering.labels == c)
+        sims = vectors[rows] @ clustering.centres[c]
+        out.append(rows[np.argsort(-sims, kind="stable")[:per_cluster]].tolist())
+    return out
+
+
+def centre_scores(vectors: np.ndarray, clustering: Clustering) -> np.ndarray:
+    """Each image's similarity to its own cluster's centre."""
+    return np.einsum("nd,nd->n", vectors, clustering.centres[clustering.labels])
+
+
+def name_clusters(clustering: Clustering, vocabulary: Vocabulary) -> list[str]:
+    """A name per cluster: the vocabulary word closest to its centre; a name already
+    given to a larger cluster gets the next-best word instead."""
+    scores = clustering.centres @ vocabulary.matrix.T
+    taken: set[str] = set()
+    names = []
+    for c in np.argsort(-clustering.sizes(), kind="stable"):
+        for i in np.argsort(-scores[c], kind="stable")[:10]:
+            if vocabulary.names[i] not in taken:
+                break
+        name = vocabulary.names[i]
+        name = name if name not in taken else f"{name} {c + 1}"
+        taken.add(name)
+        names.append((c, name))
+    return [name for _, name in sorted(names)]

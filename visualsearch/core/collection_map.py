@@ -1,0 +1,149 @@
+"""A collection's map: layout, clusters and their names, cached in its store per model
+and recomputed only when the collection changed (or another k is asked for)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from visualsearch.core import analysis
+from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
+from visualsearch.core.progress import NullProgress, Progress
+from visualsearch.core.store import Store, slug
+
+CACHE_VERSION = 3
+
+
+@dataclass
+class CollectionMap:
+    paths: list[str]  # catalog paths, in the store's order
+    vectors: np.ndarray  # (n, dim), for "more like these" and representatives
+    coords: np.ndarray  # (n, 2) layout
+    clustering: analysis.Clustering
+    suggested: list[str]  # names from the model's vocabulary
+    names: list[str]  # what the user sees: their own name where they gave one
+    representatives: list[list[int]]  # rows closest to each centre
+    scores: np.ndarray  # (n,) similarity to the image's cluster centre
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.clustering.labels
+
+    def members(self, cluster: int) -> list[int]:
+        return np.flatnonzero(self.clustering.labels == cluster).tolist()
+
+
+def _cache_path(store: Store, model: str) -> Path:
+    return store.directory / f"map-{slug(model)}.npz"
+
+
+def _names_key(model: str) -> str:
+    return f"cluster_names:{model}"
+
+
+def build_map(
+    store: Store,
+    encoder,
+    cache_dir: Path,
+    k: int | None = None,
+    progress: Progress | None = None,
+) -> CollectionMap:
+    """The map of everything indexed with `encoder` in `store`, from cache when current."""
+    progress = progress or NullProgress()
+    paths, vectors = store.load_vectors(encoder.id)
+    generation = store.generation
+    cached = _load_cache(store, encoder.id)
+    fresh = cached is not None and cached["generation"] == generation and cached["n"] == len(paths)
+
+    if fresh:
+        coords = cached["coords"]
+    else:
+        progress.report(0, 3, f"Laying out {len(paths):,} images…")
+        coords = analysis.layout_2d(vectors)
+    if progress.cancelled():
+        raise InterruptedError("cancelled")
+
+    same_k = cached is not None and (
+        (k is None and cached["auto"]) or (k is not None and cached["k"] == k)
+    )
+    if fresh and same_k:
+        clustering = analysis.Clustering(cached["labels"], cached["centres"], cached["auto"])
+    else:
+        progress.report(1, 3, "Finding clusters…")
+        previous = cached["centres"] if cached is not None else None
+        clustering = analysis.cluster(
+            vectors,
+            k=k,
+            previous_centres=previous,
+            must_link=getattr(encoder, "near_duplicate_threshold", None),
+        )
+
+    progress.report(2, 3, "Naming clusters…")
+    vocabulary = zero_shot_vocabulary(encoder, cache_dir)
+    suggested = analysis.name_clusters(clustering, vocabulary) if clustering.k else []
+    _save_cache(store, encoder.id, generation, len(paths), coords, clustering)
+    names = list(suggested)
+    own = json.loads(store.get_meta(_names_key(encoder.id)) or "{}")
+    if own.get("k") == clustering.k:
+        for i, name in own.get("names", {}).items():
+            if int(i) < len(names) and name.strip():
+                names[int(i)] = name.strip()
+    progress.report(3, 3, "Map ready")
+    return CollectionMap(
+        paths,
+        vectors,
+        coords,
+        clustering,
+        suggested,
+        names,
+        analysis.representatives(vectors, clustering),
+        analysis.centre_scores(vectors, clustering) if len(paths) else np.zeros(0, np.float32),
+    )
+
+
+def rename_cluster(store: Store, model: str, k: int, cluster: int, name: str) -> None:
+    """Keep the user's name for a cluster; it holds while k stays the same (clusters keep
+    their numbers across small changes of the collection, see analysis.cluster)."""
+    own = json.loads(store.get_meta(_names_key(model)) or "{}")
+    if own.get("k") != k:
+        own = {"k": k, "names": {}}
+    own["names"][str(cluster)] = name
+    store.set_meta(_names_key(model), json.dumps(own))
+
+
+def _load_cache(store: Store, model: str) -> dict | None:
+    path = _cache_path(store, model)
+    try:
+        with np.load(path) as data:
+            if int(data["version"]) != CACHE_VERSION:
+                return None
+            return {
+                "generation": int(data["generation"]),
+                "n": int(data["n"]),
+                "coords": data["coords"],
+                "labels": data["labels"],
+                "centres": data["centres"],
+                "auto": bool(data["auto"]),
+                "k": len(data["centres"]),
+            }
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save_cache(store, model, generation, n, coords, clustering) -> None:
+    path = _cache_path(store, model)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(
+        tmp,
+        version=CACHE_VERSION,
+        generation=generation,
+        n=n,
+        coords=coords,
+        labels=clustering.labels,
+        centres=clustering.centres,
+        auto=clustering.auto,
+    )
+    tmp.replace(path)
