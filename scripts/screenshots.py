@@ -2,8 +2,8 @@
 
     xvfb-run -s "-screen 0 1400x900x24" python scripts/screenshots.py docs/screenshots
 
-Opens the sample collection with the built-in model, then captures the whole X
-screen: all images, a similar-image result and a text search result.
+Opens the sample collection with the built-in model, then captures the window from
+the X screen: all images, a similar-image result, a text search result and the map.
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def main() -> None:
     window.run_query(TextQuery("a cup of coffee"))
     wait(window.results_shown)
     shot("text-search.png")
+
+    window.show_map()
+    wait(window.map_ready, 300)
+    cmap = window.cmap
+    window.show_cluster(int(cmap.labels[cmap.paths.index("photos/chelsea.png")]))
+    shot("map.png")
     window.close()
 
 

@@ -18,6 +18,7 @@ LAYOUT_EPOCHS = 200  # UMAP's own choice above 10,000 points; enough for a brows
 KMEANS_EXACT_LIMIT = 20_000  # above: MiniBatchKMeans
 MUST_LINK_LIMIT = 20_000  # above, near-duplicates are not pre-grouped (exact kNN is O(n²))
 K_SAMPLE = 2_000  # vectors used to score candidate k
+CHUNK = 1024  # query rows per block in exact kNN: bounds memory to ~CHUNK × n × 16 bytes
 
 
 def reduce(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -36,14 +37,14 @@ def _knn(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
     """Exact k nearest rows of `data` (unit rows) for each query, by Euclidean distance."""
     idx = np.empty((len(queries), k), np.int64)
     dist = np.empty((len(queries), k), np.float32)
-    for start in range(0, len(queries), 4096):
-        sims = queries[start : start + 4096] @ data.T
+    for start in range(0, len(queries), CHUNK):
+        sims = queries[start : start + CHUNK] @ data.T
         part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         s = np.take_along_axis(sims, part, axis=1)
         order = np.argsort(-s, axis=1)
-        idx[start : start + 4096] = np.take_along_axis(part, order, axis=1)
+        idx[start : start + CHUNK] = np.take_along_axis(part, order, axis=1)
         s = np.take_along_axis(s, order, axis=1)
-        dist[start : start + 4096] = np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, None))
+        dist[start : start + CHUNK] = np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, None))
     return idx, dist
 
 
@@ -157,8 +158,9 @@ def near_duplicate_groups(
 
     n = len(vectors)
     k = min(neighbours, n)
-    idx, dist = _knn(vectors, vectors, k)
-    sims = 1.0 - dist**2 / 2.0
+    # candidates from the 50-d projection (26x less work), similarity checked in full
+    idx, _ = _knn(*(2 * [reduce(vectors)]), k)
+    sims = np.stack([np.einsum("nd,nd->n", vectors, vectors[idx[:, j]]) for j in range(k)], 1)
     rows = np.repeat(np.arange(n), k)
     keep = (sims.ravel() >= threshold) & (idx.ravel() != rows)
     graph = coo_matrix((np.ones(keep.sum()), (rows[keep], idx.ravel()[keep])), shape=(n, n))
@@ -193,10 +195,13 @@ def cluster(
     else:
         groups = np.arange(n)
     count = int(groups.max()) + 1
-    weights = np.bincount(groups, minlength=count).astype(np.float32)
-    points = np.zeros((count, vectors.shape[1]), np.float32)
-    np.add.at(points, groups, vectors)
-    points = l2_normalize(points)
+    if count == n:  # no copies to group: no second copy of the vectors either
+        weights, points = None, vectors
+    else:
+        weights = np.bincount(groups, minlength=count).astype(np.float32)
+        points = np.zeros((count, vectors.shape[1]), np.float32)
+        np.add.at(points, groups, vectors)
+        points = l2_normalize(points)
     k = choose_k(points, seed) if k is None else int(k)
     k = max(1, min(k, count))
     if k == 1:

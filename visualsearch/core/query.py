@@ -42,7 +42,19 @@ class ImageDataQuery:
         return f"like the {self.name}"
 
 
-Query = TextQuery | ImageQuery | ImageDataQuery
+@dataclass(frozen=True)
+class SelectionQuery:
+    """ "More like these": images like the mean of several images of the collection."""
+
+    paths: tuple[Path, ...]
+
+    def label(self) -> str:
+        return (
+            f"like these {len(self.paths)}" if len(self.paths) > 1 else f"like {self.paths[0].name}"
+        )
+
+
+Query = TextQuery | ImageQuery | ImageDataQuery | SelectionQuery
 
 
 @dataclass
@@ -69,6 +81,16 @@ def run_query(
             exclude.add(rel)
     elif isinstance(query, ImageDataQuery):
         vector = collection.embed_image_bytes(query.data)
+    elif isinstance(query, SelectionQuery):
+        if not query.paths:
+            raise ValueError("select some images first")
+        vectors = []
+        for path in query.paths:
+            v, rel = collection.image_vector(path)
+            vectors.append(v)
+            if rel is not None:
+                exclude.add(rel)
+        vector = np.mean(vectors, axis=0)
     else:  # pragma: no cover - a new query type must be handled here
         raise TypeError(f"unknown query {query!r}")
     hits = collection.search_vector(np.asarray(vector), k, exclude=exclude, min_score=min_score)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import (
     QBuffer,
     QIODevice,
@@ -38,12 +39,15 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from visualsearch import __version__
+from visualsearch.core.collection_map import CollectionMap, rename_cluster
+from visualsearch.core.export import ExportItem, ExportReport
 from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
 from visualsearch.core.query import (
     ImageDataQuery,
@@ -51,18 +55,28 @@ from visualsearch.core.query import (
     Query,
     QueryHistory,
     QueryResult,
+    SelectionQuery,
     TextQuery,
 )
 from visualsearch.core.session import ModelChoice
-from visualsearch.core.store import FileRecord, default_store_dir
+from visualsearch.core.store import FileRecord, Store, default_store_dir
 from visualsearch.qt.context import AppContext
 from visualsearch.qt.desktop import show_in_file_manager
 from visualsearch.qt.details_panel import DetailsPanel
 from visualsearch.qt.grid_view import ThumbnailGrid
+from visualsearch.qt.map_page import MapPage
 from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
 from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
-from visualsearch.qt.widgets import IndexingStatus, MessageBar, WelcomePage
-from visualsearch.qt.workers import FolderTarget, IndexJob, JobThread, SearchEngine, run_task
+from visualsearch.qt.widgets import ExportDialog, IndexingStatus, MessageBar, WelcomePage
+from visualsearch.qt.workers import (
+    ExportJob,
+    FolderTarget,
+    IndexJob,
+    JobThread,
+    MapJob,
+    SearchEngine,
+    run_task,
+)
 
 BUILTIN_TEXT_HINT = (
     "The built-in model knows about 1,000 everyday things (ImageNet's categories: animals, "
@@ -83,6 +97,8 @@ class MainWindow(QMainWindow):
     results_shown = Signal(object)  # QueryResult, or None for "all images"
     query_failed = Signal(str)
     engine_ready = Signal(int)
+    map_ready = Signal(object)  # CollectionMap
+    export_finished = Signal(object)  # ExportReport
 
     # to the search engine's thread
     _engine_target = Signal(object, bool)
@@ -109,6 +125,14 @@ class MainWindow(QMainWindow):
         self._request = 0
         self._encoder_id = ""
         self._query_image_key: str | None = None
+        self.cmap: CollectionMap | None = None
+        self._map_k: int | None = None  # None: automatic
+        self._map_stale = True
+        self._map_thread: JobThread | None = None
+        self._map_again = False
+        self._export_thread: JobThread | None = None
+        self._export_link = False
+        self.map_selection = np.zeros(0, np.int64)
 
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(4)
@@ -190,8 +214,22 @@ class MainWindow(QMainWindow):
         self.details.open_file.connect(self._open_path)
         self.details.show_in_folder.connect(self._show_in_folder)
 
+        self.map_page = MapPage(self.thumbnails)
+        self.map_page.view.clicked.connect(self._map_clicked)
+        self.map_page.view.selection_changed.connect(self.show_map_selection)
+        self.map_page.more_like_these.connect(self.more_like_selection)
+        self.map_page.export_selection.connect(self._export_selection_clicked)
+        self.map_page.clusters.cluster_activated.connect(self.show_cluster)
+        self.map_page.clusters.renamed.connect(self.rename_cluster)
+        self.map_page.clusters.k_changed.connect(self.set_cluster_count)
+        self.map_page.clusters.export_requested.connect(self._export_clusters_clicked)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(grid_area, "Images")
+        self.tabs.addTab(self.map_page, "Map")
+        self.tabs.currentChanged.connect(self._tab_changed)
+
         self.splitter = QSplitter()
-        self.splitter.addWidget(grid_area)
+        self.splitter.addWidget(self.tabs)
         self.splitter.addWidget(self.details)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 1)
@@ -373,6 +411,10 @@ class MainWindow(QMainWindow):
         self.target = target
         self._store_thumbs.store_dir = target.store_dir
         if changed_folder:
+            self.cmap = None
+            self.map_selection = np.zeros(0, np.int64)
+            self.map_page.view.set_data(np.zeros((0, 2)), np.zeros(0, np.int64), [], 1)
+            self.map_page.clusters.tree.clear()
             self.message.hide()
             self.thumbnails.reset()
             self.history.clear()
@@ -460,6 +502,9 @@ class MainWindow(QMainWindow):
                 self.grid.setCurrentIndex(self.model.index(self._browse_rows[keep]))
         if self.target is not None:
             self._engine_target.emit(self.target, False)
+        self._map_stale = True
+        if self.tabs.currentWidget() is self.map_page and not report.cancelled:
+            self.refresh_map()
         self._update_summary()
         if report.cancelled:
             self.show_info(
@@ -529,6 +574,204 @@ class MainWindow(QMainWindow):
         self.checkpoint_action.setChecked(c.weights is not None)
         if hasattr(self, "model_button"):
             self.model_button.setText(c.label())
+
+    # -- the map ----------------------------------------------------------------------------
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.map_page and self._map_stale:
+            self.refresh_map()
+
+    def show_map(self) -> None:
+        self.tabs.setCurrentWidget(self.map_page)
+
+    def refresh_map(self) -> None:
+        """Lay out and cluster in a worker; from the store's cache when nothing changed."""
+        if self.target is None:
+            return
+        if self._map_thread is not None and self._map_thread.running():
+            self._map_again = True
+            return
+        job = MapJob(self.target, self.ctx.encoders, self.ctx.paths.cache_dir, self._map_k)
+        job.progress.connect(self._map_progress)
+        job.finished.connect(self._on_map)
+        job.failed.connect(self._on_map_failed)
+        job.done.connect(self._on_map_job_done)
+        self._map_thread = JobThread(job)
+        self.map_page.message.setText("Computing the map…")
+        self._map_thread.start()
+
+    def _map_progress(self, _done: int, _total: int, message: str) -> None:
+        self.map_page.message.setText(message)
+
+    def _on_map(self, cmap: CollectionMap) -> None:
+        self.cmap = cmap
+        self._map_stale = False
+        hashes = [r.hash if (r := self.records.get(p)) else None for p in cmap.paths]
+        self.map_page.view.set_data(cmap.coords, cmap.labels, hashes, cmap.clustering.k)
+        self.map_page.clusters.set_map(cmap, hashes)
+        self.map_page.message.setText("")
+        self.map_selection = np.zeros(0, np.int64)
+        self.map_ready.emit(cmap)
+
+    def _on_map_failed(self, message: str) -> None:
+        self.map_page.message.setText("")
+        if message:
+            self.show_error(f"The map could not be made: {message}")
+
+    def _on_map_job_done(self) -> None:
+        if self._map_thread is not None:
+            self._map_thread.wait()
+        self._map_thread = None
+        if self._map_again:
+            self._map_again = False
+            self.refresh_map()
+
+    def set_cluster_count(self, k: int | None) -> None:
+        if k != self._map_k:
+            self._map_k = k
+            self.refresh_map()
+
+    def _map_item(self, row: int, score: float | None = None) -> GridItem:
+        rel = self.cmap.paths[row]
+        return GridItem(self.target.folder / rel, rel, self.records.get(rel), score)
+
+    def _map_clicked(self, row: int) -> None:
+        item = self._map_item(row)
+        grid_row = self.model.row_of(item.path)
+        if grid_row is not None:
+            self.grid.setCurrentIndex(self.model.index(grid_row))
+        self.details.show_item(item)
+
+    def show_map_selection(self, rows) -> None:
+        """The grid shows the images selected on the map."""
+        if self.cmap is None:
+            return
+        self.map_selection = np.asarray(rows, np.int64)
+        self._request += 1
+        items = sorted((self._map_item(r) for r in self.map_selection), key=lambda it: it.rel)
+        self._show_items(items, f"{len(items):,} images selected on the map")
+
+    def show_cluster(self, cluster: int) -> None:
+        if self.cmap is None:
+            return
+        rows = sorted(self.cmap.members(cluster), key=lambda r: -self.cmap.scores[r])
+        self.map_selection = np.asarray(rows, np.int64)
+        self.map_page.view.set_selection(rows)
+        self.map_page.selection_label.setText(f"{len(rows):,} selected")
+        self.map_page.more.setEnabled(True)
+        self.map_page.export.setEnabled(True)
+        self._request += 1
+        items = [self._map_item(r, float(self.cmap.scores[r])) for r in rows]
+        name = self.cmap.names[cluster]
+        self._show_items(
+            items, f"Cluster “{name}” · {len(items):,} images, closest to its centre first"
+        )
+
+    def _show_items(self, items: list[GridItem], header: str) -> None:
+        self._browse_rows = {}
+        self.model.set_items(items)
+        self.query_label.setText(header)
+        self._show_query_image(None)
+        self.all_button.setVisible(True)
+
+    def more_like_selection(self) -> None:
+        if self.cmap is None or not len(self.map_selection):
+            return
+        paths = tuple(self.target.folder / self.cmap.paths[r] for r in self.map_selection)
+        self.tabs.setCurrentIndex(0)
+        self.run_query(SelectionQuery(paths))
+
+    def rename_cluster(self, cluster: int, name: str) -> None:
+        if self.cmap is None:
+            return
+        self.cmap.names[cluster] = name or self.cmap.suggested[cluster]
+        store_dir, model, k = self.target.store_dir, self.cmap_model(), self.cmap.clustering.k
+
+        def save() -> None:
+            with Store(store_dir) as store:
+                rename_cluster(store, model, k, cluster, name)
+
+        run_task(self.pool, save, self._ignore, self.show_error)
+
+    def cmap_model(self) -> str:
+        return self._encoder_id or self.ctx.encoders.get(self.model_choice).id
+
+    def _ignore(self, _result: object) -> None:
+        pass
+
+    def _export_clusters_clicked(self, clusters: list[int]) -> None:
+        if self.cmap is None:
+            return
+        rows = [r for c in clusters for r in self.cmap.members(c)]
+        self._ask_export(rows)
+
+    def _export_selection_clicked(self) -> None:
+        self._ask_export(self.map_selection.tolist())
+
+    def _ask_export(self, rows: list[int]) -> None:
+        if not rows:
+            self.show_info("Nothing to export: check some clusters or select images on the map.")
+            return
+        groups = {self.cmap.names[self.cmap.labels[r]] for r in rows}
+        start = str(Path.home() / f"{self.target.folder.name} by cluster")
+        dialog = ExportDialog(len(rows), len(groups), start, self)
+        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.dest.text().strip():
+            self.export_rows(
+                rows, Path(dialog.dest.text().strip()).expanduser(), dialog.link.isChecked()
+            )
+
+    def export_rows(self, rows: list[int], dest: Path, link: bool = False) -> None:
+        """Copy (or link) the images at these map rows into folders named after their clusters."""
+        if self._export_thread is not None and self._export_thread.running():
+            self.show_info("An export is still running.")
+            return
+        cmap = self.cmap
+        items = [
+            ExportItem(
+                self.target.folder / cmap.paths[r],
+                cmap.names[cmap.labels[r]],
+                int(cmap.labels[r]),
+                float(cmap.scores[r]),
+            )
+            for r in rows
+        ]
+        job = ExportJob(items, dest, link)
+        job.progress.connect(self.indexing.update_progress)
+        job.finished.connect(self._on_export)
+        job.failed.connect(self._on_export_failed)
+        job.done.connect(self._on_export_done)
+        self.indexing.start("Exporting")
+        self._export_link = link
+        self._export_thread = JobThread(job)
+        self._export_thread.start()
+
+    def _on_export(self, report: ExportReport) -> None:
+        self.indexing.finish()
+        verb = "Linked" if self._export_link else "Copied"
+        text = (
+            f"{verb} {len(report.written):,} images into {len(report.folders)} folder(s) "
+            f"in {report.dest}."
+        )
+        if report.renamed:
+            text += (
+                f" {report.renamed} name(s) were taken and got a suffix; nothing was overwritten."
+            )
+        if report.failed:
+            text += f" {len(report.failed)} could not be written: " + "; ".join(
+                f"{p.name}: {r}" for p, r in report.failed[:3]
+            )
+        text += f" Manifest: {report.manifest.name if report.manifest else 'not written'}."
+        self.show_info(text)
+        self.export_finished.emit(report)
+
+    def _on_export_failed(self, message: str) -> None:
+        self.indexing.finish()
+        self.show_error(f"Export failed: {message}")
+
+    def _on_export_done(self) -> None:
+        if self._export_thread is not None:
+            self._export_thread.wait()
+        self._export_thread = None
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -791,6 +1034,10 @@ class MainWindow(QMainWindow):
         self.cancel_indexing()
         if self._job_thread is not None:
             self._job_thread.wait(60_000)  # the batch in flight is committed, not lost
+        for thread in (self._map_thread, self._export_thread):
+            if thread is not None:
+                thread.job.cancel()
+                thread.wait(60_000)
         self._engine_shutdown.emit()
         self._engine_thread.quit()
         self._engine_thread.wait(10_000)

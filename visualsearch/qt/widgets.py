@@ -6,12 +6,17 @@ import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QProgressBar,
     QPushButton,
+    QRadioButton,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -73,9 +78,11 @@ class IndexingStatus(QWidget):
         layout.addWidget(self.cancel)
         self._meter = RateMeter()
         self._started = 0.0
+        self.verb = "Indexing"
         self.hide()
 
-    def start(self) -> None:
+    def start(self, verb: str = "Indexing") -> None:
+        self.verb = verb
         self._meter = RateMeter()
         self._started = time.monotonic()
         self.cancel.setEnabled(True)
@@ -91,7 +98,7 @@ class IndexingStatus(QWidget):
         self._meter.update(done)
         self.bar.setRange(0, total)
         self.bar.setValue(done)
-        text = f"Indexing {done:,} / {total:,} images"
+        text = f"{self.verb} {done:,} / {total:,} images"
         rate = self._meter.rate
         if rate:
             text += f" · {rate:.1f}/s"
@@ -168,3 +175,46 @@ class WelcomePage(QWidget):
         self.recent.addItems(folders)
         self.recent.setVisible(bool(folders))
         self.recent_label.setVisible(bool(folders))
+
+
+class ExportDialog(QDialog):
+    """Where to export, and copy or link. Nothing is overwritten either way."""
+
+    def __init__(self, images: int, folders: int, start: str, parent=None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export to folders")
+        self.dest = QLineEdit(start)
+        browse = QPushButton("Choose…")
+        browse.clicked.connect(self._browse)
+        self.copy = QRadioButton("Copy the images", checked=True)
+        self.link = QRadioButton(
+            "Make links to them (saves space; they break if the originals move)"
+        )
+        info = QLabel(
+            f"{images:,} images go into {folders} folder(s) named after their clusters, with a "
+            "CSV manifest beside them. Existing files are never overwritten: a taken name "
+            "gets a suffix."
+        )
+        info.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        row = QHBoxLayout()
+        row.addWidget(self.dest, 1)
+        row.addWidget(browse)
+        layout = QVBoxLayout(self)
+        layout.addWidget(info)
+        layout.addWidget(QLabel("Destination folder:"))
+        layout.addLayout(row)
+        layout.addWidget(self.copy)
+        layout.addWidget(self.link)
+        layout.addWidget(buttons)
+        self.resize(560, 0)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export into", self.dest.text())
+        if folder:
+            self.dest.setText(folder)

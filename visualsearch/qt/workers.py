@@ -13,7 +13,9 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal,
 
 from visualsearch.core import imageio
 from visualsearch.core.collection import Collection, NotIndexed
+from visualsearch.core.collection_map import build_map
 from visualsearch.core.encoders import Encoder, ModelUnavailable, load_encoder
+from visualsearch.core.export import export_groups
 from visualsearch.core.index import ANNOY_THRESHOLD
 from visualsearch.core.pipeline import IndexOptions
 from visualsearch.core.progress import CancelToken
@@ -118,6 +120,65 @@ class IndexJob(QObject):
         finally:
             if store is not None:
                 store.close()
+            self.done.emit()
+
+
+class MapJob(QObject):
+    """Builds (or loads) the collection's map in a QThread."""
+
+    progress = Signal(int, int, str)
+    finished = Signal(object)  # CollectionMap
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(
+        self, target: FolderTarget, encoders: EncoderProvider, cache_dir: Path, k: int | None
+    ) -> None:
+        super().__init__()
+        self.target, self.encoders, self.cache_dir, self.k = target, encoders, cache_dir, k
+        self.token = CancelToken(on_report=lambda d, t, m: self.progress.emit(d, t, m))
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            with Store(self.target.store_dir) as store:
+                encoder = self.encoders.get(self.target.model)
+                cmap = build_map(store, encoder, self.cache_dir, self.k, self.token)
+            self.finished.emit(cmap)
+        except InterruptedError:
+            self.failed.emit("")
+        except Exception as exc:
+            self.failed.emit(describe(exc))
+        finally:
+            self.done.emit()
+
+
+class ExportJob(QObject):
+    """Copies or links images into group folders in a QThread."""
+
+    progress = Signal(int, int, str)
+    finished = Signal(object)  # ExportReport
+    failed = Signal(str)
+    done = Signal()
+
+    def __init__(self, items: list, dest: Path, link: bool) -> None:
+        super().__init__()
+        self.items, self.dest, self.link = items, dest, link
+        self.token = CancelToken(on_report=lambda d, t, m: self.progress.emit(d, t, m))
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.finished.emit(export_groups(self.items, self.dest, self.link, self.token))
+        except Exception as exc:
+            self.failed.emit(describe(exc))
+        finally:
             self.done.emit()
 
 

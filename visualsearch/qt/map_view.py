@@ -1,0 +1,320 @@
+"""The map: every image a point at its layout position, coloured by cluster.
+
+Points are rasterised with numpy into one image (100,000 points in a few ms)
+instead of one graphics item each; zoomed in far enough, points become thumbnails.
+Wheel zooms around the cursor, dragging pans, Shift+drag (or lasso mode) selects.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPolygonF
+from PySide6.QtWidgets import QWidget
+
+from visualsearch.qt.thumbnails import ImageLoader
+
+POINT = 2  # half-size of a point, pixels
+THUMBS_BELOW = 150  # at most this many points on screen: draw thumbnails instead
+HOVER_PX = 8
+
+
+def cluster_colours(k: int) -> list[QColor]:
+    """Distinct, stable colours: cluster i always gets the same one (golden-ratio hues)."""
+    out = []
+    for i in range(k):
+        h = (i * 0.618033988749895) % 1.0
+        s, v = (0.65, 0.85) if i % 2 == 0 else (0.55, 0.65)
+        r, g, b = colorsys.hsv_to_rgb(h, s, v)
+        out.append(QColor(int(r * 255), int(g * 255), int(b * 255)))
+    return out
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Boolean mask of `points` (n, 2) inside `polygon` (m, 2), by ray casting (even-odd)."""
+    x, y = points[:, 0], points[:, 1]
+    inside = np.zeros(len(points), bool)
+    px, py = polygon[:, 0], polygon[:, 1]
+    qx, qy = np.roll(px, -1), np.roll(py, -1)
+    for x1, y1, x2, y2 in zip(px, py, qx, qy, strict=True):
+        crosses = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (x < at)
+    return inside
+
+
+class MapView(QWidget):
+    clicked = Signal(int)  # row
+    hovered = Signal(int)  # row, or -1
+    selection_changed = Signal(object)  # np.ndarray of rows
+
+    def __init__(self, thumbnails: ImageLoader, parent=None) -> None:
+        super().__init__(parent)
+        self.setMouseTracking(True)
+        self.setMinimumSize(300, 300)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._thumbnails = thumbnails
+        thumbnails.loaded.connect(self._thumbnail_loaded)
+        self.world = np.zeros((0, 2), np.float32)  # coordinates scaled to [0, 1]
+        self.labels = np.zeros(0, np.int64)
+        self.hashes: list[str | None] = []
+        self.colours: list[QColor] = []
+        self._rgb = np.zeros((0,), np.uint32)
+        self.selected = np.zeros(0, np.int64)
+        self.scale = 1.0  # pixels per world unit, relative to fitting the view
+        self.offset = np.zeros(2)  # world point at the view's centre
+        self.lasso_mode = False
+        self._raster: QImage | None = None
+        self._drag_start: QPointF | None = None
+        self._last_pos: QPointF | None = None
+        self._lasso: list[QPointF] = []
+        self._hover = -1
+        self._dragged = False
+
+    # -- data -------------------------------------------------------------------------------
+
+    def set_data(
+        self, coords: np.ndarray, labels: np.ndarray, hashes: list[str | None], k: int
+    ) -> None:
+        coords = np.asarray(coords, np.float64)
+        if len(coords):
+            lo, hi = coords.min(0), coords.max(0)
+            span = max(float((hi - lo).max()), 1e-9)
+            self.world = ((coords - lo) / span).astype(np.float32)
+        else:
+            self.world = np.zeros((0, 2), np.float32)
+        self.labels = np.asarray(labels, np.int64)
+        self.hashes = list(hashes)
+        self.set_cluster_count(k)
+        self.selected = np.zeros(0, np.int64)
+        self.reset_view()
+
+    def set_cluster_count(self, k: int) -> None:
+        self.colours = cluster_colours(max(k, 1))
+        rgb = np.array([c.rgba() for c in self.colours], np.uint32)
+        self._rgb = rgb[self.labels] if len(self.labels) else np.zeros(0, np.uint32)
+        self._raster = None
+        self.update()
+
+    def set_selection(self, rows) -> None:
+        self.selected = np.asarray(rows, np.int64)
+        self.update()
+
+    def reset_view(self) -> None:
+        self.scale = 1.0
+        self.offset = self.world.mean(0).astype(np.float64) if len(self.world) else np.full(2, 0.5)
+        if len(self.world):
+            self.offset = (self.world.min(0) + self.world.max(0)) / 2.0
+        self._raster = None
+        self.update()
+
+    # -- geometry ---------------------------------------------------------------------------
+
+    def _pixels_per_unit(self) -> float:
+        # a margin of half a thumbnail, so that the ones at the edge are whole
+        return max(50.0, min(self.width(), self.height()) - 100.0) * self.scale
+
+    def to_screen(self, world: np.ndarray) -> np.ndarray:
+        ppu = self._pixels_per_unit()
+        centre = np.array([self.width() / 2.0, self.height() / 2.0])
+        return (np.asarray(world, np.float64) - self.offset) * ppu + centre
+
+    def to_world(self, x: float, y: float) -> np.ndarray:
+        ppu = self._pixels_per_unit()
+        return (np.array([x - self.width() / 2.0, y - self.height() / 2.0]) / ppu) + self.offset
+
+    def row_at(self, x: float, y: float, radius: float = HOVER_PX) -> int:
+        if not len(self.world):
+            return -1
+        screen = self.to_screen(self.world)
+        d2 = (screen[:, 0] - x) ** 2 + (screen[:, 1] - y) ** 2
+        row = int(np.argmin(d2))
+        return row if d2[row] <= radius**2 else -1
+
+    def visible_rows(self) -> np.ndarray:
+        s = self.to_screen(self.world)
+        mask = (
+            (s[:, 0] >= 0) & (s[:, 0] < self.width()) & (s[:, 1] >= 0) & (s[:, 1] < self.height())
+        )
+        return np.flatnonzero(mask)
+
+    def zoom(self, factor: float, at: QPointF | None = None) -> None:
+        at = at or QPointF(self.width() / 2, self.height() / 2)
+        before = self.to_world(at.x(), at.y())
+        self.scale = float(np.clip(self.scale * factor, 0.5, 400.0))
+        after = self.to_world(at.x(), at.y())
+        self.offset += before - after
+        self._raster = None
+        self.update()
+
+    # -- painting ---------------------------------------------------------------------------
+
+    def render_points(self) -> QImage:
+        """All points drawn into one image with numpy: the cost of 100,000 points is a few
+        array operations, not 100,000 QPainter calls."""
+        w, h = max(1, self.width()), max(1, self.height())
+        buf = np.full((h, w), QColor(250, 250, 250).rgba(), np.uint32)
+        if len(self.world):
+            s = np.rint(self.to_screen(self.world)).astype(np.int64)
+            for dy in range(-POINT, POINT + 1):
+                for dx in range(-POINT, POINT + 1):
+                    x, y = s[:, 0] + dx, s[:, 1] + dy
+                    ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+                    buf[y[ok], x[ok]] = self._rgb[ok]
+        image = QImage(buf.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
+        return image.copy()  # own the pixels: `buf` goes away
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        if self._raster is None or self._raster.size() != self.size():
+            self._raster = self.render_points()
+        visible = self.visible_rows()
+        if 0 < len(visible) <= THUMBS_BELOW:
+            painter.fillRect(self.rect(), QColor(250, 250, 250))
+            self._paint_thumbnails(painter, visible)
+        else:
+            painter.drawImage(0, 0, self._raster)
+        if len(self.selected):
+            s = self.to_screen(self.world[self.selected])
+            thumbs = 0 < len(visible) <= THUMBS_BELOW
+            radius = self._thumb_size(len(visible)) * 0.6 if thumbs else POINT + 3
+            painter.setPen(QPen(QColor(20, 20, 20), 2.5 if thumbs else 1.5))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            for x, y in s:
+                painter.drawEllipse(QPointF(x, y), radius, radius)
+        if self._hover >= 0:
+            self._paint_hover(painter, self._hover)
+        if self._lasso:
+            painter.setPen(QPen(QColor(30, 90, 200), 1.5, Qt.PenStyle.DashLine))
+            painter.setBrush(QColor(30, 90, 200, 40))
+            painter.drawPolygon(QPolygonF(self._lasso))
+        if not len(self.world):
+            painter.setPen(QColor(120, 120, 120))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "The map appears here.")
+        painter.end()
+
+    def _thumb_size(self, visible: int | None = None) -> int:
+        """Thumbnails share the screen: fewer on screen, bigger each."""
+        visible = len(self.visible_rows()) if visible is None else visible
+        return int(np.clip(0.5 * np.sqrt(self.width() * self.height() / max(visible, 1)), 24, 96))
+
+    def _paint_thumbnails(self, painter: QPainter, rows: np.ndarray) -> None:
+        size = self._thumb_size(len(rows))
+        request = QSize(128, 128)
+        s = self.to_screen(self.world[rows])
+        for row, (x, y) in zip(rows.tolist(), s, strict=True):
+            colour = self.colours[self.labels[row]]
+            box = QRectF(x - size / 2, y - size / 2, size, size)
+            digest = self.hashes[row]
+            pixmap = self._thumbnails.pixmap(digest, request) if digest else None
+            if pixmap is not None:
+                target = QSize(pixmap.width(), pixmap.height()).scaled(
+                    size, size, Qt.AspectRatioMode.KeepAspectRatio
+                )
+                box = QRectF(
+                    x - target.width() / 2, y - target.height() / 2, target.width(), target.height()
+                )
+                painter.drawPixmap(box.toRect(), pixmap)
+            else:
+                painter.fillRect(box, colour.lighter(150))
+            painter.setPen(QPen(colour, 3))
+            painter.drawRect(box)
+
+    def _paint_hover(self, painter: QPainter, row: int) -> None:
+        digest = self.hashes[row] if row < len(self.hashes) else None
+        pixmap = self._thumbnails.pixmap(digest, QSize(128, 128)) if digest else None
+        x, y = self.to_screen(self.world[row : row + 1])[0]
+        painter.setPen(QPen(QColor(0, 0, 0), 2))
+        painter.drawEllipse(QPointF(x, y), POINT + 4, POINT + 4)
+        if pixmap is None:
+            return
+        left = x + 12 if x + 12 + pixmap.width() < self.width() else x - 12 - pixmap.width()
+        top = min(max(0, y - pixmap.height() / 2), self.height() - pixmap.height())
+        painter.fillRect(
+            QRectF(left - 3, top - 3, pixmap.width() + 6, pixmap.height() + 6), QColor("white")
+        )
+        painter.drawPixmap(int(left), int(top), pixmap)
+
+    def _thumbnail_loaded(self, _digest: str) -> None:
+        if self._hover >= 0 or 0 < len(self.visible_rows()) <= THUMBS_BELOW:
+            self.update()
+
+    def resizeEvent(self, event) -> None:
+        self._raster = None
+        super().resizeEvent(event)
+
+    # -- interaction ------------------------------------------------------------------------
+
+    def wheelEvent(self, event) -> None:
+        steps = event.angleDelta().y() / 120.0
+        self.zoom(1.25**steps, event.position())
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        self._drag_start = self._last_pos = event.position()
+        self._dragged = False
+        lasso = self.lasso_mode or bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self._lasso = [event.position()] if lasso else []
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        pos = event.position()
+        if self._drag_start is not None:
+            if (pos - self._drag_start).manhattanLength() > 3:
+                self._dragged = True
+            if self._lasso:
+                self._lasso.append(pos)
+            elif self._last_pos is not None:
+                d = pos - self._last_pos
+                self.offset -= np.array([d.x(), d.y()]) / self._pixels_per_unit()
+                self._raster = None
+            self._last_pos = pos
+            self.update()
+            return
+        row = self.row_at(pos.x(), pos.y())
+        if row != self._hover:
+            self._hover = row
+            self.hovered.emit(row)
+            self.update()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self._drag_start is None:
+            return
+        pos = event.position()
+        if self._lasso and len(self._lasso) > 2:
+            polygon = np.array([self.to_world(p.x(), p.y()) for p in self._lasso])
+            self.select_polygon(polygon)
+        elif not self._dragged:
+            row = self.row_at(pos.x(), pos.y())
+            if row >= 0:
+                self.clicked.emit(row)
+        self._drag_start = self._last_pos = None
+        self._lasso = []
+        self.update()
+
+    def select_polygon(self, polygon_world: np.ndarray) -> np.ndarray:
+        """Select the points inside a polygon given in world coordinates."""
+        rows = np.flatnonzero(points_in_polygon(self.world, np.asarray(polygon_world)))
+        self.set_selection(rows)
+        self.selection_changed.emit(rows)
+        return rows
+
+    def leaveEvent(self, event) -> None:
+        if self._hover >= 0:
+            self._hover = -1
+            self.hovered.emit(-1)
+            self.update()
+        super().leaveEvent(event)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
+            self.zoom(1.25)
+        elif event.key() == Qt.Key.Key_Minus:
+            self.zoom(0.8)
+        elif event.key() == Qt.Key.Key_0:
+            self.reset_view()
+        else:
+            super().keyPressEvent(event)
