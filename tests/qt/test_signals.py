@@ -20,12 +20,14 @@ def test_emitting_signals_keeps_bool_reference_counts(qtbot):
     received: list[str] = []
     emitter.one.connect(received.append)
     before = sys.getrefcount(True), sys.getrefcount(False)
-    for _ in range(200):
+    for _ in range(1000):
         emitter.three.emit("key", QSize(1, 1), QImage())
         emitter.one.emit("key")
-    worker = threading.Thread(target=lambda: [emitter.one.emit("t") for _ in range(200)])
+    worker = threading.Thread(target=lambda: [emitter.one.emit("t") for _ in range(1000)])
     worker.start()
     worker.join()
-    qtbot.waitUntil(lambda: len(received) == 400)  # the thread's emits arrive queued
+    qtbot.waitUntil(lambda: len(received) == 2000)  # the thread's emits arrive queued
     after = sys.getrefcount(True), sys.getrefcount(False)
-    assert after[0] >= before[0] - 5 and after[1] >= before[1] - 5, (before, after)
+    # 6.12.0 lost one reference per emit (thousands here); other threads of the test
+    # session may drop a few of their own meanwhile
+    assert after[0] >= before[0] - 200 and after[1] >= before[1] - 200, (before, after)
