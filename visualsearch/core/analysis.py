@@ -10,6 +10,7 @@ import numpy as np
 
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.encoders.vocabulary import Vocabulary
+from visualsearch.core.neighbours import knn
 
 PCA_DIMS = 50  # UMAP's neighbour search on 50 PCA dims instead of 1280: same map, 10x less work
 LAYOUT_SAMPLE = 20_000  # above this many images UMAP is fitted on a sample (see layout_2d)
@@ -18,7 +19,6 @@ LAYOUT_EPOCHS = 200  # UMAP's own choice above 10,000 points; enough for a brows
 KMEANS_EXACT_LIMIT = 20_000  # above: MiniBatchKMeans
 MUST_LINK_LIMIT = 20_000  # above, near-duplicates are not pre-grouped (exact kNN is O(n²))
 K_SAMPLE = 2_000  # vectors used to score candidate k
-CHUNK = 1024  # query rows per block in exact kNN: bounds memory to ~CHUNK × n × 16 bytes
 
 
 def reduce(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -34,18 +34,9 @@ def reduce(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def _knn(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest rows of `data` (unit rows) for each query, by Euclidean distance."""
-    idx = np.empty((len(queries), k), np.int64)
-    dist = np.empty((len(queries), k), np.float32)
-    for start in range(0, len(queries), CHUNK):
-        sims = queries[start : start + CHUNK] @ data.T
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        s = np.take_along_axis(sims, part, axis=1)
-        order = np.argsort(-s, axis=1)
-        idx[start : start + CHUNK] = np.take_along_axis(part, order, axis=1)
-        s = np.take_along_axis(s, order, axis=1)
-        dist[start : start + CHUNK] = np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, None))
-    return idx, dist
+    """Exact k nearest rows of `data` (unit rows) for each query, with Euclidean distances."""
+    idx, sims = knn(data, queries, k)
+    return idx, np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None))
 
 
 def layout_2d(vectors: np.ndarray, seed: int = 0, sample_limit: int = LAYOUT_SAMPLE) -> np.ndarray:

@@ -14,7 +14,8 @@ from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store, slug
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
+CLUSTER_LINK_SLACK = 0.05
 
 
 @dataclass
@@ -74,11 +75,14 @@ def build_map(
     else:
         progress.report(1, 3, "Finding clusters…")
         previous = cached["centres"] if cached is not None else None
+        threshold = getattr(encoder, "near_duplicate_threshold", None)
         clustering = analysis.cluster(
             vectors,
             k=k,
             previous_centres=previous,
-            must_link=getattr(encoder, "near_duplicate_threshold", None),
+            # looser than for duplicates: two photos this alike belong in one cluster
+            # anyway, and harder edits (crop + resize + JPEG q40: 0.75) stay with theirs
+            must_link=None if threshold is None else threshold - CLUSTER_LINK_SLACK,
         )
 
     progress.report(2, 3, "Naming clusters…")

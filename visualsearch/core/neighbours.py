@@ -1,0 +1,43 @@
+"""Exact k nearest neighbours in blocks: memory stays bounded (a block of rows against
+all vectors at a time, only the top k kept), never an n × n matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK_CELLS = 25_000_000  # similarities held at once: 100 MB of float32
+
+
+def knn(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, the `k` rows of `data` most similar by dot product (unit
+    vectors: cosine), best first: (indices int64, similarities float32)."""
+    import torch
+
+    n = len(data)
+    k = min(k, n)
+    idx = np.empty((len(queries), k), np.int64)
+    sims = np.empty((len(queries), k), np.float32)
+    if k == 0:
+        return idx, sims
+    block = max(16, BLOCK_CELLS // max(n, 1))
+    base = torch.from_numpy(np.ascontiguousarray(data, np.float32))
+    with torch.inference_mode():
+        for start in range(0, len(queries), block):
+            q = torch.from_numpy(np.ascontiguousarray(queries[start : start + block], np.float32))
+            top = torch.topk(q @ base.T, k, dim=1)
+            idx[start : start + block] = top.indices.numpy()
+            sims[start : start + block] = top.values.numpy()
+    return idx, sims
+
+
+def self_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's `k` nearest other rows (itself left out)."""
+    idx, sims = knn(vectors, vectors, min(k + 1, len(vectors)))
+    rows = np.arange(len(vectors))[:, None]
+    not_self = idx != rows
+    # drop one entry per row: itself, or the last one where a duplicate outranked it
+    keep = np.where(not_self.all(1)[:, None], np.arange(idx.shape[1]) < idx.shape[1] - 1, not_self)
+    return (
+        idx[keep].reshape(len(vectors), -1),
+        sims[keep].reshape(len(vectors), -1),
+    )
