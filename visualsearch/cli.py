@@ -13,6 +13,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from visualsearch import __version__
 from visualsearch.core import imageio
 from visualsearch.core.collection import Collection, Hit, NotIndexed
@@ -28,7 +30,20 @@ from visualsearch.core.session import (
 from visualsearch.core.settings import AppPaths
 from visualsearch.core.store import Store, StoreError
 
-COMMANDS = ("index", "search", "similar", "info", "clusters", "export", "sample", "gui", "demo")
+COMMANDS = (
+    "index",
+    "search",
+    "similar",
+    "info",
+    "clusters",
+    "export",
+    "duplicates",
+    "outliers",
+    "tags",
+    "sample",
+    "gui",
+    "demo",
+)
 
 
 class CliError(Exception):
@@ -170,9 +185,19 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
+    from visualsearch.core.query import ImageQuery, MixQuery, TextQuery, run_query
+
+    query = TextQuery(args.query)
+    if args.like:
+        image = Path(args.like).expanduser()
+        if not image.is_file():
+            raise CliError(f"image not found: {image}")
+        query = MixQuery(ImageQuery(image), args.query, args.text_weight)
     col = _collection(args)
-    hits = col.search_text(args.query, k=args.k, min_score=args.min_score)
-    _print_hits(hits, col.root, args.json, f"Images matching {args.query!r} ({col.encoder.id}):")
+    result = run_query(col, query, k=args.k, min_score=args.min_score)
+    _print_hits(result.hits, col.root, args.json, f"Images {query.label()} ({col.encoder.id}):")
+    if not result.hits and result.best_score is not None and not args.json:
+        print(f"  no match reaches {args.min_score} (the best scores {result.best_score:.3f})")
     return 0
 
 
@@ -305,6 +330,84 @@ def cmd_export(args) -> int:
     return 1 if report.failed else 0
 
 
+def _vectors_and_records(col):
+    records = [col.store.record(p) for p in col.paths]
+    return col.matrix, records
+
+
+def cmd_duplicates(args) -> int:
+    from visualsearch.core.duplicates import find_duplicates, presets
+
+    col = _collection(args)
+    named = presets(getattr(col.encoder, "near_duplicate_threshold", 0.9))
+    threshold = args.threshold if args.threshold is not None else named[args.preset]
+    vectors, records = _vectors_and_records(col)
+    groups = find_duplicates(vectors, records, threshold)
+    data = [
+        {
+            "similarity": round(g.similarity, 4),
+            "exact": g.exact,
+            "keep": col.paths[g.rows[0]],
+            "reason": g.keep_reason,
+            "images": [
+                {
+                    "path": r.path,
+                    "width": r.width,
+                    "height": r.height,
+                    "bytes": r.size,
+                    "format": r.format,
+                    "taken": r.taken,
+                }
+                for r in g.members
+            ],
+        }
+        for g in groups
+    ]
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    extra = sum(len(g.rows) - 1 for g in groups)
+    print(
+        f"{len(groups)} groups at similarity >= {threshold} ({extra} images beyond one per group):"
+    )
+    for i, g in enumerate(data, 1):
+        kind = "identical files" if g["exact"] else f"similarity >= {g['similarity']:.3f}"
+        print(f"\n  group {i} ({kind}); keep {g['keep']}: {g['reason']}")
+        for im in g["images"]:
+            print(f"    {im['width']}×{im['height']} {im['bytes'] / 1e6:6.2f} MB  {im['path']}")
+    return 0
+
+
+def cmd_outliers(args) -> int:
+    from visualsearch.core.duplicates import outlier_scores
+
+    col = _collection(args)
+    scores = outlier_scores(col.matrix)
+    order = np.argsort(-scores, kind="stable")[: args.k]
+    hits = [Hit(i + 1, col.root / col.paths[r], float(scores[r])) for i, r in enumerate(order)]
+    _print_hits(hits, col.root, args.json, "Odd ones out (score: 1 - similarity to the nearest 5):")
+    return 0
+
+
+def cmd_tags(args) -> int:
+    from visualsearch.core.tags import suggest_tags, tag_vocabulary
+
+    image = Path(args.image).expanduser()
+    if not image.is_file():
+        raise CliError(f"image not found: {image}")
+    col = _collection(args)
+    words = args.words.split(",") if args.words else []
+    vocabulary = tag_vocabulary(col.encoder, args.paths.cache_dir, words)
+    tags = suggest_tags(vocabulary, col.image_vector(image)[0], k=args.k)
+    if args.json:
+        print(json.dumps([{"tag": t, "score": round(s, 4)} for t, s in tags], indent=2))
+        return 0
+    print(f"Tags for {image.name} ({col.encoder.id}):")
+    for t, s in tags:
+        print(f"  {s:7.3f}  {t}")
+    return 0
+
+
 def cmd_sample(args) -> int:
     from visualsearch.core.sample import build_sample_collection
 
@@ -387,6 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder")
     p.add_argument("query")
     p.add_argument("--min-score", type=float, default=None, help="drop results below this score")
+    p.add_argument("--like", metavar="IMAGE", help="images like IMAGE, steered by the text")
+    p.add_argument(
+        "--text-weight", type=float, default=0.5, help="with --like: 0 = image only, 1 = text only"
+    )
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("similar", parents=[common, query], help="find images like an image")
@@ -415,6 +522,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--link", action="store_true", help="symbolic links instead of copies")
     p.add_argument("--update", action="store_true", help="index new/changed files first")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("duplicates", parents=[common], help="groups of copies and near-copies")
+    p.add_argument("folder")
+    p.add_argument(
+        "--preset",
+        choices=("identical", "near-identical", "similar"),
+        default="near-identical",
+        help="how alike (default near-identical)",
+    )
+    p.add_argument("--threshold", type=float, help="similarity from 0 to 1, instead of --preset")
+    p.add_argument("--update", action="store_true", help="index new/changed files first")
+    p.set_defaults(func=cmd_duplicates)
+
+    p = sub.add_parser("outliers", parents=[common, query], help="images unlike the rest")
+    p.add_argument("folder")
+    p.set_defaults(func=cmd_outliers)
+
+    p = sub.add_parser("tags", parents=[common], help="suggested tags for an image")
+    p.add_argument("folder")
+    p.add_argument("image")
+    p.add_argument("-k", type=int, default=8, help="how many tags (default 8)")
+    p.add_argument("--words", help="your own candidate words, comma-separated (CLIP models)")
+    p.add_argument("--update", action="store_true", help="index new/changed files first")
+    p.set_defaults(func=cmd_tags)
 
     p = sub.add_parser("sample", parents=[common], help="create the sample collection")
     p.add_argument("dest", nargs="?", help="where (default: in the user data folder)")

@@ -126,3 +126,34 @@ def test_self_knn_leaves_out_each_row_itself():
     np.testing.assert_array_equal(
         np.sort(idx[2:], axis=1), np.sort(np.argsort(-full[2:], axis=1)[:, :5], axis=1)
     )
+
+
+def test_cli_duplicates_outliers_tags_and_steered_search(photos_with_copies_dir, app_paths, capsys):
+    import json
+
+    from visualsearch.cli import main as cli_main
+
+    folder = str(photos_with_copies_dir)
+    assert cli_main(["duplicates", folder, "--json"], paths=app_paths) == 0
+    groups = json.loads(capsys.readouterr().out)
+    chelsea = next(g for g in groups if "chelsea.png" in [im["path"] for im in g["images"]])
+    assert chelsea["keep"] == "chelsea.png" and "largest file" in chelsea["reason"]
+    assert len(chelsea["images"]) >= 5
+
+    assert cli_main(["outliers", folder, "-k", "3", "--json"], paths=app_paths) == 0
+    odd = json.loads(capsys.readouterr().out)
+    assert len(odd) == 3 and odd[0]["score"] >= odd[2]["score"]
+
+    chelsea_path = str(photos_with_copies_dir / "chelsea.png")
+    assert cli_main(["tags", folder, chelsea_path, "--json"], paths=app_paths) == 0
+    tags = json.loads(capsys.readouterr().out)
+    assert "cat" in tags[0]["tag"]
+    assert cli_main(["tags", folder, chelsea_path, "--words", "sofa"], paths=app_paths) == 1
+    assert "own words need a CLIP model" in capsys.readouterr().err
+
+    code = cli_main(["search", folder, "a cat", "--like", chelsea_path, "--json"], paths=app_paths)
+    assert code == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert "chelsea" in Path(hits[0]["path"]).name and "chelsea.png" not in [
+        Path(h["path"]).name for h in hits
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import distinct_images
@@ -72,3 +73,37 @@ def test_recent_folders_most_recent_first_without_repeats():
     s.add_recent(Path("/f5"))
     assert s.recent_folders[0] == "/f5" and len(s.recent_folders) == MAX_RECENT
     assert s.recent_folders.count("/f5") == 1
+
+
+def test_minus_words_are_parsed_and_steer_away():
+    from visualsearch.core.query import parse_text, text_vector
+
+    assert parse_text('beach -people -"red car"') == ("beach", ["people", "red car"])
+    assert parse_text("well-known - x") == ("well-known - x", [])
+    enc = FakeEncoder()
+    plain = text_vector(enc, "beach")
+    minus = text_vector(enc, "beach -people")
+    people = enc.embed_text(["people"])[0]
+    assert float(minus @ people) < float(plain @ people)
+    assert abs(float(np.linalg.norm(minus)) - 1.0) < 1e-5
+    with pytest.raises(ValueError, match="words to look for"):
+        text_vector(enc, "-people")
+
+
+def test_mix_and_selection_queries_and_min_score(tmp_path):
+    from visualsearch.core.query import MixQuery, SelectionQuery
+
+    folder = tmp_path / "photos"
+    paths = distinct_images(folder, 8)
+    store = Store(tmp_path / "store", root=folder)
+    index_folder(folder, store, FakeEncoder())
+    col = Collection(folder, store, FakeEncoder())
+    image_only = run_query(col, MixQuery(ImageQuery(paths[2]), "anything", text_weight=0.0))
+    assert [h.path for h in image_only.hits] == [
+        h.path for h in run_query(col, ImageQuery(paths[2])).hits
+    ]
+    both = run_query(col, SelectionQuery((paths[0], paths[1])))
+    assert {paths[0], paths[1]}.isdisjoint(h.path for h in both.hits)
+    strict = run_query(col, ImageQuery(paths[0]), min_score=1.01)
+    assert strict.hits == [] and strict.best_score is not None and strict.best_score < 1.01
+    store.close()

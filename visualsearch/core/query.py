@@ -1,5 +1,6 @@
-"""Queries as values (text, an image file, image bytes), how to run one against a
-collection, and the Back/Forward history of them. No Qt: the window and tests share it."""
+"""Queries as values (text with -words, an image file, image bytes, a selection, an image
+steered by text), how to run one against a collection, and the Back/Forward history.
+No Qt: the window, the CLI and tests share it."""
 
 from __future__ import annotations
 
@@ -54,7 +55,50 @@ class SelectionQuery:
         )
 
 
-Query = TextQuery | ImageQuery | ImageDataQuery | SelectionQuery
+@dataclass(frozen=True)
+class MixQuery:
+    """An image query steered by text: "like this photo + at night"."""
+
+    base: ImageQuery | ImageDataQuery | SelectionQuery
+    text: str
+    text_weight: float = 0.5
+
+    def label(self) -> str:
+        return f"{self.base.label()} + “{self.text}”"
+
+
+Query = TextQuery | ImageQuery | ImageDataQuery | SelectionQuery | MixQuery
+
+NEGATIVE_WEIGHT = 0.5  # how hard a "-word" pushes away; 1.0 would swamp the positive words
+
+
+def parse_text(text: str) -> tuple[str, list[str]]:
+    """'beach -people -"red car"' → ('beach', ['people', 'red car'])."""
+    import shlex
+
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unbalanced quote: take the words as they are
+        words = text.split()
+    positive = [w for w in words if not w.startswith("-") or w == "-"]
+    negative = [w[1:].strip() for w in words if w.startswith("-") and len(w) > 1]
+    return " ".join(positive), [w for w in negative if w]
+
+
+def text_vector(encoder, text: str) -> np.ndarray:
+    """The query vector of a text; words after a minus sign are steered away from."""
+    positive, negative = parse_text(text)
+    if not positive:
+        raise ValueError(
+            "empty text query"
+            if not negative
+            else "a query needs words to look for, not only -words"
+        )
+    vectors = encoder.embed_text([positive, *negative])
+    vector = vectors[0]
+    if negative:
+        vector = vector - NEGATIVE_WEIGHT * vectors[1:].mean(0)
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
 
 @dataclass
@@ -63,25 +107,20 @@ class QueryResult:
     hits: list[Hit]
     seconds: float
     missing: int = 0  # hits dropped because their file is gone since the last index run
+    best_score: float | None = None  # the best match, even when below the minimum score
 
 
-def run_query(
-    collection: Collection, query: Query, k: int = 200, min_score: float | None = None
-) -> QueryResult:
-    """Run `query`; the query image itself is left out, and so are files deleted since indexing."""
-    started = time.perf_counter()
+def query_vector(collection: Collection, query: Query) -> tuple[np.ndarray, set[str]]:
+    """The unit query vector, and the collection's images the query is made of (left out)."""
     exclude: set[str] = set()
     if isinstance(query, TextQuery):
-        if not query.text.strip():
-            raise ValueError("empty text query")
-        vector = collection.encoder.embed_text([query.text])[0]
-    elif isinstance(query, ImageQuery):
+        return text_vector(collection.encoder, query.text), exclude
+    if isinstance(query, ImageQuery):
         vector, rel = collection.image_vector(query.path)
-        if rel is not None:
-            exclude.add(rel)
-    elif isinstance(query, ImageDataQuery):
-        vector = collection.embed_image_bytes(query.data)
-    elif isinstance(query, SelectionQuery):
+        return vector, {rel} if rel is not None else exclude
+    if isinstance(query, ImageDataQuery):
+        return collection.embed_image_bytes(query.data), exclude
+    if isinstance(query, SelectionQuery):
         if not query.paths:
             raise ValueError("select some images first")
         vectors = []
@@ -90,13 +129,31 @@ def run_query(
             vectors.append(v)
             if rel is not None:
                 exclude.add(rel)
-        vector = np.mean(vectors, axis=0)
-    else:  # pragma: no cover - a new query type must be handled here
-        raise TypeError(f"unknown query {query!r}")
-    hits = collection.search_vector(np.asarray(vector), k, exclude=exclude, min_score=min_score)
+        mean = np.mean(vectors, axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-12), exclude
+    if isinstance(query, MixQuery):
+        image, exclude = query_vector(collection, query.base)
+        text = text_vector(collection.encoder, query.text)
+        w = min(max(query.text_weight, 0.0), 1.0)
+        mixed = (1.0 - w) * image + w * text
+        return mixed / max(float(np.linalg.norm(mixed)), 1e-12), exclude
+    raise TypeError(f"unknown query {query!r}")
+
+
+def run_query(
+    collection: Collection, query: Query, k: int = 200, min_score: float | None = None
+) -> QueryResult:
+    """Run `query`; the images it is made of are left out, and so are files deleted since
+    indexing. With `min_score`, weaker matches are dropped: the result may honestly be empty."""
+    started = time.perf_counter()
+    vector, exclude = query_vector(collection, query)
+    hits = collection.search_vector(np.asarray(vector), k, exclude=exclude)
+    best = hits[0].score if hits else None
+    if min_score is not None:
+        hits = [h for h in hits if h.score >= min_score]
     kept = [h for h in hits if os.path.exists(h.path)]
     kept = [Hit(i + 1, h.path, h.score) for i, h in enumerate(kept)]
-    return QueryResult(query, kept, time.perf_counter() - started, len(hits) - len(kept))
+    return QueryResult(query, kept, time.perf_counter() - started, len(hits) - len(kept), best)
 
 
 class QueryHistory:

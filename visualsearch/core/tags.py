@@ -1,0 +1,39 @@
+"""Tag suggestions: the model's zero-shot vocabulary ranked for one or more images."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from visualsearch.core.encoders.vocabulary import Vocabulary, zero_shot_vocabulary
+
+
+def tag_vocabulary(encoder, cache_dir: Path, extra_words: Sequence[str] = ()) -> Vocabulary:
+    """The ImageNet vocabulary in `encoder`'s space, plus the user's own words.
+
+    Own words need a model whose text and image vectors share one space with the
+    vocabulary (CLIP: "a photo of a {word}" like the rest). The built-in model's
+    vocabulary is its classifier, which words outside it cannot join: they are refused.
+    """
+    vocabulary = zero_shot_vocabulary(encoder, cache_dir)
+    words = [w.strip() for w in extra_words if w.strip()]
+    if not words:
+        return vocabulary
+    if getattr(encoder, "classifier", None) is not None:
+        raise ValueError(
+            "the built-in model suggests tags from its 1,000 ImageNet categories only; "
+            "own words need a CLIP model"
+        )
+    vectors = encoder.embed_text([f"a photo of a {w}" for w in words])
+    return Vocabulary([*words, *vocabulary.names], np.concatenate([vectors, vocabulary.matrix]))
+
+
+def suggest_tags(
+    vocabulary: Vocabulary, vectors: np.ndarray, k: int = 8
+) -> list[tuple[str, float]]:
+    """The `k` best words for the images (their mean vector), best first."""
+    vectors = np.atleast_2d(np.asarray(vectors, np.float32))
+    mean = vectors.mean(0)
+    return vocabulary.top(mean / max(float(np.linalg.norm(mean)), 1e-12), k)
