@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/index.py
 	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/gui.py
 	cd bench && QT_QPA_PLATFORM=offscreen ../$(BIN)/python map.py
+	cd bench && ../$(BIN)/python duplicates.py
 
 # the README's pictures: the real window on a virtual X screen
 screenshots: $(STAMP)

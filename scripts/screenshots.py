@@ -79,6 +79,11 @@ def main() -> None:
     cmap = window.cmap
     window.show_cluster(int(cmap.labels[cmap.paths.index("photos/chelsea.png")]))
     shot("map.png")
+
+    window.tabs.setCurrentWidget(window.duplicates_page)
+    window.find_duplicates(window.duplicates_page.threshold())
+    wait(window.duplicates_ready, 60)
+    shot("duplicates.png")
     window.close()
 
 

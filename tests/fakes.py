@@ -5,6 +5,8 @@ The real encoders are exercised in tests/core/test_semantics.py and test_clip.py
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from PIL import Image
 
@@ -28,5 +30,9 @@ class FakeEncoder:
         return l2_normalize(batch.reshape(len(batch), -1) - 0.5)
 
     def embed_text(self, texts) -> np.ndarray:
-        rng = np.random.default_rng(abs(hash(tuple(texts))) % 2**32)
-        return l2_normalize(rng.standard_normal((len(texts), self.dim)))
+        """A fixed random vector per text (the same in every batch and every run)."""
+        rows = []
+        for text in texts:
+            seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+            rows.append(np.random.default_rng(seed).standard_normal(self.dim))
+        return l2_normalize(np.array(rows, np.float32).reshape(len(texts), self.dim))

@@ -30,12 +30,16 @@ def test_history_walks_back_and_forward_like_a_browser():
     assert not h.can_go_forward() and h.back() == a
 
 
-def test_run_query_leaves_out_the_query_image_and_deleted_files(tmp_path):
+def _fake_collection(tmp_path, n: int) -> tuple[list, Store, Collection]:
     folder = tmp_path / "photos"
-    paths = distinct_images(folder, 6)
+    paths = distinct_images(folder, n)
     store = Store(tmp_path / "store", root=folder)
     index_folder(folder, store, FakeEncoder())
-    col = Collection(folder, store, FakeEncoder())
+    return paths, store, Collection(folder, store, FakeEncoder())
+
+
+def test_run_query_leaves_out_the_query_image_and_deleted_files(tmp_path):
+    paths, store, col = _fake_collection(tmp_path, 6)
     paths[3].unlink()
     result = run_query(col, ImageQuery(paths[0]), k=10)
     names = [h.path.name for h in result.hits]
@@ -93,11 +97,7 @@ def test_minus_words_are_parsed_and_steer_away():
 def test_mix_and_selection_queries_and_min_score(tmp_path):
     from visualsearch.core.query import MixQuery, SelectionQuery
 
-    folder = tmp_path / "photos"
-    paths = distinct_images(folder, 8)
-    store = Store(tmp_path / "store", root=folder)
-    index_folder(folder, store, FakeEncoder())
-    col = Collection(folder, store, FakeEncoder())
+    paths, store, col = _fake_collection(tmp_path, 8)
     image_only = run_query(col, MixQuery(ImageQuery(paths[2]), "anything", text_weight=0.0))
     assert [h.path for h in image_only.hits] == [
         h.path for h in run_query(col, ImageQuery(paths[2])).hits

@@ -5,6 +5,7 @@ keep in each, and the odd ones out. Built on each image's nearest neighbours, so
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -133,3 +134,47 @@ def outlier_scores(vectors: np.ndarray, neighbours: int = 5) -> np.ndarray:
         return np.zeros(len(vectors), np.float32)
     _, sims = self_knn(vectors, neighbours)
     return (1.0 - sims.mean(1)).astype(np.float32)
+
+
+def write_groups_csv(groups: list[DuplicateGroup], root: Path, path: Path) -> Path:
+    """The groups as CSV (group, keep, path, width, height, bytes, format, taken,
+    similarity, reason). An existing file is never overwritten: a suffix is added."""
+    import csv
+
+    from visualsearch.core.export import write_new_text
+
+    def write(f) -> None:
+        writer = csv.writer(f)
+        writer.writerow(
+            [
+                "group",
+                "keep",
+                "path",
+                "width",
+                "height",
+                "bytes",
+                "format",
+                "taken",
+                "similarity",
+                "reason",
+            ]
+        )
+        for g_no, g in enumerate(groups, 1):
+            for i, r in enumerate(g.members):
+                keep = i == 0
+                writer.writerow(
+                    [
+                        g_no,
+                        "yes" if keep else "",
+                        str(Path(root) / r.path),
+                        r.width,
+                        r.height,
+                        r.size,
+                        r.format,
+                        r.taken or "",
+                        f"{g.similarity:.4f}",
+                        g.keep_reason if keep else "",
+                    ]
+                )
+
+    return write_new_text(path, write)

@@ -7,9 +7,10 @@ import csv
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from visualsearch.core.progress import NullProgress, Progress
 
@@ -44,6 +45,19 @@ def folder_name(name: str) -> str:
 
 def numbered(path: Path, n: int) -> Path:
     return path if n == 1 else path.with_name(f"{path.stem} ({n}){path.suffix}")
+
+
+def write_new_text(path: Path, write: Callable[[TextIO], None]) -> Path:
+    """Create a text file at `path`, or at `path (2)`, `(3)`… if taken; never overwrites."""
+    for n in range(1, 10_000):
+        target = numbered(Path(path), n)
+        try:
+            with open(target, "x", newline="", encoding="utf-8") as f:
+                write(f)
+        except FileExistsError:
+            continue
+        return target
+    raise FileExistsError(f"no free name next to {path}")
 
 
 def _write_exclusive(source: Path, target: Path, link: bool) -> None:
@@ -96,15 +110,11 @@ def export_groups(
                 [target.relative_to(dest).as_posix(), str(item.source), cluster, item.group, score]
             )
         progress.report(done + 1, len(items), f"{done + 1}/{len(items)} files")
-    for n in range(1, 10_000):
-        manifest = numbered(dest / MANIFEST, n)
-        try:
-            with open(manifest, "x", newline="", encoding="utf-8") as f:
-                writer = csv.writer(f)
-                writer.writerow(["path", "source", "cluster", "name", "score"])
-                writer.writerows(rows)
-        except FileExistsError:
-            continue
-        report.manifest = manifest
-        break
+
+    def write(f: TextIO) -> None:
+        writer = csv.writer(f)
+        writer.writerow(["path", "source", "cluster", "name", "score"])
+        writer.writerows(rows)
+
+    report.manifest = write_new_text(dest / MANIFEST, write)
     return report

@@ -25,6 +25,7 @@ class DetailsPanel(QWidget):
     find_similar = Signal(Path)
     open_file = Signal(Path)
     show_in_folder = Signal(Path)
+    tag_clicked = Signal(str)
 
     def __init__(self, previews: ImageLoader, parent=None) -> None:
         super().__init__(parent)
@@ -49,6 +50,11 @@ class DetailsPanel(QWidget):
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = label
             form.addRow(f"{key}:", label)
+        self.tags = QLabel(wordWrap=True)
+        self.tags.setTextFormat(Qt.TextFormat.RichText)
+        self.tags.setToolTip("Suggested from the model's vocabulary; click one to search for it")
+        self.tags.linkActivated.connect(self.tag_clicked)
+        form.addRow("Tags:", self.tags)
         self.similar_button = QPushButton("Find similar")
         self.similar_button.setToolTip("Show the images most like this one (Enter)")
         self.open_button = QPushButton("Open")
@@ -88,6 +94,7 @@ class DetailsPanel(QWidget):
             self.name.setText("")
             for label in self.fields.values():
                 label.setText("")
+            self.tags.setText("")
             return
         self.name.setText(item.path.name)
         r = item.record
@@ -101,7 +108,14 @@ class DetailsPanel(QWidget):
         }
         for key, value in values.items():
             self.fields[key].setText(value or "—")
+        self.tags.setText("…")
         self._show_preview()
+
+    def set_tags(self, tags: list[tuple[str, float]]) -> None:
+        from html import escape
+
+        links = [f"<a href='{escape(t, quote=True)}'>{escape(t)}</a>" for t, _ in tags[:6]]
+        self.tags.setText(", ".join(links) if links else "—")
 
     def _show_preview(self) -> None:
         if self._item is None:

@@ -30,6 +30,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -47,11 +48,13 @@ from PySide6.QtWidgets import (
 
 from visualsearch import __version__
 from visualsearch.core.collection_map import CollectionMap, rename_cluster
+from visualsearch.core.duplicates import find_duplicates, outlier_scores, write_groups_csv
 from visualsearch.core.export import ExportItem, ExportReport
 from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
 from visualsearch.core.query import (
     ImageDataQuery,
     ImageQuery,
+    MixQuery,
     Query,
     QueryHistory,
     QueryResult,
@@ -60,9 +63,11 @@ from visualsearch.core.query import (
 )
 from visualsearch.core.session import ModelChoice
 from visualsearch.core.store import FileRecord, Store, default_store_dir
+from visualsearch.core.trash import move_to_trash
 from visualsearch.qt.context import AppContext
 from visualsearch.qt.desktop import show_in_file_manager
 from visualsearch.qt.details_panel import DetailsPanel
+from visualsearch.qt.duplicates_page import DuplicatesPage
 from visualsearch.qt.grid_view import ThumbnailGrid
 from visualsearch.qt.map_page import MapPage
 from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
@@ -99,10 +104,14 @@ class MainWindow(QMainWindow):
     engine_ready = Signal(int)
     map_ready = Signal(object)  # CollectionMap
     export_finished = Signal(object)  # ExportReport
+    duplicates_ready = Signal(object)  # [DuplicateGroup]
+    trash_finished = Signal(object)  # ([moved], [(path, reason)])
+    tags_shown = Signal(object)  # [(tag, score)]
 
     # to the search engine's thread
     _engine_target = Signal(object, bool)
-    _engine_query = Signal(int, object)
+    _engine_query = Signal(int, object, object)
+    _engine_tags = Signal(int, object)
     _engine_shutdown = Signal()
 
     def __init__(self, context: AppContext) -> None:
@@ -133,6 +142,8 @@ class MainWindow(QMainWindow):
         self._export_thread: JobThread | None = None
         self._export_link = False
         self.map_selection = np.zeros(0, np.int64)
+        self.min_score: float | None = None
+        self._tags_request = 0
 
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(4)
@@ -155,12 +166,14 @@ class MainWindow(QMainWindow):
     # -- construction -----------------------------------------------------------------------
 
     def _build_engine(self) -> None:
-        self.engine = SearchEngine(self.ctx.encoders)
+        self.engine = SearchEngine(self.ctx.encoders, self.ctx.paths.cache_dir)
         self._engine_thread = QThread(self)
         self._engine_thread.setObjectName("SearchEngine")
         self.engine.moveToThread(self._engine_thread)
         self._engine_target.connect(self.engine.set_target)
         self._engine_query.connect(self.engine.run)
+        self._engine_tags.connect(self.engine.suggest_tags)
+        self.engine.tags_ready.connect(self._on_tags)
         self._engine_shutdown.connect(self.engine.shutdown)
         self.engine.results.connect(self._on_results)
         self.engine.failed.connect(self._on_query_failed)
@@ -201,6 +214,15 @@ class MainWindow(QMainWindow):
         header.setContentsMargins(4, 2, 4, 2)
         header.addWidget(self.query_image)
         header.addWidget(self.query_label, 1)
+        self.min_score_box = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
+        self.min_score_box.setSpecialValueText("off")
+        self.min_score_box.setToolTip(
+            "Minimum similarity: weaker matches are left out, so a search can honestly "
+            "find nothing (0 = off)"
+        )
+        self.min_score_box.valueChanged.connect(self._min_score_changed)
+        header.addWidget(QLabel("Min. similarity:"))
+        header.addWidget(self.min_score_box)
         header.addWidget(self.all_button)
 
         grid_area = QWidget()
@@ -213,6 +235,7 @@ class MainWindow(QMainWindow):
         self.details.find_similar.connect(self.find_similar)
         self.details.open_file.connect(self._open_path)
         self.details.show_in_folder.connect(self._show_in_folder)
+        self.details.tag_clicked.connect(self._tag_clicked)
 
         self.map_page = MapPage(self.thumbnails)
         self.map_page.view.clicked.connect(self._map_clicked)
@@ -226,6 +249,12 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(grid_area, "Images")
         self.tabs.addTab(self.map_page, "Map")
+        self.duplicates_page = DuplicatesPage(self.thumbnails)
+        self.duplicates_page.find_requested.connect(self.find_duplicates)
+        self.duplicates_page.trash_requested.connect(self.trash_files)
+        self.duplicates_page.export_requested.connect(self._export_duplicates_csv)
+        self.duplicates_page.image_activated.connect(self._show_path_details)
+        self.tabs.addTab(self.duplicates_page, "Duplicates")
         self.tabs.currentChanged.connect(self._tab_changed)
 
         self.splitter = QSplitter()
@@ -291,6 +320,9 @@ class MainWindow(QMainWindow):
         self.forward_action = self._action("&Forward", self.go_forward, "Alt+Right", "Next query")
         self.all_action = self._action("&All Images", self.show_all, "Esc", "Clear the query")
         self.similar_action = self._action("Find &Similar", self._similar_to_current, None)
+        self.outliers_action = self._action(
+            "&Odd Ones Out", self.show_outliers, None, "Images least like any other image"
+        )
         self.search_action = self._action(
             "&Search…", self._focus_search, QKeySequence.StandardKey.Find
         )
@@ -326,6 +358,7 @@ class MainWindow(QMainWindow):
             self.all_action,
             self.similar_action,
             self.search_action,
+            self.outliers_action,
         ):
             go_menu.addAction(a)
         view_menu = bar.addMenu("&View")
@@ -464,6 +497,8 @@ class MainWindow(QMainWindow):
 
     def _on_model_ready(self, encoder_id: str) -> None:
         self._encoder_id = encoder_id
+        encoder = self.ctx.encoders.get(self.model_choice)  # loaded: returns at once
+        self.duplicates_page.set_model_threshold(getattr(encoder, "near_duplicate_threshold", 0.9))
         self._update_summary()
 
     def _on_batch(self, records: list[FileRecord]) -> None:
@@ -773,6 +808,138 @@ class MainWindow(QMainWindow):
             self._export_thread.wait()
         self._export_thread = None
 
+    # -- duplicates, odd ones out, tags -----------------------------------------------------
+
+    def _vectors_and_records(self):
+        """A function for a pool thread: the current folder's vectors and their records."""
+        target, choice, encoders = self.target, self.model_choice, self.ctx.encoders
+
+        def load():
+            with Store(target.store_dir) as store:
+                paths, vectors = store.load_vectors(encoders.get(choice).id)
+                records = store.file_records()
+            return paths, vectors, [records[p] for p in paths]
+
+        return load
+
+    def find_duplicates(self, threshold: float) -> None:
+        if self.target is None:
+            self.show_error("Open a folder first.")
+            return
+        self.duplicates_page.summary.setText("Looking for duplicates…")
+
+        load = self._vectors_and_records()
+
+        def work():
+            _, vectors, records = load()
+            return find_duplicates(vectors, records, threshold)
+
+        run_task(self.pool, work, self._on_duplicates, self.show_error)
+
+    def _on_duplicates(self, groups: object) -> None:
+        if self.target is None:
+            return
+        self.duplicates_page.set_groups(groups, self.target.folder)
+        self.duplicates_ready.emit(groups)
+
+    def trash_files(self, paths: list[Path]) -> None:
+        """Move marked files to the system trash, after the user confirms the list."""
+        if not paths:
+            self.show_info("Mark the images to move to the trash first (the checkboxes).")
+            return
+        listing = "\n".join(str(p) for p in paths)
+        question = (
+            f"Move {len(paths)} image(s) to the trash?\n\nThey can be restored from the "
+            "trash; nothing is deleted. The list is under “Show Details”."
+        )
+        if not self.ctx.confirm(self, "Move to trash", question, listing):
+            return
+        run_task(self.pool, lambda: move_to_trash(paths), self._on_trashed, self.show_error)
+
+    def _on_trashed(self, result: object) -> None:
+        moved, failed = result
+        self.duplicates_page.remove_paths(moved)
+        text = f"Moved {len(moved)} image(s) to the trash."
+        if failed:
+            text += f" {len(failed)} could not be moved: " + "; ".join(
+                f"{p.name}: {why}" for p, why in failed[:3]
+            )
+        self.show_info(text)
+        self.trash_finished.emit(result)
+        self.reindex()  # the catalog forgets them
+
+    def _export_duplicates_csv(self) -> None:
+        groups = self.duplicates_page.groups
+        if not groups or self.target is None:
+            return
+        start = str(Path.home() / f"{self.target.folder.name} duplicates.csv")
+        path, _ = QFileDialog.getSaveFileName(self, "Save the list", start, "CSV (*.csv)")
+        if path:
+            self.save_duplicates_csv(Path(path))
+
+    def save_duplicates_csv(self, path: Path) -> Path:
+        written = write_groups_csv(self.duplicates_page.groups, self.target.folder, path)
+        self.show_info(f"Saved the list of {len(self.duplicates_page.groups)} groups to {written}.")
+        return written
+
+    def show_outliers(self) -> None:
+        """The grid lists the images least like their nearest neighbours."""
+        if self.target is None:
+            self.show_error("Open a folder first.")
+            return
+
+        load = self._vectors_and_records()
+
+        def work():
+            paths, vectors, records = load()
+            scores = outlier_scores(vectors)
+            order = np.argsort(-scores, kind="stable")[:500]
+            return [(paths[i], records[i], float(scores[i])) for i in order]
+
+        self.tabs.setCurrentIndex(0)
+        self.query_label.setText("Finding the odd ones out…")
+        run_task(self.pool, work, self._on_outliers, self.show_error)
+
+    def _on_outliers(self, ranked: object) -> None:
+        root = self.target.folder
+        self._request += 1
+        items = [GridItem(root / rel, rel, rec, score) for rel, rec, score in ranked]
+        self._show_items(
+            items,
+            f"Odd ones out · {len(items):,} images, least like any other first "
+            "(score: 1 − similarity to the 5 nearest)",
+        )
+        self.results_shown.emit(None)
+
+    def _request_tags(self, item: GridItem | None) -> None:
+        self._tags_request += 1
+        self.engine.latest_tags = self._tags_request
+        if item is not None and item.rel is not None:
+            self._engine_tags.emit(self._tags_request, [item.path])
+        else:
+            self.details.set_tags([])
+
+    def _on_tags(self, request_id: int, tags: object) -> None:
+        if request_id == self._tags_request:
+            self.details.set_tags(tags)
+            self.tags_shown.emit(tags)
+
+    def _tag_clicked(self, tag: str) -> None:
+        self.search_box.setText(tag)
+        self.tabs.setCurrentIndex(0)
+        self.run_query(TextQuery(tag))
+
+    def _show_path_details(self, path: Path) -> None:
+        rel = path.relative_to(self.target.folder).as_posix()
+        item = GridItem(path, rel, self.records.get(rel))
+        self.details.show_item(item)
+        self._request_tags(item)
+
+    def _min_score_changed(self, value: float) -> None:
+        self.min_score = value if value > 0 else None
+        if self.history.current is not None:
+            self.run_query(self.history.current, push=False)
+
     # -- queries ----------------------------------------------------------------------------
 
     def run_query(self, query: Query, push: bool = True) -> None:
@@ -786,7 +953,7 @@ class MainWindow(QMainWindow):
         self.engine.latest_request = self._request
         self.query_label.setText(f"Searching {query.label()}…")
         self._show_query_image(query)
-        self._engine_query.emit(self._request, query)
+        self._engine_query.emit(self._request, query, self.min_score)
 
     def find_similar(self, path: Path) -> None:
         self.run_query(ImageQuery(Path(path)))
@@ -855,7 +1022,12 @@ class MainWindow(QMainWindow):
         if items:
             self.grid.setCurrentIndex(self.model.index(0))
         text = f"{len(items):,} images {result.query.label()} · {result.seconds * 1000:.0f} ms"
-        if not items:
+        if not items and self.min_score is not None and result.best_score is not None:
+            text = (
+                f"No image {result.query.label()} reaches similarity {self.min_score:.2f} "
+                f"(the best: {result.best_score:.2f})."
+            )
+        elif not items:
             text = f"No images {result.query.label()}."
         if result.missing:
             text += f" ({result.missing} left out: deleted since indexing; press F5)"
@@ -874,7 +1046,12 @@ class MainWindow(QMainWindow):
 
     def _search_entered(self) -> None:
         text = self.search_box.text().strip()
-        if text:
+        current = self.history.current
+        if text.startswith("+") and isinstance(
+            current, ImageQuery | ImageDataQuery | SelectionQuery
+        ):
+            self.run_query(MixQuery(current, text[1:].strip()))  # "like this + at night"
+        elif text:
             self.run_query(TextQuery(text))
         else:
             self.show_all()
@@ -892,7 +1069,9 @@ class MainWindow(QMainWindow):
             self._activated(index)
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        self.details.show_item(self.model.item(current.row()) if current.isValid() else None)
+        item = self.model.item(current.row()) if current.isValid() else None
+        self.details.show_item(item)
+        self._request_tags(item)
 
     def _update_nav(self) -> None:
         self.back_action.setEnabled(self.history.can_go_back())

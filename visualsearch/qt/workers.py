@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 
 from visualsearch.core import imageio
@@ -22,6 +23,7 @@ from visualsearch.core.progress import CancelToken
 from visualsearch.core.query import Query, run_query
 from visualsearch.core.session import ModelChoice, index_and_record, scan_problems
 from visualsearch.core.store import Store, StoreError
+from visualsearch.core.tags import suggest_tags, tag_vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -123,31 +125,29 @@ class IndexJob(QObject):
             self.done.emit()
 
 
-class MapJob(QObject):
-    """Builds (or loads) the collection's map in a QThread."""
+class WorkerJob(QObject):
+    """A core function run in a QThread: progress and cancel through a CancelToken,
+    the result as `finished`, a readable error as `failed` ('' when cancelled)."""
 
     progress = Signal(int, int, str)
-    finished = Signal(object)  # CollectionMap
+    finished = Signal(object)
     failed = Signal(str)
     done = Signal()
 
-    def __init__(
-        self, target: FolderTarget, encoders: EncoderProvider, cache_dir: Path, k: int | None
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.target, self.encoders, self.cache_dir, self.k = target, encoders, cache_dir, k
         self.token = CancelToken(on_report=lambda d, t, m: self.progress.emit(d, t, m))
 
     def cancel(self) -> None:
         self.token.cancel()
 
+    def work(self) -> object:
+        raise NotImplementedError
+
     @Slot()
     def run(self) -> None:
         try:
-            with Store(self.target.store_dir) as store:
-                encoder = self.encoders.get(self.target.model)
-                cmap = build_map(store, encoder, self.cache_dir, self.k, self.token)
-            self.finished.emit(cmap)
+            self.finished.emit(self.work())
         except InterruptedError:
             self.failed.emit("")
         except Exception as exc:
@@ -156,30 +156,30 @@ class MapJob(QObject):
             self.done.emit()
 
 
-class ExportJob(QObject):
-    """Copies or links images into group folders in a QThread."""
+class MapJob(WorkerJob):
+    """Builds (or loads) the collection's map; `finished` carries the CollectionMap."""
 
-    progress = Signal(int, int, str)
-    finished = Signal(object)  # ExportReport
-    failed = Signal(str)
-    done = Signal()
+    def __init__(
+        self, target: FolderTarget, encoders: EncoderProvider, cache_dir: Path, k: int | None
+    ) -> None:
+        super().__init__()
+        self.target, self.encoders, self.cache_dir, self.k = target, encoders, cache_dir, k
+
+    def work(self) -> object:
+        with Store(self.target.store_dir) as store:
+            encoder = self.encoders.get(self.target.model)
+            return build_map(store, encoder, self.cache_dir, self.k, self.token)
+
+
+class ExportJob(WorkerJob):
+    """Copies or links images into group folders; `finished` carries the ExportReport."""
 
     def __init__(self, items: list, dest: Path, link: bool) -> None:
         super().__init__()
         self.items, self.dest, self.link = items, dest, link
-        self.token = CancelToken(on_report=lambda d, t, m: self.progress.emit(d, t, m))
 
-    def cancel(self) -> None:
-        self.token.cancel()
-
-    @Slot()
-    def run(self) -> None:
-        try:
-            self.finished.emit(export_groups(self.items, self.dest, self.link, self.token))
-        except Exception as exc:
-            self.failed.emit(describe(exc))
-        finally:
-            self.done.emit()
+    def work(self) -> object:
+        return export_groups(self.items, self.dest, self.link, self.token)
 
 
 class JobThread:
@@ -214,12 +214,16 @@ class SearchEngine(QObject):
     results = Signal(int, object)  # request id, QueryResult
     failed = Signal(int, str)
     opened = Signal(int)  # images searchable
+    tags_ready = Signal(int, object)  # request id, [(tag, score)]
 
-    def __init__(self, encoders: EncoderProvider, k: int = 200) -> None:
+    def __init__(self, encoders: EncoderProvider, cache_dir: Path, k: int = 200) -> None:
         super().__init__()
         self.encoders = encoders
+        self.cache_dir = cache_dir
         self.k = k
         self.latest_request = 0  # written by the GUI thread
+        self.latest_tags = 0
+        self._vocabulary = None
         self._target: FolderTarget | None = None
         self._live = False
         self._store: Store | None = None
@@ -239,16 +243,31 @@ class SearchEngine(QObject):
             except Exception as exc:
                 log.info("search engine warm-up: %s", exc)
 
-    @Slot(int, object)
-    def run(self, request_id: int, query: Query) -> None:
+    @Slot(int, object, object)
+    def run(self, request_id: int, query: Query, min_score: float | None = None) -> None:
         if request_id < self.latest_request:
             return
         try:
-            result = run_query(self._open(), query, self.k)
+            result = run_query(self._open(), query, self.k, min_score)
         except Exception as exc:
             self.failed.emit(request_id, describe(exc))
             return
         self.results.emit(request_id, result)
+
+    @Slot(int, object)
+    def suggest_tags(self, request_id: int, paths: list[Path]) -> None:
+        """Tags for the images (their mean vector) from the model's vocabulary."""
+        if request_id < self.latest_tags:
+            return
+        try:
+            col = self._open()
+            if self._vocabulary is None or self._vocabulary[0] != col.encoder.id:
+                self._vocabulary = (col.encoder.id, tag_vocabulary(col.encoder, self.cache_dir))
+            vectors = np.stack([col.image_vector(p)[0] for p in paths])
+            self.tags_ready.emit(request_id, suggest_tags(self._vocabulary[1], vectors))
+        except Exception as exc:
+            log.info("no tags: %s", exc)
+            self.tags_ready.emit(request_id, [])
 
     def _open(self) -> Collection:
         t = self._target
