@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench screenshots clean
+.PHONY: run test lint bench screenshots bundle clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	bash scripts/install-qt-libs.sh --xcb
 	xvfb-run -a -s "-screen 0 1400x900x24" $(BIN)/python scripts/screenshots.py docs/screenshots
+
+# a one-folder desktop bundle (PyInstaller), then its smoke test; slow, not part of CI
+bundle: $(STAMP)
+	$(BIN)/pip install "pyinstaller>=6.10"
+	$(BIN)/pyinstaller --noconfirm build.spec
+	QT_QPA_PLATFORM=offscreen dist/visualsearch/visualsearch gui --smoke-test
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

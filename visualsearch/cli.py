@@ -450,7 +450,9 @@ def cmd_demo(args) -> int:
 def cmd_gui(args) -> int:
     from visualsearch.qt.app import main as gui_main
 
-    return gui_main(folder=args.folder, sample=args.sample, paths=args.paths)
+    return gui_main(
+        folder=args.folder, sample=args.sample, paths=args.paths, smoke_test=args.smoke_test
+    )
 
 
 # -- parser -----------------------------------------------------------------------------
@@ -554,6 +556,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gui", help="the window (the default with no command)")
     p.add_argument("folder", nargs="?", help="open this folder (default: the last one)")
     p.add_argument("--sample", action="store_true", help="open the sample collection")
+    p.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="open the sample collection, search 'a photo of a cat', print the top hit, quit",
+    )
     p.set_defaults(func=cmd_gui)
 
     p = sub.add_parser("demo", parents=[common], help="index the sample collection and search it")

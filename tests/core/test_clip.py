@@ -119,3 +119,20 @@ def test_bad_checkpoint_and_unknown_names(app_paths, tmp_path):
         load_encoder("clip:ViT-Nope", cache_dir=app_paths.cache_dir)
     with pytest.raises(ModelUnavailable, match="no pretrained weights named"):
         load_encoder("clip:ViT-B-32:nope", cache_dir=app_paths.cache_dir)
+
+
+def test_download_fails_fast_when_the_hub_cannot_be_reached(monkeypatch):
+    import time
+
+    from visualsearch.core.encoders import download
+    from visualsearch.core.encoders.base import ModelUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable, match="HF_HUB_OFFLINE"):
+        download.check_network()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(download, "HUB_HOST", "127.0.0.1")  # nothing listens on 443 here
+    started = time.monotonic()
+    with pytest.raises(ModelUnavailable, match="no network"):
+        download.download_clip_weights("ViT-B-32", "laion2b_s34b_b79k")
+    assert time.monotonic() - started < 2.0

@@ -28,6 +28,18 @@ class UrlRecorder:
         return True
 
 
+class Answers:
+    """Stands in for the confirmation dialog: records the questions, answers `answer`."""
+
+    def __init__(self, answer: bool = False) -> None:
+        self.answer = answer
+        self.asked: list[tuple[str, str]] = []
+
+    def __call__(self, parent, title: str, text: str, details: str) -> bool:
+        self.asked.append((title, details))
+        return self.answer
+
+
 @pytest.fixture
 def settings_file(tmp_path) -> Path:
     return tmp_path / "settings.ini"
@@ -42,7 +54,13 @@ def make_window(qtbot, app_paths, builtin_encoder, settings_file):
         encoders = EncoderProvider(
             app_paths.cache_dir, preloaded={ModelChoice("builtin"): builtin_encoder}
         )
-        ctx = AppContext(app_paths, SettingsStore(qsettings), encoders, open_url=UrlRecorder())
+        ctx = AppContext(
+            app_paths,
+            SettingsStore(qsettings),
+            encoders,
+            open_url=UrlRecorder(),
+            confirm=Answers(),  # no modal dialog in tests: each one says no unless told
+        )
         for key, value in options.items():
             setattr(ctx.index_options, key, value)
         window = MainWindow(ctx)

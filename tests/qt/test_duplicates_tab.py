@@ -103,3 +103,30 @@ def test_odd_ones_out_tags_mixed_queries_and_minimum_score(qtbot, window, galler
     result = wait_results(qtbot, window, lambda: window.min_score_box.setValue(0.99))
     assert result.hits == [] and "reaches similarity 0.99" in window.query_label.text()
     window.min_score_box.setValue(0)
+
+
+def test_enter_on_a_multi_selection_finds_more_like_these(qtbot, window, gallery):
+    from PySide6.QtCore import QItemSelectionModel
+
+    from visualsearch.core.query import SelectionQuery
+
+    open_and_wait(qtbot, window, gallery)
+    rows = [
+        r
+        for r in range(window.model.rowCount())
+        if window.model.item(r).path.name.startswith("coffee")
+    ]
+    rows += [
+        r for r in range(window.model.rowCount()) if window.model.item(r).path.name == "chelsea.png"
+    ]
+    selection = window.grid.selectionModel()
+    window.grid.setCurrentIndex(window.model.index(rows[0]))
+    for r in rows:
+        selection.select(window.model.index(r), QItemSelectionModel.SelectionFlag.Select)
+    with qtbot.waitSignal(window.tags_shown, timeout=60_000) as tags:
+        selection.select(window.model.index(rows[-1]), QItemSelectionModel.SelectionFlag.Select)
+    assert tags.args[0]  # tags for the selection as a whole
+    result = wait_results(qtbot, window, lambda: qtbot.keyClick(window.grid, Qt.Key.Key_Return))
+    assert isinstance(result.query, SelectionQuery) and len(result.query.paths) == len(rows)
+    chosen = {window.model.item(0).path.name}
+    assert not chosen & {p.name for p in result.query.paths}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 from PIL import Image
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
@@ -12,7 +13,9 @@ from PySide6.QtWidgets import QApplication
 from tests.conftest import distinct_images, near_duplicate
 from tests.qt.conftest import INDEX_TIMEOUT_MS, open_and_wait, wait_results
 from visualsearch.core.query import ImageDataQuery, ImageQuery, TextQuery
+from visualsearch.core.session import ModelChoice
 from visualsearch.core.store import Store, default_store_dir
+from visualsearch.qt.main_window import CLIP_DEFAULT
 
 
 def _row_of(window, name: str) -> int:
@@ -168,15 +171,43 @@ def test_errors_are_shown_in_the_window(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: "no images are indexed" in window.message.text(), timeout=30_000)
 
 
-def test_missing_clip_weights_keep_the_builtin_model(qtbot, window, gallery):
+def test_clip_download_offered_and_fails_fast_without_network(qtbot, window, gallery):
     open_and_wait(qtbot, window, gallery)
-    with qtbot.waitSignal(window.indexing_failed, timeout=60_000) as blocker:
+    window.clip_model_action.trigger()  # the test's dialog says no: nothing happens
+    assert window.ctx.confirm.asked and window.ctx.confirm.asked[-1][0] == "Download CLIP"
+    assert window.model_choice.spec == "builtin" and window.builtin_model_action.isChecked()
+    assert not window._job_running()
+
+    window.ctx.confirm.answer = True  # yes, download: but there is no network here
+    started = time.monotonic()
+    with qtbot.waitSignal(window.download_failed, timeout=10_000) as blocker:
         window.clip_model_action.trigger()
-    assert "CLIP" in blocker.args[0] and "Still using the Built-in model" in blocker.args[0]
-    assert window.model_choice.spec == "builtin"
-    assert window.builtin_model_action.isChecked()
+    assert time.monotonic() - started < 2.0
+    assert "HF_HUB_OFFLINE" in blocker.args[0] or "no network" in blocker.args[0]
+    assert "Still using the Built-in model" in window.message.text()
+    assert window.model_choice.spec == "builtin" and window.builtin_model_action.isChecked()
+
+
+def test_a_bad_checkpoint_falls_back_to_the_previous_model(qtbot, window, gallery, tmp_path):
+    open_and_wait(qtbot, window, gallery)
+    bogus = tmp_path / "not-a-checkpoint.pt"
+    bogus.write_bytes(b"definitely not weights")
+    with qtbot.waitSignal(window.indexing_failed, timeout=60_000) as blocker:
+        window.set_model(ModelChoice(CLIP_DEFAULT.spec, bogus))
+    assert "Still using the Built-in model" in blocker.args[0]
+    assert window.model_choice.spec == "builtin" and window.builtin_model_action.isChecked()
     qtbot.waitUntil(lambda: not window._job_running(), timeout=INDEX_TIMEOUT_MS)
-    assert "CLIP" in window.message.text()
+
+
+def test_first_run_welcome_then_the_sample_collection(qtbot, make_window, app_paths):
+    window = make_window()
+    assert window.pages.currentWidget() is window.welcome
+    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS):
+        qtbot.mouseClick(window.welcome.sample_button, Qt.MouseButton.LeftButton)
+    assert window.target.folder == app_paths.sample_dir.resolve()
+    window.search_box.setText("a photo of a cat")
+    result = wait_results(qtbot, window, window._search_entered)
+    assert result.hits[0].path.name.startswith("chelsea")
 
 
 def test_open_show_in_folder_copy_path(qtbot, window, gallery):
@@ -228,3 +259,17 @@ def test_a_changed_file_is_shown_after_reindex(qtbot, window, tmp_path):
     assert report.new == 1 and report.removed == 1 and report.encoded == 0  # copy: reused
     names = sorted(window.model.item(r).path.name for r in range(window.model.rowCount()))
     assert names == sorted(["img_000.jpg", "img_002.jpg", "img_003.jpg", "new.jpg"])
+
+
+def test_icon_about_and_reset_settings(qtbot, window, gallery):
+    assert not window.windowIcon().isNull()
+    about = window.about_text()
+    assert "visualsearch 0.1.0" in about and "torch" in about and "open_clip" in about
+    open_and_wait(qtbot, window, gallery)
+    window._zoom(+1)
+    assert window.settings.recent_folders and window.settings.thumbnail_size != 160
+    window.ctx.confirm.answer = True
+    window.reset_settings()
+    fresh = window.ctx.settings.load()
+    assert fresh.recent_folders == [] and fresh.thumbnail_size == 160
+    assert window.recent_menu.actions() == [] and window.grid.delegate.icon_size == 160

@@ -41,8 +41,16 @@ def create_window(paths: AppPaths, qsettings=None, encoders=None):
     return MainWindow(context)
 
 
-def main(folder: str | None = None, sample: bool = False, paths: AppPaths | None = None) -> int:
-    """Run the window until it closes; open `folder`, the sample collection, or the last folder."""
+def main(
+    folder: str | None = None,
+    sample: bool = False,
+    paths: AppPaths | None = None,
+    smoke_test: bool = False,
+) -> int:
+    """Run the window until it closes; open `folder`, the sample collection, or the last folder.
+
+    `smoke_test` (for a built bundle) opens the sample collection, runs a text query,
+    prints the top hit and exits: 0 when it is the cat photo."""
     if not has_display():
         print(NO_DISPLAY, file=sys.stderr)
         return 1
@@ -53,11 +61,17 @@ def main(folder: str | None = None, sample: bool = False, paths: AppPaths | None
     app.setApplicationName("visualsearch")
     app.setOrganizationName("visualsearch")
     app.setApplicationDisplayName("visualsearch")
+    app.setDesktopFileName("visualsearch")
+    from visualsearch.qt.icons import app_icon
+
+    app.setWindowIcon(app_icon())
     window = create_window(paths or AppPaths.default())
     from visualsearch.qt.models import freeze_long_lived_objects
 
     freeze_long_lived_objects()  # modules, torch: nothing the GC needs to walk again
     window.show()
+    if smoke_test:
+        return _smoke_test(app, window)
     if folder:
         window.open_folder(Path(folder))
     elif sample:
@@ -67,3 +81,32 @@ def main(folder: str | None = None, sample: bool = False, paths: AppPaths | None
         if last.is_dir():
             window.open_folder(last)
     return app.exec()
+
+
+def _smoke_test(app, window) -> int:
+    from PySide6.QtCore import QTimer
+
+    from visualsearch.core.query import TextQuery
+
+    outcome = {"code": 1}
+
+    def indexed(report) -> None:
+        print(f"smoke test: indexed {report.indexed} images", flush=True)
+        window.run_query(TextQuery("a photo of a cat"))
+
+    def shown(result) -> None:
+        if result is None:
+            return
+        top = result.hits[0].path.name if result.hits else "(nothing)"
+        print(f"smoke test: 'a photo of a cat' → {top}", flush=True)
+        outcome["code"] = 0 if top.startswith("chelsea") else 1
+        window.close()
+        app.quit()
+
+    window.indexing_finished.connect(indexed)
+    window.results_shown.connect(shown)
+    window.indexing_failed.connect(lambda message: (print(message), app.quit()))
+    QTimer.singleShot(600_000, app.quit)
+    window.open_sample()
+    app.exec()
+    return outcome["code"]

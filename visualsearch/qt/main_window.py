@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QSplitter,
     QStackedWidget,
@@ -49,6 +50,8 @@ from PySide6.QtWidgets import (
 from visualsearch import __version__
 from visualsearch.core.collection_map import CollectionMap, rename_cluster
 from visualsearch.core.duplicates import find_duplicates, outlier_scores, write_groups_csv
+from visualsearch.core.encoders.clip import DEFAULT_ARCH as CLIP_ARCH
+from visualsearch.core.encoders.clip import DEFAULT_TAG as CLIP_TAG
 from visualsearch.core.export import ExportItem, ExportReport
 from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
 from visualsearch.core.query import (
@@ -62,6 +65,7 @@ from visualsearch.core.query import (
     TextQuery,
 )
 from visualsearch.core.session import ModelChoice
+from visualsearch.core.settings import UserSettings
 from visualsearch.core.store import FileRecord, Store, default_store_dir
 from visualsearch.core.trash import move_to_trash
 from visualsearch.qt.context import AppContext
@@ -69,11 +73,13 @@ from visualsearch.qt.desktop import show_in_file_manager
 from visualsearch.qt.details_panel import DetailsPanel
 from visualsearch.qt.duplicates_page import DuplicatesPage
 from visualsearch.qt.grid_view import ThumbnailGrid
+from visualsearch.qt.icons import app_icon
 from visualsearch.qt.map_page import MapPage
 from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
 from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
 from visualsearch.qt.widgets import ExportDialog, IndexingStatus, MessageBar, WelcomePage
 from visualsearch.qt.workers import (
+    DownloadJob,
     ExportJob,
     FolderTarget,
     IndexJob,
@@ -88,7 +94,8 @@ BUILTIN_TEXT_HINT = (
     "objects, vehicles, food…), not whole scenes. For free-form text such as “a dog on a "
     "beach”, switch to a <a href='model'>CLIP model</a>."
 )
-CLIP_DEFAULT = ModelChoice("clip:ViT-B-32:openai")
+CLIP_DEFAULT = ModelChoice(f"clip:{CLIP_ARCH}:{CLIP_TAG}")
+CLIP_DOWNLOAD_MB = 605  # ViT-B-32 laion2b_s34b_b79k, safetensors
 THUMB_SIZES = (96, 128, 160, 200, 256)
 QUERY_THUMB = QSize(56, 56)
 
@@ -107,6 +114,7 @@ class MainWindow(QMainWindow):
     duplicates_ready = Signal(object)  # [DuplicateGroup]
     trash_finished = Signal(object)  # ([moved], [(path, reason)])
     tags_shown = Signal(object)  # [(tag, score)]
+    download_failed = Signal(str)
 
     # to the search engine's thread
     _engine_target = Signal(object, bool)
@@ -141,6 +149,7 @@ class MainWindow(QMainWindow):
         self._map_again = False
         self._export_thread: JobThread | None = None
         self._export_link = False
+        self._download_thread: JobThread | None = None
         self.map_selection = np.zeros(0, np.int64)
         self.min_score: float | None = None
         self._tags_request = 0
@@ -157,6 +166,7 @@ class MainWindow(QMainWindow):
         self._update_nav()
         self.setAcceptDrops(True)
         self.setWindowTitle("visualsearch")
+        self.setWindowIcon(app_icon())
         geometry = context.settings.geometry()
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -197,6 +207,7 @@ class MainWindow(QMainWindow):
         self.grid.activated_item.connect(self._activated)
         self.grid.customContextMenuRequested.connect(self._grid_menu)
         self.grid.selectionModel().currentChanged.connect(self._current_changed)
+        self.grid.selectionModel().selectionChanged.connect(self._selection_changed)
 
         self.query_label = QLabel()
         self.query_label.setTextFormat(Qt.TextFormat.RichText)
@@ -337,6 +348,7 @@ class MainWindow(QMainWindow):
             "S&maller Thumbnails", lambda: self._zoom(-1), QKeySequence.StandardKey.ZoomOut
         )
         about = self._action("&About visualsearch", self.show_about)
+        self.reset_action = self._action("Reset &Settings…", self.reset_settings)
 
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
@@ -351,6 +363,8 @@ class MainWindow(QMainWindow):
         edit_menu = bar.addMenu("&Edit")
         edit_menu.addAction(self.paste_action)
         edit_menu.addAction(self.copy_path_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.reset_action)
         go_menu = bar.addMenu("&Go")
         for a in (
             self.back_action,
@@ -375,7 +389,7 @@ class MainWindow(QMainWindow):
             group.addAction(a)
             self.model_menu.addAction(a)
         self.builtin_model_action.triggered.connect(lambda: self.set_model(ModelChoice("builtin")))
-        self.clip_model_action.triggered.connect(lambda: self.set_model(CLIP_DEFAULT))
+        self.clip_model_action.triggered.connect(self.choose_clip)
         self.checkpoint_action.triggered.connect(self.choose_checkpoint)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(about)
@@ -485,8 +499,12 @@ class MainWindow(QMainWindow):
         self._job_thread.start()
 
     def cancel_indexing(self) -> None:
+        """The status bar's Cancel: stops whatever it shows (indexing, export, download)."""
         if self._job is not None:
             self._job.cancel()
+        for thread in (self._export_thread, self._download_thread):
+            if thread is not None and thread.running():
+                thread.job.cancel()
 
     def _on_catalog(self, records: list[FileRecord]) -> None:
         self.records = {r.path: r for r in records}
@@ -589,6 +607,50 @@ class MainWindow(QMainWindow):
         self.history.clear()
         if self.target is not None:
             self.open_folder(self.target.folder)  # vectors per model are kept: back is instant
+
+    def choose_clip(self) -> None:
+        """CLIP ViT-B-32: at once when its weights are cached, else offer to download them."""
+        from visualsearch.core.encoders.clip import cached_weights
+
+        if cached_weights(CLIP_ARCH, CLIP_TAG) is not None:
+            self.set_model(CLIP_DEFAULT)
+            return
+        self._sync_model_actions()  # unchanged until the weights are here
+        question = (
+            f"The CLIP {CLIP_ARCH} weights are not on this computer. Download them "
+            f"(about {CLIP_DOWNLOAD_MB} MB) now? The current model stays in use meanwhile."
+        )
+        details = f"{CLIP_ARCH} {CLIP_TAG}, from the Hugging Face hub into its cache."
+        if not self.ctx.confirm(self, "Download CLIP", question, details):
+            return
+        if self._download_thread is not None and self._download_thread.running():
+            return
+        job = DownloadJob(CLIP_ARCH, CLIP_TAG)
+        job.progress.connect(self.indexing.update_progress)
+        job.finished.connect(self._on_downloaded)
+        job.failed.connect(self._on_download_failed)
+        job.done.connect(self._on_download_done)
+        self.indexing.start("Downloading", unit="MB")
+        self._download_thread = JobThread(job)
+        self._download_thread.start()
+
+    def _on_downloaded(self, _path: object) -> None:
+        self.indexing.finish()
+        self.show_info(f"CLIP {CLIP_ARCH} is downloaded; re-indexing with it in the background.")
+        self.set_model(CLIP_DEFAULT)
+
+    def _on_download_failed(self, message: str) -> None:
+        self.indexing.finish()
+        reason = message or "cancelled"
+        self.show_error(
+            f"CLIP could not be downloaded: {reason} Still using the {self.model_choice.label()}."
+        )
+        self.download_failed.emit(reason)
+
+    def _on_download_done(self) -> None:
+        if self._download_thread is not None:
+            self._download_thread.wait()
+        self._download_thread = None
 
     def choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -1061,7 +1123,11 @@ class MainWindow(QMainWindow):
         self.search_box.selectAll()
 
     def _activated(self, index: QModelIndex) -> None:
-        self.find_similar(Path(self.model.item(index.row()).path))
+        selected = self.selected_paths()
+        if len(selected) > 1:  # Enter on a multi-selection: more like these
+            self.run_query(SelectionQuery(tuple(selected)))
+        else:
+            self.find_similar(Path(self.model.item(index.row()).path))
 
     def _similar_to_current(self) -> None:
         index = self.grid.currentIndex()
@@ -1072,6 +1138,13 @@ class MainWindow(QMainWindow):
         item = self.model.item(current.row()) if current.isValid() else None
         self.details.show_item(item)
         self._request_tags(item)
+
+    def _selection_changed(self, *_args) -> None:
+        selected = self.selected_paths()
+        if len(selected) > 1:  # tags for the whole selection (its mean vector)
+            self._tags_request += 1
+            self.engine.latest_tags = self._tags_request
+            self._engine_tags.emit(self._tags_request, selected)
 
     def _update_nav(self) -> None:
         self.back_action.setEnabled(self.history.can_go_back())
@@ -1122,6 +1195,12 @@ class MainWindow(QMainWindow):
             return
         path = self.model.item(index.row()).path
         menu = QMenu(self)
+        selected = self.selected_paths()
+        if len(selected) > 1:
+            menu.addAction(
+                f"Find more like these {len(selected)}",
+                lambda: self.run_query(SelectionQuery(tuple(selected))),
+            )
         menu.addAction("Find similar", lambda: self.find_similar(path))
         menu.addSeparator()
         menu.addAction("Open", lambda: self._open_path(path))
@@ -1177,11 +1256,50 @@ class MainWindow(QMainWindow):
         dialog.resize(640, 400)
         dialog.open()
 
-    def show_about(self) -> None:
-        self.show_info(
-            f"visualsearch {__version__} · model: "
-            f"{self._encoder_id or self.model_choice.label()} · images are read, never changed."
+    def about_text(self) -> str:
+        """Versions of the app, its main libraries and the model in use."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        def v(name: str) -> str:
+            try:
+                return version(name)
+            except PackageNotFoundError:
+                return "not installed"
+
+        from PySide6 import __version__ as pyside
+
+        return (
+            f"<b>visualsearch {__version__}</b><br>Search, browse and sort images by what they "
+            "show. Images are read, never changed; nothing leaves this computer.<br><br>"
+            f"Model: {self._encoder_id or self.model_choice.label()}<br>"
+            f"torch {v('torch')} · open_clip {v('open_clip_torch')} · onnxruntime "
+            f"{v('onnxruntime')} · PySide6 {pyside} · umap-learn {v('umap-learn')}<br>"
+            f"Data: {self.ctx.paths.data_dir}<br>Cache: {self.ctx.paths.cache_dir}"
         )
+
+    def show_about(self) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.NoIcon, "About visualsearch", self.about_text(), parent=self
+        )
+        box.setIconPixmap(app_icon().pixmap(96, 96))
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.open()
+
+    def reset_settings(self) -> None:
+        """Back to the defaults: built-in model, default thumbnails, no recent folders."""
+        question = "Reset all settings to their defaults? Collections and their indexes stay."
+        if not self.ctx.confirm(
+            self, "Reset settings", question, "model, thumbnail size, recent folders"
+        ):
+            return
+        self.settings = UserSettings()
+        self.ctx.settings.save(self.settings)
+        self._update_recent_menu()
+        self.grid.set_icon_size(self.settings.thumbnail_size)
+        self.model.set_icon_size(self.settings.thumbnail_size)
+        if self.model_choice != ModelChoice(self.settings.model_spec):
+            self.set_model(ModelChoice(self.settings.model_spec), fallback=False)
+        self.show_info("Settings are back to their defaults.")
 
     def _update_summary(self) -> None:
         parts = [f"{len(self.records):,} images"]
@@ -1213,7 +1331,7 @@ class MainWindow(QMainWindow):
         self.cancel_indexing()
         if self._job_thread is not None:
             self._job_thread.wait(60_000)  # the batch in flight is committed, not lost
-        for thread in (self._map_thread, self._export_thread):
+        for thread in (self._map_thread, self._export_thread, self._download_thread):
             if thread is not None:
                 thread.job.cancel()
                 thread.wait(60_000)

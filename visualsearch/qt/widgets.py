@@ -78,11 +78,11 @@ class IndexingStatus(QWidget):
         layout.addWidget(self.cancel)
         self._meter = RateMeter()
         self._started = 0.0
-        self.verb = "Indexing"
+        self.verb, self.unit = "Indexing", "images"
         self.hide()
 
-    def start(self, verb: str = "Indexing") -> None:
-        self.verb = verb
+    def start(self, verb: str = "Indexing", unit: str = "images") -> None:
+        self.verb, self.unit = verb, unit
         self._meter = RateMeter()
         self._started = time.monotonic()
         self.cancel.setEnabled(True)
@@ -98,10 +98,13 @@ class IndexingStatus(QWidget):
         self._meter.update(done)
         self.bar.setRange(0, total)
         self.bar.setValue(done)
-        text = f"{self.verb} {done:,} / {total:,} images"
+        if self.unit == "MB":  # done and total are bytes
+            text = f"{self.verb} {done / 1e6:,.0f} / {total / 1e6:,.0f} MB"
+        else:
+            text = f"{self.verb} {done:,} / {total:,} {self.unit}"
         rate = self._meter.rate
         if rate:
-            text += f" · {rate:.1f}/s"
+            text += f" · {rate / 1e6:.1f} MB/s" if self.unit == "MB" else f" · {rate:.1f}/s"
             left = self._meter.seconds_left(total)
             if left is not None and done < total:
                 text += f" · about {format_duration(left)} left"

@@ -16,6 +16,7 @@ from visualsearch.core import imageio
 from visualsearch.core.collection import Collection, NotIndexed
 from visualsearch.core.collection_map import build_map
 from visualsearch.core.encoders import Encoder, ModelUnavailable, load_encoder
+from visualsearch.core.encoders.download import download_clip_weights
 from visualsearch.core.export import export_groups
 from visualsearch.core.index import ANNOY_THRESHOLD
 from visualsearch.core.pipeline import IndexOptions
@@ -180,6 +181,17 @@ class ExportJob(WorkerJob):
 
     def work(self) -> object:
         return export_groups(self.items, self.dest, self.link, self.token)
+
+
+class DownloadJob(WorkerJob):
+    """Downloads CLIP weights; `finished` carries the file's path."""
+
+    def __init__(self, arch: str, tag: str) -> None:
+        super().__init__()
+        self.arch, self.tag = arch, tag
+
+    def work(self) -> object:
+        return download_clip_weights(self.arch, self.tag, self.token)
 
 
 class JobThread:

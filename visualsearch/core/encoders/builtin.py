@@ -233,7 +233,9 @@ class BuiltinEncoder:
     def class_weights(self, texts: Sequence[str]) -> np.ndarray:
         """(N, 1000) softmax weights of each text over the ImageNet classes."""
         model = self._text()
-        q = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+        q = model.encode(
+            list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         sims = q.astype(np.float32) @ self._prompt_vectors.T
         logits = (sims - sims.max(axis=1, keepdims=True)) / TEXT_TEMPERATURE
         w = np.exp(logits)
