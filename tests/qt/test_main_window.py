@@ -15,7 +15,7 @@ from tests.qt.conftest import INDEX_TIMEOUT_MS, open_and_wait, wait_results
 from visualsearch.core.query import ImageDataQuery, ImageQuery, TextQuery
 from visualsearch.core.session import ModelChoice
 from visualsearch.core.store import Store, default_store_dir
-from visualsearch.qt.main_window import CLIP_DEFAULT
+from visualsearch.qt.model_actions import CLIP_DEFAULT
 
 
 def _row_of(window, name: str) -> int:

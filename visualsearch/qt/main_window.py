@@ -48,11 +48,7 @@ from PySide6.QtWidgets import (
 )
 
 from visualsearch import __version__
-from visualsearch.core.collection_map import CollectionMap, rename_cluster
-from visualsearch.core.duplicates import find_duplicates, outlier_scores, write_groups_csv
-from visualsearch.core.encoders.clip import DEFAULT_ARCH as CLIP_ARCH
-from visualsearch.core.encoders.clip import DEFAULT_TAG as CLIP_TAG
-from visualsearch.core.export import ExportItem, ExportReport
+from visualsearch.core.collection_map import CollectionMap
 from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
 from visualsearch.core.query import (
     ImageDataQuery,
@@ -66,25 +62,24 @@ from visualsearch.core.query import (
 )
 from visualsearch.core.session import ModelChoice
 from visualsearch.core.settings import UserSettings
-from visualsearch.core.store import FileRecord, Store, default_store_dir
-from visualsearch.core.trash import move_to_trash
+from visualsearch.core.store import FileRecord, default_store_dir
+from visualsearch.qt.cleanup_actions import CleanupActions
 from visualsearch.qt.context import AppContext
 from visualsearch.qt.desktop import show_in_file_manager
 from visualsearch.qt.details_panel import DetailsPanel
 from visualsearch.qt.duplicates_page import DuplicatesPage
 from visualsearch.qt.grid_view import ThumbnailGrid
 from visualsearch.qt.icons import app_icon
+from visualsearch.qt.map_actions import MapActions
 from visualsearch.qt.map_page import MapPage
+from visualsearch.qt.model_actions import ModelActions
 from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
 from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
-from visualsearch.qt.widgets import ExportDialog, IndexingStatus, MessageBar, WelcomePage
+from visualsearch.qt.widgets import IndexingStatus, MessageBar, WelcomePage
 from visualsearch.qt.workers import (
-    DownloadJob,
-    ExportJob,
     FolderTarget,
     IndexJob,
     JobThread,
-    MapJob,
     SearchEngine,
     run_task,
 )
@@ -94,13 +89,11 @@ BUILTIN_TEXT_HINT = (
     "objects, vehicles, food…), not whole scenes. For free-form text such as “a dog on a "
     "beach”, switch to a <a href='model'>CLIP model</a>."
 )
-CLIP_DEFAULT = ModelChoice(f"clip:{CLIP_ARCH}:{CLIP_TAG}")
-CLIP_DOWNLOAD_MB = 605  # ViT-B-32 laion2b_s34b_b79k, safetensors
 THUMB_SIZES = (96, 128, 160, 200, 256)
 QUERY_THUMB = QSize(56, 56)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
     # for tests and scripts: what the window did
     folder_opened = Signal(str)
     catalog_shown = Signal(int)
@@ -592,415 +585,6 @@ class MainWindow(QMainWindow):
         if self._pending_open is not None:
             folder, self._pending_open = self._pending_open, None
             self.open_folder(folder)
-
-    # -- models -----------------------------------------------------------------------------
-
-    def set_model(self, choice: ModelChoice, fallback: bool = True) -> None:
-        if choice == self.model_choice:
-            return
-        self._fallback_model = self.model_choice if fallback else None
-        self.model_choice = choice
-        self.settings.model_spec = choice.spec
-        self.settings.model_weights = str(choice.weights or "")
-        self.ctx.settings.save(self.settings)
-        self._sync_model_actions()
-        self.history.clear()
-        if self.target is not None:
-            self.open_folder(self.target.folder)  # vectors per model are kept: back is instant
-
-    def choose_clip(self) -> None:
-        """CLIP ViT-B-32: at once when its weights are cached, else offer to download them."""
-        from visualsearch.core.encoders.clip import cached_weights
-
-        if cached_weights(CLIP_ARCH, CLIP_TAG) is not None:
-            self.set_model(CLIP_DEFAULT)
-            return
-        self._sync_model_actions()  # unchanged until the weights are here
-        question = (
-            f"The CLIP {CLIP_ARCH} weights are not on this computer. Download them "
-            f"(about {CLIP_DOWNLOAD_MB} MB) now? The current model stays in use meanwhile."
-        )
-        details = f"{CLIP_ARCH} {CLIP_TAG}, from the Hugging Face hub into its cache."
-        if not self.ctx.confirm(self, "Download CLIP", question, details):
-            return
-        if self._download_thread is not None and self._download_thread.running():
-            return
-        job = DownloadJob(CLIP_ARCH, CLIP_TAG)
-        job.progress.connect(self.indexing.update_progress)
-        job.finished.connect(self._on_downloaded)
-        job.failed.connect(self._on_download_failed)
-        job.done.connect(self._on_download_done)
-        self.indexing.start("Downloading", unit="MB")
-        self._download_thread = JobThread(job)
-        self._download_thread.start()
-
-    def _on_downloaded(self, _path: object) -> None:
-        self.indexing.finish()
-        self.show_info(f"CLIP {CLIP_ARCH} is downloaded; re-indexing with it in the background.")
-        self.set_model(CLIP_DEFAULT)
-
-    def _on_download_failed(self, message: str) -> None:
-        self.indexing.finish()
-        reason = message or "cancelled"
-        self.show_error(
-            f"CLIP could not be downloaded: {reason} Still using the {self.model_choice.label()}."
-        )
-        self.download_failed.emit(reason)
-
-    def _on_download_done(self) -> None:
-        if self._download_thread is not None:
-            self._download_thread.wait()
-        self._download_thread = None
-
-    def choose_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "CLIP checkpoint (ViT-B-32)",
-            str(Path.home()),
-            "Checkpoints (*.pt *.pth *.bin *.safetensors)",
-        )
-        if path:
-            self.set_model(ModelChoice(CLIP_DEFAULT.spec, Path(path)))
-        else:
-            self._sync_model_actions()
-
-    def _sync_model_actions(self) -> None:
-        c = self.model_choice
-        self.builtin_model_action.setChecked(c.spec == "builtin")
-        self.clip_model_action.setChecked(c.spec != "builtin" and c.weights is None)
-        self.checkpoint_action.setChecked(c.weights is not None)
-        if hasattr(self, "model_button"):
-            self.model_button.setText(c.label())
-
-    # -- the map ----------------------------------------------------------------------------
-
-    def _tab_changed(self, _index: int) -> None:
-        if self.tabs.currentWidget() is self.map_page and self._map_stale:
-            self.refresh_map()
-
-    def show_map(self) -> None:
-        self.tabs.setCurrentWidget(self.map_page)
-
-    def refresh_map(self) -> None:
-        """Lay out and cluster in a worker; from the store's cache when nothing changed."""
-        if self.target is None:
-            return
-        if self._map_thread is not None and self._map_thread.running():
-            self._map_again = True
-            return
-        job = MapJob(self.target, self.ctx.encoders, self.ctx.paths.cache_dir, self._map_k)
-        job.progress.connect(self._map_progress)
-        job.finished.connect(self._on_map)
-        job.failed.connect(self._on_map_failed)
-        job.done.connect(self._on_map_job_done)
-        self._map_thread = JobThread(job)
-        self.map_page.message.setText("Computing the map…")
-        self._map_thread.start()
-
-    def _map_progress(self, _done: int, _total: int, message: str) -> None:
-        self.map_page.message.setText(message)
-
-    def _on_map(self, cmap: CollectionMap) -> None:
-        self.cmap = cmap
-        self._map_stale = False
-        hashes = [r.hash if (r := self.records.get(p)) else None for p in cmap.paths]
-        self.map_page.view.set_data(cmap.coords, cmap.labels, hashes, cmap.clustering.k)
-        self.map_page.clusters.set_map(cmap, hashes)
-        self.map_page.message.setText("")
-        self.map_selection = np.zeros(0, np.int64)
-        self.map_ready.emit(cmap)
-
-    def _on_map_failed(self, message: str) -> None:
-        self.map_page.message.setText("")
-        if message:
-            self.show_error(f"The map could not be made: {message}")
-
-    def _on_map_job_done(self) -> None:
-        if self._map_thread is not None:
-            self._map_thread.wait()
-        self._map_thread = None
-        if self._map_again:
-            self._map_again = False
-            self.refresh_map()
-
-    def set_cluster_count(self, k: int | None) -> None:
-        if k != self._map_k:
-            self._map_k = k
-            self.refresh_map()
-
-    def _map_item(self, row: int, score: float | None = None) -> GridItem:
-        rel = self.cmap.paths[row]
-        return GridItem(self.target.folder / rel, rel, self.records.get(rel), score)
-
-    def _map_clicked(self, row: int) -> None:
-        item = self._map_item(row)
-        grid_row = self.model.row_of(item.path)
-        if grid_row is not None:
-            self.grid.setCurrentIndex(self.model.index(grid_row))
-        self.details.show_item(item)
-
-    def show_map_selection(self, rows) -> None:
-        """The grid shows the images selected on the map."""
-        if self.cmap is None:
-            return
-        self.map_selection = np.asarray(rows, np.int64)
-        self._request += 1
-        items = sorted((self._map_item(r) for r in self.map_selection), key=lambda it: it.rel)
-        self._show_items(items, f"{len(items):,} images selected on the map")
-
-    def show_cluster(self, cluster: int) -> None:
-        if self.cmap is None:
-            return
-        rows = sorted(self.cmap.members(cluster), key=lambda r: -self.cmap.scores[r])
-        self.map_selection = np.asarray(rows, np.int64)
-        self.map_page.view.set_selection(rows)
-        self.map_page.selection_label.setText(f"{len(rows):,} selected")
-        self.map_page.more.setEnabled(True)
-        self.map_page.export.setEnabled(True)
-        self._request += 1
-        items = [self._map_item(r, float(self.cmap.scores[r])) for r in rows]
-        name = self.cmap.names[cluster]
-        self._show_items(
-            items, f"Cluster “{name}” · {len(items):,} images, closest to its centre first"
-        )
-
-    def _show_items(self, items: list[GridItem], header: str) -> None:
-        self._browse_rows = {}
-        self.model.set_items(items)
-        self.query_label.setText(header)
-        self._show_query_image(None)
-        self.all_button.setVisible(True)
-
-    def more_like_selection(self) -> None:
-        if self.cmap is None or not len(self.map_selection):
-            return
-        paths = tuple(self.target.folder / self.cmap.paths[r] for r in self.map_selection)
-        self.tabs.setCurrentIndex(0)
-        self.run_query(SelectionQuery(paths))
-
-    def rename_cluster(self, cluster: int, name: str) -> None:
-        if self.cmap is None:
-            return
-        self.cmap.names[cluster] = name or self.cmap.suggested[cluster]
-        store_dir, model, k = self.target.store_dir, self.cmap_model(), self.cmap.clustering.k
-
-        def save() -> None:
-            with Store(store_dir) as store:
-                rename_cluster(store, model, k, cluster, name)
-
-        run_task(self.pool, save, self._ignore, self.show_error)
-
-    def cmap_model(self) -> str:
-        return self._encoder_id or self.ctx.encoders.get(self.model_choice).id
-
-    def _ignore(self, _result: object) -> None:
-        pass
-
-    def _export_clusters_clicked(self, clusters: list[int]) -> None:
-        if self.cmap is None:
-            return
-        rows = [r for c in clusters for r in self.cmap.members(c)]
-        self._ask_export(rows)
-
-    def _export_selection_clicked(self) -> None:
-        self._ask_export(self.map_selection.tolist())
-
-    def _ask_export(self, rows: list[int]) -> None:
-        if not rows:
-            self.show_info("Nothing to export: check some clusters or select images on the map.")
-            return
-        groups = {self.cmap.names[self.cmap.labels[r]] for r in rows}
-        start = str(Path.home() / f"{self.target.folder.name} by cluster")
-        dialog = ExportDialog(len(rows), len(groups), start, self)
-        if dialog.exec() == QDialog.DialogCode.Accepted and dialog.dest.text().strip():
-            self.export_rows(
-                rows, Path(dialog.dest.text().strip()).expanduser(), dialog.link.isChecked()
-            )
-
-    def export_rows(self, rows: list[int], dest: Path, link: bool = False) -> None:
-        """Copy (or link) the images at these map rows into folders named after their clusters."""
-        if self._export_thread is not None and self._export_thread.running():
-            self.show_info("An export is still running.")
-            return
-        cmap = self.cmap
-        items = [
-            ExportItem(
-                self.target.folder / cmap.paths[r],
-                cmap.names[cmap.labels[r]],
-                int(cmap.labels[r]),
-                float(cmap.scores[r]),
-            )
-            for r in rows
-        ]
-        job = ExportJob(items, dest, link)
-        job.progress.connect(self.indexing.update_progress)
-        job.finished.connect(self._on_export)
-        job.failed.connect(self._on_export_failed)
-        job.done.connect(self._on_export_done)
-        self.indexing.start("Exporting")
-        self._export_link = link
-        self._export_thread = JobThread(job)
-        self._export_thread.start()
-
-    def _on_export(self, report: ExportReport) -> None:
-        self.indexing.finish()
-        verb = "Linked" if self._export_link else "Copied"
-        text = (
-            f"{verb} {len(report.written):,} images into {len(report.folders)} folder(s) "
-            f"in {report.dest}."
-        )
-        if report.renamed:
-            text += (
-                f" {report.renamed} name(s) were taken and got a suffix; nothing was overwritten."
-            )
-        if report.failed:
-            text += f" {len(report.failed)} could not be written: " + "; ".join(
-                f"{p.name}: {r}" for p, r in report.failed[:3]
-            )
-        text += f" Manifest: {report.manifest.name if report.manifest else 'not written'}."
-        self.show_info(text)
-        self.export_finished.emit(report)
-
-    def _on_export_failed(self, message: str) -> None:
-        self.indexing.finish()
-        self.show_error(f"Export failed: {message}")
-
-    def _on_export_done(self) -> None:
-        if self._export_thread is not None:
-            self._export_thread.wait()
-        self._export_thread = None
-
-    # -- duplicates, odd ones out, tags -----------------------------------------------------
-
-    def _vectors_and_records(self):
-        """A function for a pool thread: the current folder's vectors and their records."""
-        target, choice, encoders = self.target, self.model_choice, self.ctx.encoders
-
-        def load():
-            with Store(target.store_dir) as store:
-                paths, vectors = store.load_vectors(encoders.get(choice).id)
-                records = store.file_records()
-            return paths, vectors, [records[p] for p in paths]
-
-        return load
-
-    def find_duplicates(self, threshold: float) -> None:
-        if self.target is None:
-            self.show_error("Open a folder first.")
-            return
-        self.duplicates_page.summary.setText("Looking for duplicates…")
-
-        load = self._vectors_and_records()
-
-        def work():
-            _, vectors, records = load()
-            return find_duplicates(vectors, records, threshold)
-
-        run_task(self.pool, work, self._on_duplicates, self.show_error)
-
-    def _on_duplicates(self, groups: object) -> None:
-        if self.target is None:
-            return
-        self.duplicates_page.set_groups(groups, self.target.folder)
-        self.duplicates_ready.emit(groups)
-
-    def trash_files(self, paths: list[Path]) -> None:
-        """Move marked files to the system trash, after the user confirms the list."""
-        if not paths:
-            self.show_info("Mark the images to move to the trash first (the checkboxes).")
-            return
-        listing = "\n".join(str(p) for p in paths)
-        question = (
-            f"Move {len(paths)} image(s) to the trash?\n\nThey can be restored from the "
-            "trash; nothing is deleted. The list is under “Show Details”."
-        )
-        if not self.ctx.confirm(self, "Move to trash", question, listing):
-            return
-        run_task(self.pool, lambda: move_to_trash(paths), self._on_trashed, self.show_error)
-
-    def _on_trashed(self, result: object) -> None:
-        moved, failed = result
-        self.duplicates_page.remove_paths(moved)
-        text = f"Moved {len(moved)} image(s) to the trash."
-        if failed:
-            text += f" {len(failed)} could not be moved: " + "; ".join(
-                f"{p.name}: {why}" for p, why in failed[:3]
-            )
-        self.show_info(text)
-        self.trash_finished.emit(result)
-        self.reindex()  # the catalog forgets them
-
-    def _export_duplicates_csv(self) -> None:
-        groups = self.duplicates_page.groups
-        if not groups or self.target is None:
-            return
-        start = str(Path.home() / f"{self.target.folder.name} duplicates.csv")
-        path, _ = QFileDialog.getSaveFileName(self, "Save the list", start, "CSV (*.csv)")
-        if path:
-            self.save_duplicates_csv(Path(path))
-
-    def save_duplicates_csv(self, path: Path) -> Path:
-        written = write_groups_csv(self.duplicates_page.groups, self.target.folder, path)
-        self.show_info(f"Saved the list of {len(self.duplicates_page.groups)} groups to {written}.")
-        return written
-
-    def show_outliers(self) -> None:
-        """The grid lists the images least like their nearest neighbours."""
-        if self.target is None:
-            self.show_error("Open a folder first.")
-            return
-
-        load = self._vectors_and_records()
-
-        def work():
-            paths, vectors, records = load()
-            scores = outlier_scores(vectors)
-            order = np.argsort(-scores, kind="stable")[:500]
-            return [(paths[i], records[i], float(scores[i])) for i in order]
-
-        self.tabs.setCurrentIndex(0)
-        self.query_label.setText("Finding the odd ones out…")
-        run_task(self.pool, work, self._on_outliers, self.show_error)
-
-    def _on_outliers(self, ranked: object) -> None:
-        root = self.target.folder
-        self._request += 1
-        items = [GridItem(root / rel, rel, rec, score) for rel, rec, score in ranked]
-        self._show_items(
-            items,
-            f"Odd ones out · {len(items):,} images, least like any other first "
-            "(score: 1 − similarity to the 5 nearest)",
-        )
-        self.results_shown.emit(None)
-
-    def _request_tags(self, item: GridItem | None) -> None:
-        self._tags_request += 1
-        self.engine.latest_tags = self._tags_request
-        if item is not None and item.rel is not None:
-            self._engine_tags.emit(self._tags_request, [item.path])
-        else:
-            self.details.set_tags([])
-
-    def _on_tags(self, request_id: int, tags: object) -> None:
-        if request_id == self._tags_request:
-            self.details.set_tags(tags)
-            self.tags_shown.emit(tags)
-
-    def _tag_clicked(self, tag: str) -> None:
-        self.search_box.setText(tag)
-        self.tabs.setCurrentIndex(0)
-        self.run_query(TextQuery(tag))
-
-    def _show_path_details(self, path: Path) -> None:
-        rel = path.relative_to(self.target.folder).as_posix()
-        item = GridItem(path, rel, self.records.get(rel))
-        self.details.show_item(item)
-        self._request_tags(item)
-
-    def _min_score_changed(self, value: float) -> None:
-        self.min_score = value if value > 0 else None
-        if self.history.current is not None:
-            self.run_query(self.history.current, push=False)
 
     # -- queries ----------------------------------------------------------------------------
 
