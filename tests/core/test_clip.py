@@ -136,3 +136,17 @@ def test_download_fails_fast_when_the_hub_cannot_be_reached(monkeypatch):
     with pytest.raises(ModelUnavailable, match="no network"):
         download.download_clip_weights("ViT-B-32", "laion2b_s34b_b79k")
     assert time.monotonic() - started < 2.0
+
+
+def test_clip_vocabulary_is_cached_and_takes_own_words(checkpoint, app_paths, tmp_path):
+    from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
+    from visualsearch.core.tags import suggest_tags, tag_vocabulary
+
+    enc = load_encoder("clip", cache_dir=app_paths.cache_dir, weights=checkpoint)
+    vocabulary = zero_shot_vocabulary(enc, tmp_path)
+    assert vocabulary.matrix.shape == (1000, 512) and vocabulary.names[281] == "tabby cat"
+    assert len(list((tmp_path / "vocabulary").glob("*.npy"))) == 1  # computed once, cached
+    own = tag_vocabulary(enc, tmp_path, ["sofa", " garden "])
+    assert own.names[:2] == ["sofa", "garden"] and own.matrix.shape == (1002, 512)
+    sofa = enc.embed_text(["a photo of a sofa"])[0]
+    assert suggest_tags(own, sofa[None], k=1)[0][0] == "sofa"  # a word's own prompt ranks it first

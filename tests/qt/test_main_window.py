@@ -273,3 +273,15 @@ def test_icon_about_and_reset_settings(qtbot, window, gallery):
     fresh = window.ctx.settings.load()
     assert fresh.recent_folders == [] and fresh.thumbnail_size == 160
     assert window.recent_menu.actions() == [] and window.grid.delegate.icon_size == 160
+
+
+def test_store_location_is_a_setting(qtbot, window, tmp_path):
+    folder = tmp_path / "few"
+    distinct_images(folder, 3)
+    window.set_store_root(tmp_path / "stores")
+    open_and_wait(qtbot, window, folder)
+    assert window.target.store_dir.parent == tmp_path / "stores" / "collections"
+    assert (window.target.store_dir / "catalog.sqlite").exists()
+    assert window.ctx.settings.load().store_root == str(tmp_path / "stores")
+    window.set_store_root(None)
+    assert window.ctx.settings.load().store_root == ""

@@ -34,6 +34,8 @@ class UserSettings:
     recent_folders: list[str] = field(default_factory=list)  # most recent first
     reopen_last: bool = True
     thumbnail_size: int = 160  # pixels on screen; the store keeps 256 px thumbnails
+    tag_words: list[str] = field(default_factory=list)  # own candidate tags (CLIP models)
+    store_root: str = ""  # where collections' stores go; "" = the user data folder
 
     def add_recent(self, folder: Path) -> None:
         path = str(folder)

@@ -132,6 +132,12 @@ class CleanupActions:
             self.details.set_tags(tags)
             self.tags_shown.emit(tags)
 
+    def _tag_words_changed(self, words: list[str]) -> None:
+        self.settings.tag_words = words
+        self.ctx.settings.save(self.settings)
+        self.engine.tag_words = list(words)  # read by the engine's thread on the next request
+        self._request_tags(self.details.item)
+
     def _tag_clicked(self, tag: str) -> None:
         self.search_box.setText(tag)
         self.tabs.setCurrentIndex(0)

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -26,6 +27,7 @@ class DetailsPanel(QWidget):
     open_file = Signal(Path)
     show_in_folder = Signal(Path)
     tag_clicked = Signal(str)
+    tag_words_changed = Signal(list)
 
     def __init__(self, previews: ImageLoader, parent=None) -> None:
         super().__init__(parent)
@@ -55,6 +57,13 @@ class DetailsPanel(QWidget):
         self.tags.setToolTip("Suggested from the model's vocabulary; click one to search for it")
         self.tags.linkActivated.connect(self.tag_clicked)
         form.addRow("Tags:", self.tags)
+        self.tag_words = QLineEdit(placeholderText="own tag words, comma-separated (CLIP)")
+        self.tag_words.setToolTip(
+            "Words to suggest as tags besides the model's vocabulary; CLIP models only "
+            "(the built-in model's vocabulary is its 1,000 ImageNet categories)"
+        )
+        self.tag_words.editingFinished.connect(self._tag_words_edited)
+        form.addRow("", self.tag_words)
         self.similar_button = QPushButton("Find similar")
         self.similar_button.setToolTip("Show the images most like this one (Enter)")
         self.open_button = QPushButton("Open")
@@ -110,6 +119,10 @@ class DetailsPanel(QWidget):
             self.fields[key].setText(value or "—")
         self.tags.setText("…")
         self._show_preview()
+
+    def _tag_words_edited(self) -> None:
+        words = [w.strip() for w in self.tag_words.text().split(",") if w.strip()]
+        self.tag_words_changed.emit(words)
 
     def set_tags(self, tags: list[tuple[str, float]]) -> None:
         from html import escape

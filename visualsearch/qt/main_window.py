@@ -72,7 +72,7 @@ from visualsearch.qt.grid_view import ThumbnailGrid
 from visualsearch.qt.icons import app_icon
 from visualsearch.qt.map_actions import MapActions
 from visualsearch.qt.map_page import MapPage
-from visualsearch.qt.model_actions import ModelActions
+from visualsearch.qt.model_actions import CLIP_MODELS, ModelActions
 from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
 from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
 from visualsearch.qt.widgets import IndexingStatus, MessageBar, WelcomePage
@@ -240,6 +240,9 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.details.open_file.connect(self._open_path)
         self.details.show_in_folder.connect(self._show_in_folder)
         self.details.tag_clicked.connect(self._tag_clicked)
+        self.details.tag_words.setText(", ".join(self.settings.tag_words))
+        self.engine.tag_words = list(self.settings.tag_words)
+        self.details.tag_words_changed.connect(self._tag_words_changed)
 
         self.map_page = MapPage(self.thumbnails)
         self.map_page.view.clicked.connect(self._map_clicked)
@@ -319,6 +322,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
             "Look for new or changed files",
         )
         self.skipped_action = self._action("S&kipped Files…", self.show_skipped)
+        self.store_location_action = self._action("Store &Location…", self.choose_store_root)
         quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.back_action = self._action("&Back", self.go_back, "Alt+Left", "Previous query")
         self.forward_action = self._action("&Forward", self.go_forward, "Alt+Right", "Next query")
@@ -351,6 +355,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.reindex_action)
         file_menu.addAction(self.skipped_action)
+        file_menu.addAction(self.store_location_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         edit_menu = bar.addMenu("&Edit")
@@ -376,13 +381,18 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.builtin_model_action = QAction(
             "&Built-in model (offline, ImageNet categories)", self, checkable=True
         )
-        self.clip_model_action = QAction("&CLIP ViT-B-32 (free-form text)", self, checkable=True)
+        self.clip_actions = []
+        for clip in CLIP_MODELS:
+            action = QAction(f"CLIP {clip.arch} ({clip.note})", self, checkable=True)
+            action.setData(clip.choice.spec)
+            action.triggered.connect(lambda _=False, c=clip: self.choose_clip(c))
+            self.clip_actions.append(action)
+        self.clip_model_action = self.clip_actions[0]
         self.checkpoint_action = QAction("CLIP from a &checkpoint file…", self, checkable=True)
-        for a in (self.builtin_model_action, self.clip_model_action, self.checkpoint_action):
+        for a in (self.builtin_model_action, *self.clip_actions, self.checkpoint_action):
             group.addAction(a)
             self.model_menu.addAction(a)
         self.builtin_model_action.triggered.connect(lambda: self.set_model(ModelChoice("builtin")))
-        self.clip_model_action.triggered.connect(self.choose_clip)
         self.checkpoint_action.triggered.connect(self.choose_checkpoint)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(about)
@@ -444,9 +454,8 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
             self._pending_open = path  # opened when the current run has stopped
             self.cancel_indexing()
             return
-        target = FolderTarget(
-            path, default_store_dir(path, self.ctx.paths.data_dir), self.model_choice
-        )
+        store_base = Path(self.settings.store_root or self.ctx.paths.data_dir)
+        target = FolderTarget(path, default_store_dir(path, store_base), self.model_choice)
         changed_folder = self.target is None or self.target.folder != path
         self.target = target
         self._store_thumbs.store_dir = target.store_dir
@@ -467,9 +476,28 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self._update_recent_menu()
         self.setWindowTitle(f"{path.name} — visualsearch")
         self.pages.setCurrentWidget(self.splitter)
-        self._engine_target.emit(target, True)
+        if changed_folder:
+            self._engine_target.emit(target, True)
+        # else (re-index, another model): queries keep using what is there until the run
+        # ends, so the old model's results stay usable while the new one encodes
         self._start_job(target)
         self.folder_opened.emit(str(path))
+
+    def choose_store_root(self) -> None:
+        start = self.settings.store_root or str(self.ctx.paths.data_dir)
+        folder = QFileDialog.getExistingDirectory(self, "Where collections' data is kept", start)
+        if folder:
+            self.set_store_root(Path(folder))
+
+    def set_store_root(self, folder: Path | None) -> None:
+        """Keep collections' stores (vectors, thumbnails) under `folder` (None: the default)."""
+        self.settings.store_root = str(folder) if folder else ""
+        self.ctx.settings.save(self.settings)
+        where = folder or self.ctx.paths.data_dir
+        self.show_info(
+            f"Collections' data now goes under {where}. Stores made elsewhere stay there; a "
+            "folder opened again is indexed anew in the new place."
+        )
 
     def reindex(self) -> None:
         if self.target is not None:

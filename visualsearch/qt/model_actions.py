@@ -4,6 +4,7 @@ previous one. A mixin of MainWindow."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
@@ -13,8 +14,26 @@ from visualsearch.core.encoders.clip import DEFAULT_TAG as CLIP_TAG
 from visualsearch.core.session import ModelChoice
 from visualsearch.qt.workers import DownloadJob, JobThread
 
-CLIP_DEFAULT = ModelChoice(f"clip:{CLIP_ARCH}:{CLIP_TAG}")
-CLIP_DOWNLOAD_MB = 605  # ViT-B-32 laion2b_s34b_b79k, safetensors
+
+@dataclass(frozen=True)
+class ClipModel:
+    arch: str
+    tag: str
+    download_mb: int
+    note: str
+
+    @property
+    def choice(self) -> ModelChoice:
+        return ModelChoice(f"clip:{self.arch}:{self.tag}")
+
+
+# open_clip's LAION-2B models; sizes of their safetensors files, speed relative to B-32
+CLIP_MODELS = (
+    ClipModel(CLIP_ARCH, CLIP_TAG, 605, "free-form text, fast"),
+    ClipModel("ViT-B-16", "laion2b_s34b_b88k", 599, "finer detail, ~3x slower"),
+    ClipModel("ViT-L-14", "laion2b_s32b_b82k", 1710, "best, ~12x slower"),
+)
+CLIP_DEFAULT = CLIP_MODELS[0].choice
 
 
 class ModelActions:
@@ -31,36 +50,38 @@ class ModelActions:
         if self.target is not None:
             self.open_folder(self.target.folder)  # vectors per model are kept: back is instant
 
-    def choose_clip(self) -> None:
-        """CLIP ViT-B-32: at once when its weights are cached, else offer to download them."""
+    def choose_clip(self, clip: ClipModel = CLIP_MODELS[0]) -> None:
+        """A CLIP model: at once when its weights are cached, else offer to download them."""
         from visualsearch.core.encoders.clip import cached_weights
 
-        if cached_weights(CLIP_ARCH, CLIP_TAG) is not None:
-            self.set_model(CLIP_DEFAULT)
+        if cached_weights(clip.arch, clip.tag) is not None:
+            self.set_model(clip.choice)
             return
         self._sync_model_actions()  # unchanged until the weights are here
         question = (
-            f"The CLIP {CLIP_ARCH} weights are not on this computer. Download them "
-            f"(about {CLIP_DOWNLOAD_MB} MB) now? The current model stays in use meanwhile."
+            f"The CLIP {clip.arch} weights are not on this computer. Download them "
+            f"(about {clip.download_mb:,} MB) now? The current model stays in use meanwhile."
         )
-        details = f"{CLIP_ARCH} {CLIP_TAG}, from the Hugging Face hub into its cache."
+        details = f"{clip.arch} {clip.tag}, from the Hugging Face hub into its cache."
         if not self.ctx.confirm(self, "Download CLIP", question, details):
             return
         if self._download_thread is not None and self._download_thread.running():
             return
-        job = DownloadJob(CLIP_ARCH, CLIP_TAG)
+        job = DownloadJob(clip.arch, clip.tag)
         job.progress.connect(self.indexing.update_progress)
         job.finished.connect(self._on_downloaded)
         job.failed.connect(self._on_download_failed)
         job.done.connect(self._on_download_done)
+        self._downloading = clip
         self.indexing.start("Downloading", unit="MB")
         self._download_thread = JobThread(job)
         self._download_thread.start()
 
     def _on_downloaded(self, _path: object) -> None:
         self.indexing.finish()
-        self.show_info(f"CLIP {CLIP_ARCH} is downloaded; re-indexing with it in the background.")
-        self.set_model(CLIP_DEFAULT)
+        clip = self._downloading
+        self.show_info(f"CLIP {clip.arch} is downloaded; re-indexing with it in the background.")
+        self.set_model(clip.choice)
 
     def _on_download_failed(self, message: str) -> None:
         self.indexing.finish()
@@ -90,7 +111,8 @@ class ModelActions:
     def _sync_model_actions(self) -> None:
         c = self.model_choice
         self.builtin_model_action.setChecked(c.spec == "builtin")
-        self.clip_model_action.setChecked(c.spec != "builtin" and c.weights is None)
+        for action in self.clip_actions:
+            action.setChecked(c.weights is None and action.data() == c.spec)
         self.checkpoint_action.setChecked(c.weights is not None)
         if hasattr(self, "model_button"):
             self.model_button.setText(c.label())

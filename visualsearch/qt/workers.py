@@ -235,6 +235,7 @@ class SearchEngine(QObject):
         self.k = k
         self.latest_request = 0  # written by the GUI thread
         self.latest_tags = 0
+        self.tag_words: list[str] = []  # the user's own candidate tags (CLIP), set by the GUI
         self._vocabulary = None
         self._target: FolderTarget | None = None
         self._live = False
@@ -273,8 +274,12 @@ class SearchEngine(QObject):
             return
         try:
             col = self._open()
-            if self._vocabulary is None or self._vocabulary[0] != col.encoder.id:
-                self._vocabulary = (col.encoder.id, tag_vocabulary(col.encoder, self.cache_dir))
+            key = (col.encoder.id, tuple(self.tag_words))
+            if self._vocabulary is None or self._vocabulary[0] != key:
+                if getattr(col.encoder, "classifier", None) is not None:  # built-in: no own words
+                    key = (col.encoder.id, ())
+                vocabulary = tag_vocabulary(col.encoder, self.cache_dir, key[1])
+                self._vocabulary = (key, vocabulary)
             vectors = np.stack([col.image_vector(p)[0] for p in paths])
             self.tags_ready.emit(request_id, suggest_tags(self._vocabulary[1], vectors))
         except Exception as exc:

@@ -222,7 +222,11 @@ class BuiltinEncoder:
                 pass
         prompts = [PROMPT.format(name.split(",")[0]) for name in self.class_names]
         vectors = self._text_model.encode(
-            prompts, batch_size=128, normalize_embeddings=True, convert_to_numpy=True
+            prompts,
+            batch_size=128,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         ).astype(np.float32)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
