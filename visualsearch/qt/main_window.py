@@ -538,6 +538,8 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self._encoder_id = encoder_id
         encoder = self.ctx.encoders.get(self.model_choice)  # loaded: returns at once
         self.duplicates_page.set_model_threshold(getattr(encoder, "near_duplicate_threshold", 0.9))
+        # own tag words need a model whose vocabulary is text (CLIP), not a classifier
+        self.details.tag_words.setEnabled(getattr(encoder, "classifier", None) is None)
         self._update_summary()
 
     def _on_batch(self, records: list[FileRecord]) -> None:
