@@ -12,15 +12,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from visualsearch.cli import build_parser
+    from visualsearch.cli import COMMANDS
     from visualsearch.cli import main as cli_main
 
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = set(build_parser()._subparsers._group_actions[0].choices)
     if (
         not argv
         or argv[0] == "--sample"
-        or (argv[0] not in commands and not argv[0].startswith("-"))
+        or (argv[0] not in COMMANDS and not argv[0].startswith("-"))
     ):
         argv = ["gui", *argv]
     return cli_main(argv)

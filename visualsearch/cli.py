@@ -122,6 +122,14 @@ def _index(
         progress.close()
 
 
+def _image_arg(value: str) -> Path:
+    """An image path given on the command line, which must exist (in the folder or not)."""
+    image = Path(value).expanduser()
+    if not image.is_file():
+        raise CliError(f"image not found: {image}")
+    return image
+
+
 def _print_hits(hits: list[Hit], root: Path, as_json: bool, header: str) -> None:
     if as_json:
         print(json.dumps([h.as_dict() for h in hits], indent=2))
@@ -189,10 +197,7 @@ def cmd_search(args) -> int:
 
     query = TextQuery(args.query)
     if args.like:
-        image = Path(args.like).expanduser()
-        if not image.is_file():
-            raise CliError(f"image not found: {image}")
-        query = MixQuery(ImageQuery(image), args.query, args.text_weight)
+        query = MixQuery(ImageQuery(_image_arg(args.like)), args.query, args.text_weight)
     col = _collection(args)
     result = run_query(col, query, k=args.k, min_score=args.min_score)
     _print_hits(result.hits, col.root, args.json, f"Images {query.label()} ({col.encoder.id}):")
@@ -202,9 +207,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_similar(args) -> int:
-    image = Path(args.image).expanduser()
-    if not image.is_file():
-        raise CliError(f"image not found: {image}")
+    image = _image_arg(args.image)
     col = _collection(args)
     hits = col.similar_to(image, k=args.k, include_self=args.include_self)
     _print_hits(hits, col.root, args.json, f"Images like {image} ({col.encoder.id}):")
@@ -330,19 +333,13 @@ def cmd_export(args) -> int:
     return 1 if report.failed else 0
 
 
-def _vectors_and_records(col):
-    records = [col.store.record(p) for p in col.paths]
-    return col.matrix, records
-
-
 def cmd_duplicates(args) -> int:
     from visualsearch.core.duplicates import find_duplicates, presets
 
     col = _collection(args)
     named = presets(getattr(col.encoder, "near_duplicate_threshold", 0.9))
     threshold = args.threshold if args.threshold is not None else named[args.preset]
-    vectors, records = _vectors_and_records(col)
-    groups = find_duplicates(vectors, records, threshold)
+    groups = find_duplicates(col.matrix, col.store.records_for(col.paths), threshold)
     data = [
         {
             "similarity": round(g.similarity, 4),
@@ -392,9 +389,7 @@ def cmd_outliers(args) -> int:
 def cmd_tags(args) -> int:
     from visualsearch.core.tags import suggest_tags, tag_vocabulary
 
-    image = Path(args.image).expanduser()
-    if not image.is_file():
-        raise CliError(f"image not found: {image}")
+    image = _image_arg(args.image)
     col = _collection(args)
     words = args.words.split(",") if args.words else []
     vocabulary = tag_vocabulary(col.encoder, args.paths.cache_dir, words)

@@ -10,14 +10,14 @@ import numpy as np
 
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.encoders.vocabulary import Vocabulary
-from visualsearch.core.neighbours import knn
+from visualsearch.core.neighbours import knn, linked_groups, similar_pairs
 
 PCA_DIMS = 50  # UMAP's neighbour search on 50 PCA dims instead of 1280: same map, 10x less work
 LAYOUT_SAMPLE = 20_000  # above this many images UMAP is fitted on a sample (see layout_2d)
 LAYOUT_NEIGHBOURS = 15
 LAYOUT_EPOCHS = 200  # UMAP's own choice above 10,000 points; enough for a browsing map
 KMEANS_EXACT_LIMIT = 20_000  # above: MiniBatchKMeans
-MUST_LINK_LIMIT = 20_000  # above, near-duplicates are not pre-grouped (exact kNN is O(n²))
+MUST_LINK_LIMIT = 20_000  # above, near-duplicates are not pre-grouped before clustering
 K_SAMPLE = 2_000  # vectors used to score candidate k
 
 
@@ -143,19 +143,8 @@ def near_duplicate_groups(
     vectors: np.ndarray, threshold: float, neighbours: int = 10
 ) -> np.ndarray:
     """(n,) group ids: images joined by a chain of similarities >= `threshold`, found
-    among each image's nearest neighbours (chunked, so memory stays bounded)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(vectors)
-    k = min(neighbours, n)
-    # candidates from the 50-d projection (26x less work), similarity checked in full
-    idx, _ = _knn(*(2 * [reduce(vectors)]), k)
-    sims = np.stack([np.einsum("nd,nd->n", vectors, vectors[idx[:, j]]) for j in range(k)], 1)
-    rows = np.repeat(np.arange(n), k)
-    keep = (sims.ravel() >= threshold) & (idx.ravel() != rows)
-    graph = coo_matrix((np.ones(keep.sum()), (rows[keep], idx.ravel()[keep])), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
+    among each image's nearest neighbours (never an n × n matrix)."""
+    return linked_groups(len(vectors), *similar_pairs(vectors, threshold, neighbours))
 
 
 def cluster(

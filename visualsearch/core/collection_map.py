@@ -70,7 +70,8 @@ def build_map(
     same_k = cached is not None and (
         (k is None and cached["auto"]) or (k is not None and cached["k"] == k)
     )
-    if fresh and same_k:
+    reused = fresh and same_k
+    if reused:
         clustering = analysis.Clustering(cached["labels"], cached["centres"], cached["auto"])
     else:
         progress.report(1, 3, "Finding clusters…")
@@ -88,7 +89,8 @@ def build_map(
     progress.report(2, 3, "Naming clusters…")
     vocabulary = zero_shot_vocabulary(encoder, cache_dir)
     suggested = analysis.name_clusters(clustering, vocabulary) if clustering.k else []
-    _save_cache(store, encoder.id, generation, len(paths), coords, clustering)
+    if not reused:
+        _save_cache(store, encoder.id, generation, len(paths), coords, clustering)
     names = list(suggested)
     own = json.loads(store.get_meta(_names_key(encoder.id)) or "{}")
     if own.get("k") == clustering.k:

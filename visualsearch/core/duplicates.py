@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualsearch.core.neighbours import self_knn
+from visualsearch.core.neighbours import linked_groups, self_knn, similar_pairs
 from visualsearch.core.store import FileRecord
 
 NEIGHBOURS = 10  # how many nearest images are checked for each image
@@ -35,14 +35,6 @@ class DuplicateGroup:
     exact: bool  # all the same bytes
     keep_reason: str = ""
     members: list[FileRecord] = field(default_factory=list)
-
-
-def _components(n: int, pairs_a: np.ndarray, pairs_b: np.ndarray) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    graph = coo_matrix((np.ones(len(pairs_a)), (pairs_a, pairs_b)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
 
 
 def suggest_keeper(records: list[FileRecord]) -> tuple[int, str]:
@@ -89,10 +81,8 @@ def find_duplicates(
     n = len(records)
     if n < 2:
         return []
-    idx, sims = self_knn(vectors, neighbours)
-    rows = np.repeat(np.arange(n), idx.shape[1])
-    linked = sims.ravel() >= threshold
-    a, b = [rows[linked]], [idx.ravel()[linked]]
+    linked_a, linked_b = similar_pairs(vectors, threshold, neighbours)
+    a, b = [linked_a], [linked_b]
     by_hash: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         if r.hash:
@@ -101,7 +91,7 @@ def find_duplicates(
         if len(same) > 1:
             a.append(np.full(len(same) - 1, same[0]))
             b.append(np.array(same[1:]))
-    labels = _components(n, np.concatenate(a), np.concatenate(b))
+    labels = linked_groups(n, np.concatenate(a), np.concatenate(b))
     sizes = np.bincount(labels)
     groups = []
     for label in np.flatnonzero(sizes > 1):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from visualsearch.core.encoders.base import l2_normalize
+
 BLOCK_CELLS = 25_000_000  # similarities held at once: 100 MB of float32
 
 
@@ -61,11 +63,29 @@ def self_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 def _projected_knn(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.decomposition import PCA
 
-    projected = PCA(PROJECTED_DIMS, random_state=0).fit_transform(vectors).astype(np.float32)
-    projected /= np.maximum(np.linalg.norm(projected, axis=1, keepdims=True), 1e-12)
+    projected = l2_normalize(PCA(PROJECTED_DIMS, random_state=0).fit_transform(vectors))
     cand, _ = knn(projected, projected, min(k * CANDIDATES, len(vectors)))
     full = np.stack(
         [np.einsum("nd,nd->n", vectors, vectors[cand[:, j]]) for j in range(cand.shape[1])], 1
     )
     best = np.argsort(-full, axis=1, kind="stable")[:, :k]
     return np.take_along_axis(cand, best, 1), np.take_along_axis(full, best, 1).astype(np.float32)
+
+
+def similar_pairs(
+    vectors: np.ndarray, threshold: float, neighbours: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b): pairs of rows with similarity >= `threshold`, among each row's nearest."""
+    idx, sims = self_knn(vectors, neighbours)
+    rows = np.repeat(np.arange(len(vectors)), idx.shape[1])
+    linked = sims.ravel() >= threshold
+    return rows[linked], idx.ravel()[linked]
+
+
+def linked_groups(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n,) group ids: rows joined by a chain of (a[i], b[i]) links share one."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]

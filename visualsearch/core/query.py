@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from visualsearch.core.collection import Collection, Hit
+from visualsearch.core.encoders.base import l2_normalize
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def text_vector(encoder, text: str) -> np.ndarray:
     vector = vectors[0]
     if negative:
         vector = vector - NEGATIVE_WEIGHT * vectors[1:].mean(0)
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+    return l2_normalize(vector)
 
 
 @dataclass
@@ -130,13 +131,13 @@ def query_vector(collection: Collection, query: Query) -> tuple[np.ndarray, set[
             if rel is not None:
                 exclude.add(rel)
         mean = np.mean(vectors, axis=0)
-        return mean / max(float(np.linalg.norm(mean)), 1e-12), exclude
+        return l2_normalize(mean), exclude
     if isinstance(query, MixQuery):
         image, exclude = query_vector(collection, query.base)
         text = text_vector(collection.encoder, query.text)
         w = min(max(query.text_weight, 0.0), 1.0)
         mixed = (1.0 - w) * image + w * text
-        return mixed / max(float(np.linalg.norm(mixed)), 1e-12), exclude
+        return l2_normalize(mixed), exclude
     raise TypeError(f"unknown query {query!r}")
 
 

@@ -150,6 +150,11 @@ class Store:
         rows = self.conn.execute(f"SELECT {_RECORD_COLUMNS} FROM files")
         return {r[0]: FileRecord(*r) for r in rows}
 
+    def records_for(self, paths: list[str]) -> list[FileRecord]:
+        """The catalog records of `paths` (all in the catalog), in their order; one query."""
+        records = self.file_records()
+        return [records[p] for p in paths]
+
     def record(self, path: str) -> FileRecord | None:
         row = self.conn.execute(
             f"SELECT {_RECORD_COLUMNS} FROM files WHERE path=?",

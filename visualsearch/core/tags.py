@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.encoders.vocabulary import Vocabulary, zero_shot_vocabulary
 
 
@@ -36,4 +37,4 @@ def suggest_tags(
     """The `k` best words for the images (their mean vector), best first."""
     vectors = np.atleast_2d(np.asarray(vectors, np.float32))
     mean = vectors.mean(0)
-    return vocabulary.top(mean / max(float(np.linalg.norm(mean)), 1e-12), k)
+    return vocabulary.top(l2_normalize(mean), k)

@@ -25,8 +25,7 @@ class CleanupActions:
         def load():
             with Store(target.store_dir) as store:
                 paths, vectors = store.load_vectors(encoders.get(choice).id)
-                records = store.file_records()
-            return paths, vectors, [records[p] for p in paths]
+                return paths, vectors, store.records_for(paths)
 
         return load
 

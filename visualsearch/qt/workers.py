@@ -274,12 +274,10 @@ class SearchEngine(QObject):
             return
         try:
             col = self._open()
-            key = (col.encoder.id, tuple(self.tag_words))
+            builtin = getattr(col.encoder, "classifier", None) is not None  # takes no own words
+            key = (col.encoder.id, () if builtin else tuple(self.tag_words))
             if self._vocabulary is None or self._vocabulary[0] != key:
-                if getattr(col.encoder, "classifier", None) is not None:  # built-in: no own words
-                    key = (col.encoder.id, ())
-                vocabulary = tag_vocabulary(col.encoder, self.cache_dir, key[1])
-                self._vocabulary = (key, vocabulary)
+                self._vocabulary = (key, tag_vocabulary(col.encoder, self.cache_dir, key[1]))
             vectors = np.stack([col.image_vector(p)[0] for p in paths])
             self.tags_ready.emit(request_id, suggest_tags(self._vocabulary[1], vectors))
         except Exception as exc:

@@ -25,7 +25,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from visualsearch.core.encoders.base import ModelUnavailable, default_threads, l2_normalize
+from visualsearch.core.encoders.base import (
+    ModelUnavailable,
+    default_threads,
+    l2_normalize,
+    save_array,
+)
 from visualsearch.core.encoders.vocabulary import imagenet_class_names
 from visualsearch.core.imageio import fit_square
 
@@ -228,10 +233,7 @@ class BuiltinEncoder:
             convert_to_numpy=True,
             show_progress_bar=False,
         ).astype(np.float32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
+        save_array(path, vectors)
         return vectors
 
     def class_weights(self, texts: Sequence[str]) -> np.ndarray:

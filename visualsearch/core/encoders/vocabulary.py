@@ -3,13 +3,14 @@ from timm), placed in each model's vector space."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from visualsearch.core.encoders.base import save_array
 
 
 @cache
@@ -74,8 +75,5 @@ def zero_shot_vocabulary(encoder, cache_dir: Path) -> Vocabulary:
     matrix = np.concatenate(
         [encoder.embed_text(prompts[i : i + 100]) for i in range(0, len(prompts), 100)]
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, matrix.astype(np.float32))
-    os.replace(tmp, path)
+    save_array(path, matrix.astype(np.float32))
     return Vocabulary(names, matrix)
