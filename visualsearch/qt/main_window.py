@@ -49,7 +49,7 @@ from PySide6.QtWidgets import (
 
 from visualsearch import __version__
 from visualsearch.core.collection_map import CollectionMap
-from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
+from visualsearch.core.pipeline import ensure_dir_exists
 from visualsearch.core.query import (
     ImageDataQuery,
     ImageQuery,
@@ -79,7 +79,8 @@ from visualsearch.qt.widgets import IndexingStatus, MessageBar, WelcomePage
 from visualsearch.qt.workers import (
     FolderTarget,
     IndexJob,
-    JobThread,
+    IndexOutcome,
+    JobSlot,
     SearchEngine,
     run_task,
 )
@@ -129,8 +130,13 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.records: dict[str, FileRecord] = {}
         self.skipped: list[tuple[str, str]] = []
         self._browse_rows: dict[str, int] = {}  # rel path → row while showing all images
-        self._job: IndexJob | None = None
-        self._job_thread: JobThread | None = None
+        # one job of each kind at a time; what to do when one has ended
+        self.index_jobs = JobSlot(self)
+        self.index_jobs.idle.connect(self._index_job_ended)
+        self.map_jobs = JobSlot(self)
+        self.map_jobs.idle.connect(self._map_job_ended)
+        self.export_jobs = JobSlot(self)
+        self.download_jobs = JobSlot(self)
         self._pending_open: Path | None = None
         self._request = 0
         self._encoder_id = ""
@@ -138,11 +144,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.cmap: CollectionMap | None = None
         self._map_k: int | None = None  # None: automatic
         self._map_stale = True
-        self._map_thread: JobThread | None = None
         self._map_again = False
-        self._export_thread: JobThread | None = None
-        self._export_link = False
-        self._download_thread: JobThread | None = None
         self.map_selection = np.zeros(0, np.int64)
         self.min_score: float | None = None
         self._tags_request = 0
@@ -504,7 +506,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
             self.open_folder(self.target.folder)
 
     def _job_running(self) -> bool:
-        return self._job_thread is not None and self._job_thread.running()
+        return self.index_jobs.busy()
 
     def _start_job(self, target: FolderTarget) -> None:
         job = IndexJob(target, self.ctx.encoders, self.ctx.index_options)
@@ -514,18 +516,13 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         job.batch.connect(self._on_batch)
         job.finished.connect(self._on_index_finished)
         job.failed.connect(self._on_index_failed)
-        job.done.connect(self._on_job_done)
-        self._job, self._job_thread = job, JobThread(job)
         self.indexing.start()
-        self._job_thread.start()
+        self.index_jobs.start(job)
 
     def cancel_indexing(self) -> None:
         """The status bar's Cancel: stops whatever it shows (indexing, export, download)."""
-        if self._job is not None:
-            self._job.cancel()
-        for thread in (self._export_thread, self._download_thread):
-            if thread is not None and thread.running():
-                thread.job.cancel()
+        for jobs in (self.index_jobs, self.export_jobs, self.download_jobs):
+            jobs.cancel()
 
     def _on_catalog(self, records: list[FileRecord]) -> None:
         self.records = {r.path: r for r in records}
@@ -563,12 +560,13 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
             self.query_label.setText(f"All images · {self.model.rowCount():,}")
         self._update_summary()
 
-    def _on_index_finished(self, report: IndexReport, records: list[FileRecord], skipped) -> None:
+    def _on_index_finished(self, outcome: IndexOutcome) -> None:
+        report = outcome.report
         self.indexing.finish()
         self._fallback_model = None
-        self.skipped = list(skipped)
+        self.skipped = list(outcome.skipped)
         before = set(self.records)
-        self.records = {r.path: r for r in records}
+        self.records = {r.path: r for r in outcome.records}
         added = report.new or report.changed or report.moved
         if self.history.current is None and (added or before != set(self.records)):
             current = self.grid.currentIndex()
@@ -608,10 +606,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.show_error(message)
         self.indexing_failed.emit(message)
 
-    def _on_job_done(self) -> None:
-        if self._job_thread is not None:
-            self._job_thread.wait()
-        self._job, self._job_thread = None, None
+    def _index_job_ended(self) -> None:
         if self._pending_open is not None:
             folder, self._pending_open = self._pending_open, None
             self.open_folder(folder)
@@ -942,13 +937,10 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
     # -- closing ----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.cancel_indexing()
-        if self._job_thread is not None:
-            self._job_thread.wait(60_000)  # the batch in flight is committed, not lost
-        for thread in (self._map_thread, self._export_thread, self._download_thread):
-            if thread is not None:
-                thread.job.cancel()
-                thread.wait(60_000)
+        for jobs in (self.index_jobs, self.map_jobs, self.export_jobs, self.download_jobs):
+            jobs.cancel()
+        for jobs in (self.index_jobs, self.map_jobs, self.export_jobs, self.download_jobs):
+            jobs.wait(60_000)  # an index batch in flight is committed, not lost
         self._engine_shutdown.emit()
         self._engine_thread.quit()
         self._engine_thread.wait(10_000)

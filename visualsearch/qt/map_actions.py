@@ -15,7 +15,7 @@ from visualsearch.core.query import SelectionQuery
 from visualsearch.core.store import Store
 from visualsearch.qt.models import GridItem
 from visualsearch.qt.widgets import ExportDialog
-from visualsearch.qt.workers import ExportJob, JobThread, MapJob, run_task
+from visualsearch.qt.workers import ExportJob, MapJob, run_task
 
 
 class MapActions:
@@ -30,17 +30,15 @@ class MapActions:
         """Lay out and cluster in a worker; from the store's cache when nothing changed."""
         if self.target is None:
             return
-        if self._map_thread is not None and self._map_thread.running():
+        if self.map_jobs.busy():
             self._map_again = True
             return
         job = MapJob(self.target, self.ctx.encoders, self.ctx.paths.cache_dir, self._map_k)
         job.progress.connect(self._map_progress)
         job.finished.connect(self._on_map)
         job.failed.connect(self._on_map_failed)
-        job.done.connect(self._on_map_job_done)
-        self._map_thread = JobThread(job)
         self.map_page.message.setText("Computing the map…")
-        self._map_thread.start()
+        self.map_jobs.start(job)
 
     def _map_progress(self, _done: int, _total: int, message: str) -> None:
         self.map_page.message.setText(message)
@@ -60,10 +58,7 @@ class MapActions:
         if message:
             self.show_error(f"The map could not be made: {message}")
 
-    def _on_map_job_done(self) -> None:
-        if self._map_thread is not None:
-            self._map_thread.wait()
-        self._map_thread = None
+    def _map_job_ended(self) -> None:
         if self._map_again:
             self._map_again = False
             self.refresh_map()
@@ -164,7 +159,7 @@ class MapActions:
 
     def export_rows(self, rows: list[int], dest: Path, link: bool = False) -> None:
         """Copy (or link) the images at these map rows into folders named after their clusters."""
-        if self._export_thread is not None and self._export_thread.running():
+        if self.export_jobs.busy():
             self.show_info("An export is still running.")
             return
         cmap = self.cmap
@@ -181,15 +176,12 @@ class MapActions:
         job.progress.connect(self.indexing.update_progress)
         job.finished.connect(self._on_export)
         job.failed.connect(self._on_export_failed)
-        job.done.connect(self._on_export_done)
         self.indexing.start("Exporting")
-        self._export_link = link
-        self._export_thread = JobThread(job)
-        self._export_thread.start()
+        self.export_jobs.start(job)
 
     def _on_export(self, report: ExportReport) -> None:
         self.indexing.finish()
-        verb = "Linked" if self._export_link else "Copied"
+        verb = "Linked" if self.export_jobs.job.link else "Copied"  # the job ends after this
         text = (
             f"{verb} {len(report.written):,} images into {len(report.folders)} folder(s) "
             f"in {report.dest}."
@@ -209,8 +201,3 @@ class MapActions:
     def _on_export_failed(self, message: str) -> None:
         self.indexing.finish()
         self.show_error(f"Export failed: {message}")
-
-    def _on_export_done(self) -> None:
-        if self._export_thread is not None:
-            self._export_thread.wait()
-        self._export_thread = None

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 from visualsearch.core.encoders.clip import DEFAULT_ARCH as CLIP_ARCH
 from visualsearch.core.encoders.clip import DEFAULT_TAG as CLIP_TAG
 from visualsearch.core.session import ModelChoice
-from visualsearch.qt.workers import DownloadJob, JobThread
+from visualsearch.qt.workers import DownloadJob
 
 
 @dataclass(frozen=True)
@@ -63,25 +63,22 @@ class ModelActions:
             f"(about {clip.download_mb:,} MB) now? The current model stays in use meanwhile."
         )
         details = f"{clip.arch} {clip.tag}, from the Hugging Face hub into its cache."
-        if not self.ctx.confirm(self, "Download CLIP", question, details):
-            return
-        if self._download_thread is not None and self._download_thread.running():
+        if self.download_jobs.busy() or not self.ctx.confirm(
+            self, "Download CLIP", question, details
+        ):
             return
         job = DownloadJob(clip.arch, clip.tag)
         job.progress.connect(self.indexing.update_progress)
         job.finished.connect(self._on_downloaded)
         job.failed.connect(self._on_download_failed)
-        job.done.connect(self._on_download_done)
-        self._downloading = clip
         self.indexing.start("Downloading", unit="MB")
-        self._download_thread = JobThread(job)
-        self._download_thread.start()
+        self.download_jobs.start(job)
 
     def _on_downloaded(self, _path: object) -> None:
         self.indexing.finish()
-        clip = self._downloading
-        self.show_info(f"CLIP {clip.arch} is downloaded; re-indexing with it in the background.")
-        self.set_model(clip.choice)
+        job = self.download_jobs.job  # still held: the slot lets go after this signal
+        self.show_info(f"CLIP {job.arch} is downloaded; re-indexing with it in the background.")
+        self.set_model(ModelChoice(f"clip:{job.arch}:{job.tag}"))
 
     def _on_download_failed(self, message: str) -> None:
         self.indexing.finish()
@@ -90,11 +87,6 @@ class ModelActions:
             f"CLIP could not be downloaded: {reason} Still using the {self.model_choice.label()}."
         )
         self.download_failed.emit(reason)
-
-    def _on_download_done(self) -> None:
-        if self._download_thread is not None:
-            self._download_thread.wait()
-        self._download_thread = None
 
     def choose_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

@@ -19,11 +19,11 @@ from visualsearch.core.encoders import Encoder, ModelUnavailable, load_encoder
 from visualsearch.core.encoders.download import download_clip_weights
 from visualsearch.core.export import export_groups
 from visualsearch.core.index import ANNOY_THRESHOLD
-from visualsearch.core.pipeline import IndexOptions
+from visualsearch.core.pipeline import IndexOptions, IndexReport
 from visualsearch.core.progress import CancelToken
 from visualsearch.core.query import Query, run_query
 from visualsearch.core.session import ModelChoice, index_and_record, scan_problems
-from visualsearch.core.store import Store, StoreError
+from visualsearch.core.store import FileRecord, Store, StoreError
 from visualsearch.core.tags import suggest_tags, tag_vocabulary
 
 log = logging.getLogger(__name__)
@@ -72,60 +72,6 @@ class FolderTarget:
     model: ModelChoice
 
 
-class IndexJob(QObject):
-    """Indexes one folder in a QThread: first the catalog as stored, then each batch."""
-
-    catalog = Signal(object)  # list[FileRecord] already in the store
-    model_ready = Signal(str)  # the encoder's id
-    progress = Signal(int, int, str)
-    batch = Signal(object)  # list[FileRecord] just committed
-    # IndexReport, the final catalog (list[FileRecord]), skipped files [(path, reason)]
-    finished = Signal(object, object, object)
-    failed = Signal(str)
-    done = Signal()  # after finished or failed: the thread may stop
-
-    def __init__(
-        self, target: FolderTarget, encoders: EncoderProvider, options: IndexOptions | None = None
-    ) -> None:
-        super().__init__()
-        self.target = target
-        self.encoders = encoders
-        self.options = options or IndexOptions()
-        self.token = CancelToken(on_report=lambda d, t, m: self.progress.emit(d, t, m))
-
-    def cancel(self) -> None:
-        """Safe from any thread; the run stops after the batch in flight, which is kept."""
-        self.token.cancel()
-
-    @Slot()
-    def run(self) -> None:
-        store = None
-        try:
-            t = self.target
-            store = Store(t.store_dir, root=t.folder)
-            self.catalog.emit(store.image_records())
-            self.progress.emit(0, 0, "Loading the model…")
-            encoder = self.encoders.get(t.model)
-            self.model_ready.emit(encoder.id)
-            report = index_and_record(
-                t.folder,
-                store,
-                encoder,
-                t.model,
-                self.token,
-                self.options,
-                on_commit=self.batch.emit,
-            )
-            skipped = store.errors() + scan_problems(store)
-            self.finished.emit(report, store.image_records(), skipped)
-        except Exception as exc:
-            self.failed.emit(describe(exc))
-        finally:
-            if store is not None:
-                store.close()
-            self.done.emit()
-
-
 class WorkerJob(QObject):
     """A core function run in a QThread: progress and cancel through a CancelToken,
     the result as `finished`, a readable error as `failed` ('' when cancelled)."""
@@ -155,6 +101,49 @@ class WorkerJob(QObject):
             self.failed.emit(describe(exc))
         finally:
             self.done.emit()
+
+
+@dataclass
+class IndexOutcome:
+    report: IndexReport
+    records: list[FileRecord]  # the catalog after the run
+    skipped: list[tuple[str, str]]  # files that could not be indexed, and why
+
+
+class IndexJob(WorkerJob):
+    """Indexes one folder: first the catalog as stored, then each committed batch;
+    `finished` carries an IndexOutcome. Cancel stops after the batch in flight (kept)."""
+
+    catalog = Signal(object)  # list[FileRecord] already in the store
+    model_ready = Signal(str)  # the encoder's id
+    batch = Signal(object)  # list[FileRecord] just committed
+
+    def __init__(
+        self, target: FolderTarget, encoders: EncoderProvider, options: IndexOptions | None = None
+    ) -> None:
+        super().__init__()
+        self.target = target
+        self.encoders = encoders
+        self.options = options or IndexOptions()
+
+    def work(self) -> object:
+        t = self.target
+        with Store(t.store_dir, root=t.folder) as store:
+            self.catalog.emit(store.image_records())
+            self.progress.emit(0, 0, "Loading the model…")
+            encoder = self.encoders.get(t.model)
+            self.model_ready.emit(encoder.id)
+            report = index_and_record(
+                t.folder,
+                store,
+                encoder,
+                t.model,
+                self.token,
+                self.options,
+                on_commit=self.batch.emit,
+            )
+            skipped = store.errors() + scan_problems(store)
+            return IndexOutcome(report, store.image_records(), skipped)
 
 
 class MapJob(WorkerJob):
@@ -194,8 +183,8 @@ class DownloadJob(WorkerJob):
         return download_clip_weights(self.arch, self.tag, self.token)
 
 
-class JobThread:
-    """Runs one QObject job (with `run` and a `done` signal) in its own QThread."""
+class _JobThread:
+    """One job (a QObject with `run` and a `done` signal) in its own QThread."""
 
     def __init__(self, job: QObject) -> None:
         self.job = job
@@ -206,14 +195,46 @@ class JobThread:
         # quit() is thread-safe; a direct call ends the event loop before anyone waits on it
         job.done.connect(self.thread.quit, Qt.ConnectionType.DirectConnection)
 
-    def start(self) -> None:
-        self.thread.start()
 
-    def running(self) -> bool:
-        return self.thread.isRunning()
+class JobSlot(QObject):
+    """At most one job of a kind at a time (indexing, the map, an export, a download),
+    each in its own QThread. `idle` is emitted in the GUI thread once a job has ended
+    and its thread is gone, so a follow-up may start a new one there and then."""
+
+    idle = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._current: _JobThread | None = None
+
+    @property
+    def job(self):
+        return self._current.job if self._current is not None else None
+
+    def busy(self) -> bool:
+        """A job was started and has not been cleaned up yet (even if its thread just quit)."""
+        return self._current is not None
+
+    def start(self, job: WorkerJob) -> None:
+        if self._current is not None:
+            raise RuntimeError("a job of this kind is still running")
+        self._current = _JobThread(job)
+        job.done.connect(self._ended)  # this object lives in the GUI thread: queued here
+        self._current.thread.start()
+
+    def cancel(self) -> None:
+        if self._current is not None:
+            self._current.job.cancel()
 
     def wait(self, ms: int = 30_000) -> bool:
-        return self.thread.wait(ms)
+        return self._current is None or self._current.thread.wait(ms)
+
+    @Slot()
+    def _ended(self) -> None:
+        if self._current is not None:
+            self._current.thread.wait()
+            self._current = None
+        self.idle.emit()
 
 
 class SearchEngine(QObject):
