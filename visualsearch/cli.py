@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import sqlite3
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +21,7 @@ from visualsearch import __version__
 from visualsearch.core import imageio
 from visualsearch.core.collection import Collection, Hit, NotIndexed
 from visualsearch.core.encoders import ModelUnavailable, load_encoder
+from visualsearch.core.names import printable
 from visualsearch.core.pipeline import IndexOptions, IndexReport, ensure_dir_exists
 from visualsearch.core.session import (
     ModelChoice,
@@ -26,9 +29,10 @@ from visualsearch.core.session import (
     open_store,
     remembered_model,
     scan_problems,
+    system_folder_warning,
 )
 from visualsearch.core.settings import AppPaths
-from visualsearch.core.store import Store, StoreError
+from visualsearch.core.store import Store, StoreError, StoreMissing, corrupt_catalog_message
 
 COMMANDS = (
     "index",
@@ -84,8 +88,25 @@ class TqdmProgress:
 # -- helpers ----------------------------------------------------------------------------
 
 
-def _open_store(args, folder: Path) -> Store:
-    return open_store(folder, args.paths.data_dir, Path(args.store) if args.store else None)
+def _open_store(args, folder: Path, create: bool = True) -> Store:
+    store_dir = Path(args.store) if args.store else None
+    return open_store(folder, args.paths.data_dir, store_dir, create=create)
+
+
+def _finite(value):
+    """`value` with every non-finite float as None: JSON has no NaN or Infinity."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _print_json(value) -> None:
+    """Strict JSON on stdout (a name that is not valid UTF-8 keeps its bytes as escapes)."""
+    print(json.dumps(_finite(value), indent=2, allow_nan=False))
 
 
 def _resolve_model(args, store: Store) -> ModelChoice:
@@ -111,7 +132,10 @@ def _index(
     args, folder: Path, store: Store, encoder, model: ModelChoice, quiet: bool
 ) -> IndexReport:
     progress = TqdmProgress(quiet=quiet)
-    opts = IndexOptions(retry_errors=getattr(args, "retry_errors", False))
+    opts = IndexOptions(
+        retry_errors=getattr(args, "retry_errors", False),
+        forget_missing=getattr(args, "forget_missing", False),
+    )
     if getattr(args, "batch_size", None):
         opts.batch_size = args.batch_size
     if getattr(args, "workers", None):
@@ -132,9 +156,9 @@ def _image_arg(value: str) -> Path:
 
 def _print_hits(hits: list[Hit], root: Path, as_json: bool, header: str) -> None:
     if as_json:
-        print(json.dumps([h.as_dict() for h in hits], indent=2))
+        _print_json([h.as_dict() for h in hits])
         return
-    print(header)
+    print(printable(header))
     if not hits:
         print("  no matches")
     for h in hits:
@@ -142,7 +166,7 @@ def _print_hits(hits: list[Hit], root: Path, as_json: bool, header: str) -> None
             shown = h.path.relative_to(root).as_posix()
         except ValueError:
             shown = str(h.path)
-        print(f"  {h.rank:>3}  {h.score:6.3f}  {shown}")
+        print(f"  {h.rank:>3}  {h.score:6.3f}  {printable(shown)}")
 
 
 def _collection(args, need_update: bool = False) -> Collection:
@@ -163,10 +187,14 @@ def cmd_index(args) -> int:
     folder = ensure_dir_exists(Path(args.folder)).resolve()
     store = _open_store(args, folder)
     encoder, model = _encoder(args, store)
+    warning = system_folder_warning(folder)
+    if warning:
+        print(f"visualsearch: warning: {warning}", file=sys.stderr)
     if not args.json:
         print(
-            f"Indexing {folder}\n  model {encoder.id} ({getattr(encoder, 'backend', '')})\n"
-            f"  store {store.directory}",
+            f"Indexing {printable(str(folder))}\n"
+            f"  model {encoder.id} ({getattr(encoder, 'backend', '')})\n"
+            f"  store {printable(str(store.directory))}",
             file=sys.stderr,
         )
     try:
@@ -178,7 +206,7 @@ def cmd_index(args) -> int:
         )
         return 130
     if args.json:
-        print(json.dumps(asdict(report), indent=2))
+        _print_json(asdict(report))
         return 0
     r = report
     print(
@@ -188,7 +216,12 @@ def cmd_index(args) -> int:
         f"in {r.seconds:.1f} s."
     )
     for path, reason in r.errors + r.problems:
-        print(f"  skipped {path}: {reason}")
+        print(f"  skipped {printable(path)}: {printable(reason)}")
+    if r.warning:
+        print(
+            f"Kept {r.missing_kept} images that were not found: {r.warning} "
+            "(index --forget-missing forgets them)"
+        )
     return 0
 
 
@@ -201,8 +234,14 @@ def cmd_search(args) -> int:
     col = _collection(args)
     result = run_query(col, query, k=args.k, min_score=args.min_score)
     _print_hits(result.hits, col.root, args.json, f"Images {query.label()} ({col.encoder.id}):")
-    if not result.hits and result.best_score is not None and not args.json:
-        print(f"  no match reaches {args.min_score} (the best scores {result.best_score:.3f})")
+    if not result.hits and not args.json:
+        if result.best_score is not None and args.min_score is not None:
+            print(f"  no match reaches {args.min_score} (the best scores {result.best_score:.3f})")
+        elif result.missing:
+            print(
+                f"  the {result.missing} best matches were deleted since the folder was "
+                "indexed; run index (or add --update) to bring it up to date"
+            )
     return 0
 
 
@@ -216,7 +255,14 @@ def cmd_similar(args) -> int:
 
 def cmd_info(args) -> int:
     folder = ensure_dir_exists(Path(args.folder)).resolve()
-    store = _open_store(args, folder)
+    try:
+        store = _open_store(args, folder, create=False)  # looking never creates a store
+    except StoreMissing:
+        if args.json:
+            _print_json({"folder": str(folder), "store": None, "files": 0, "indexed": {}})
+        else:
+            print(f"{printable(str(folder))} has not been indexed yet: visualsearch index FOLDER")
+        return 0
     counts = store.counts()
     problems = scan_problems(store)
     info = {
@@ -231,9 +277,12 @@ def cmd_info(args) -> int:
         + [{"path": p, "reason": r} for p, r in problems],
     }
     if args.json:
-        print(json.dumps(info, indent=2))
+        _print_json(info)
         return 0
-    print(f"Folder  {info['folder']}\nStore   {info['store']} ({info['store_bytes'] / 1e6:.1f} MB)")
+    print(
+        f"Folder  {printable(info['folder'])}\n"
+        f"Store   {printable(info['store'])} ({info['store_bytes'] / 1e6:.1f} MB)"
+    )
     print(f"Model   {info['model'] or '(never indexed)'}")
     print(f"Files   {info['files']} in the catalog")
     for model, n in info["indexed"].items():
@@ -241,7 +290,7 @@ def cmd_info(args) -> int:
     if info["skipped"]:
         print(f"Skipped {len(info['skipped'])}:")
         for s in info["skipped"]:
-            print(f"  {s['path']}: {s['reason']}")
+            print(f"  {printable(s['path'])}: {printable(s['reason'])}")
     return 0
 
 
@@ -281,7 +330,7 @@ def cmd_clusters(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from visualsearch.core.export import ExportItem, export_groups
+    from visualsearch.core.export import ExportInterrupted, ExportItem, export_groups
 
     col, cmap = _map(args)
     wanted = set(range(cmap.clustering.k))
@@ -300,37 +349,60 @@ def cmd_export(args) -> int:
         for r in cmap.members(c)
     ]
     progress = TqdmProgress(quiet=args.json)
+    interrupted = False
     try:
         report = export_groups(items, Path(args.dest), link=args.link, progress=progress)
+    except ExportInterrupted as exc:
+        report, interrupted = exc.report, True
     finally:
         progress.close()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "dest": str(report.dest),
-                    "written": len(report.written),
-                    "renamed": report.renamed,
-                    "failed": [{"path": str(p), "reason": r} for p, r in report.failed],
-                    "folders": {k: str(v) for k, v in report.folders.items()},
-                    "manifest": str(report.manifest),
-                },
-                indent=2,
-            )
-        )
-        return 0
-    verb = "Linked" if args.link else "Copied"
-    print(
-        f"{verb} {len(report.written)} images into {len(report.folders)} folders in {report.dest}"
-    )
+        _print_json(_export_json(report))
+    else:
+        _print_export(report, args.link)
+    if interrupted:
+        print("\nInterrupted: the rest was not exported.", file=sys.stderr)
+        return 130
+    complete = not (report.failed or report.not_exported or report.manifest_error)
+    return 0 if complete else 1
+
+
+def _export_json(report) -> dict:
+    return {
+        "dest": str(report.dest),
+        "written": len(report.written),
+        "already_there": len(report.already),
+        "renamed": report.renamed,
+        "failed": [{"path": str(p), "reason": r} for p, r in report.failed],
+        "not_exported": [str(p) for p in report.not_exported],
+        "stopped": report.stopped,
+        "folders": {k: str(v) for k, v in report.folders.items()},
+        "manifest": str(report.manifest) if report.manifest else None,
+        "manifest_error": report.manifest_error,
+    }
+
+
+def _print_export(report, link: bool) -> None:
+    verb = "Linked" if link else "Copied"
+    dest = printable(str(report.dest))
+    print(f"{verb} {len(report.written)} images into {len(report.folders)} folders in {dest}")
     for folder in report.folders.values():
-        print(f"  {folder.name}/")
+        print(f"  {printable(folder.name)}/")
+    if report.already:
+        print(f"{len(report.already)} already there with the same content: not copied again.")
     if report.renamed:
         print(f"{report.renamed} names were taken and got a suffix; nothing was overwritten.")
+    for path in report.avoided_links:
+        print(f"  {printable(str(path))} is a link: not written through")
     for path, reason in report.failed:
-        print(f"  failed {path}: {reason}")
-    print(f"Manifest: {report.manifest}")
-    return 1 if report.failed else 0
+        print(f"  failed {printable(str(path))}: {printable(reason)}")
+    if report.not_exported:
+        why = f" (stopped: {printable(report.stopped)})" if report.stopped else ""
+        print(f"{len(report.not_exported)} images were not exported{why}.")
+    if report.manifest:
+        print(f"Manifest: {printable(str(report.manifest))}")
+    else:
+        print(f"The manifest could not be written: {printable(report.manifest_error)}")
 
 
 def cmd_duplicates(args) -> int:
@@ -481,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="decode threads (default: all cores)")
     p.add_argument("--retry-errors", action="store_true", help="retry files that failed before")
+    p.add_argument(
+        "--forget-missing",
+        action="store_true",
+        help="forget files not found even where their folder looks unmounted or empty",
+    )
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", parents=[common, query], help="find images by a text query")
@@ -570,6 +647,9 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
         parser.print_help()
         return 2
     args.paths = paths or AppPaths.default()
+    for stream in (sys.stdout, sys.stderr):  # a name's undecodable bytes print as escapes
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if args.func is cmd_gui:
         return cmd_gui(args)  # the window shows its own errors
     try:
@@ -585,7 +665,11 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
         PermissionError,
         ValueError,
     ) as exc:
-        print(f"visualsearch: error: {exc}", file=sys.stderr)
+        print(f"visualsearch: error: {printable(str(exc))}", file=sys.stderr)
+        return 1
+    except sqlite3.DatabaseError as exc:  # damage found after the catalog was opened
+        store = getattr(args, "store", None) or "the collection's store"
+        print(f"visualsearch: error: {corrupt_catalog_message(store, exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)

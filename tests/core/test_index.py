@@ -1,7 +1,13 @@
 import numpy as np
 
 from visualsearch.core.encoders.base import l2_normalize
-from visualsearch.core.index import AnnoyVectorIndex, ExactIndex, build_or_load, index_path
+from visualsearch.core.index import (
+    AnnoyVectorIndex,
+    ExactIndex,
+    build_or_load,
+    index_path,
+)
+from visualsearch.core.integrity import file_checksum
 
 
 def _clustered(n=3000, dim=64, seed=0):
@@ -41,10 +47,54 @@ def test_annoy_agrees_with_exact_and_reports_cosine(tmp_path):
 
 def test_build_or_load_switches_at_threshold_and_reuses_the_file(tmp_path):
     m = _clustered(500)
-    assert build_or_load(m, tmp_path, "x", 1, None, threshold=1000).kind == "exact"
-    first = build_or_load(m, tmp_path, "x", 1, None, threshold=100)
+    exact, stamp = build_or_load(m, tmp_path, "x", "k1", None, threshold=1000)
+    assert exact.kind == "exact" and stamp is None
+    first, stamp = build_or_load(m, tmp_path, "x", "k1", None, threshold=100)
     assert first.kind == "annoy" and index_path(tmp_path, "x").exists()
     mtime = index_path(tmp_path, "x").stat().st_mtime_ns
-    again = build_or_load(m, tmp_path, "x", 1, 1, threshold=100)  # same generation: loaded
-    assert again.kind == "annoy" and index_path(tmp_path, "x").stat().st_mtime_ns == mtime
+    again, same = build_or_load(m, tmp_path, "x", "k1", stamp, threshold=100)  # loaded
+    assert same == stamp and index_path(tmp_path, "x").stat().st_mtime_ns == mtime
     assert list(again.search(m[3], 3)[0]) == list(first.search(m[3], 3)[0])
+    # other vectors under the same name (a reset catalog): never the old file
+    _, other = build_or_load(m[:400], tmp_path, "x", "k2", stamp, threshold=100)
+    assert other.content == "k2" and other.sha256 != stamp.sha256
+
+
+def test_a_garbled_index_file_is_rebuilt_not_trusted(tmp_path):
+    """Bytes flipped inside the .ann file cost recall silently before; the checksum in its
+    stamp finds them and the index is rebuilt with full recall."""
+    m = _clustered(2000)
+    _, stamp = build_or_load(m, tmp_path, "x", "k", None, threshold=100)
+    path = index_path(tmp_path, "x")
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(1)
+    for pos in rng.integers(len(data) // 4, len(data), 2000):
+        data[pos] ^= 0xFF
+    path.write_bytes(bytes(data))
+    index, new_stamp = build_or_load(m, tmp_path, "x", "k", stamp, threshold=100)
+    assert new_stamp.sha256 == file_checksum(path) and path.read_bytes() != bytes(data)
+    assert all(index.search(m[q], 1)[0][0] == q for q in range(0, 2000, 40))
+
+
+def test_open_index_keys_the_file_by_content_not_a_counter(tmp_path):
+    """A reset catalog can reach the same generation number with other images; the saved
+    index must not be reused for them."""
+    from visualsearch.core.index import open_index
+    from visualsearch.core.store import FileRecord, Store
+
+    def fill(store, vectors):
+        records = [FileRecord(f"{i:04d}.jpg", 1, 1, f"h{i}") for i in range(len(vectors))]
+        store.commit_batch("m", records, {r.hash: v for r, v in zip(records, vectors, strict=True)})
+
+    a, b = _clustered(300, seed=1), _clustered(300, seed=2)
+    store = Store(tmp_path / "s")
+    fill(store, a)
+    assert open_index(store, "m", threshold=100).search(a[5], 1)[0][0] == 5
+    store.close()
+    (tmp_path / "s" / "catalog.sqlite").unlink()
+    for extra in ("catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (tmp_path / "s" / extra).unlink(missing_ok=True)
+    store = Store(tmp_path / "s")
+    fill(store, b)  # same generation as before, other vectors
+    found = open_index(store, "m", threshold=100).search(b[5], 3)[0]
+    assert found[0] == 5

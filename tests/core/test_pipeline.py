@@ -96,20 +96,23 @@ def test_a_failing_batch_commits_nothing(store):
     bad = FileRecord("b.jpg", 1, 1, "h2", 1, 1, "JPEG", None, None)
     with pytest.raises(sqlite3.Error):
         # a vector that is not bytes-able as float16 breaks the statement half-way
-        store.commit_batch("m", [good, bad], {"h1": np.ones(4)}, {"h2": object()})
+        store.commit_batch("m", [good, bad], {"h1": np.full(4, 0.5)}, {"h2": object()})
     assert store.file_records() == {}
     assert store.known_hashes("m") == set()
 
 
-def test_vanished_linked_subfolder_counts_as_deleted(folder, store, tmp_path):
+def test_vanished_linked_subfolder_is_kept_until_forgotten(folder, store, tmp_path):
     enc = FakeEncoder()
     (folder / "locked").mkdir()
     shutil.copy2(folder / "img_004.jpg", folder / "locked" / "x.jpg")
     index_folder(folder, store, enc)
-    # an unmounted drive behind a link: the link dangles, its files are gone
+    # an unmounted drive behind a link: the link dangles, its files are not reachable
     shutil.rmtree(folder / "locked")
     os.symlink(tmp_path / "unmounted-drive", folder / "locked")
     r = index_folder(folder, store, enc)
+    assert r.removed == 0 and r.missing_kept == 1
+    assert "locked/x.jpg" in store.file_records()
+    r = index_folder(folder, store, enc, options=IndexOptions(forget_missing=True))
     assert r.removed == 1
     assert "locked/x.jpg" not in store.file_records()
 

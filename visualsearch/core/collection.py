@@ -43,11 +43,10 @@ class Collection:
         self.store = store
         self.encoder = encoder
         self.generation = store.generation
-        self.paths, self.matrix = store.load_vectors(encoder.id)
+        vectors = store.load_vector_set(encoder.id, encoder.dim)
+        self.paths, self.matrix = vectors.paths, vectors.matrix
         self._row = {p: i for i, p in enumerate(self.paths)}
-        self.index: VectorIndex = open_index(
-            store, encoder.id, self.matrix, threshold=index_threshold
-        )
+        self.index: VectorIndex = open_index(store, encoder.id, vectors, threshold=index_threshold)
 
     def __len__(self) -> int:
         return len(self.paths)

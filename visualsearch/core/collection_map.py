@@ -4,6 +4,9 @@ and recomputed only when the collection changed (or another k is asked for)."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +17,9 @@ from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store, slug
 
-CACHE_VERSION = 4
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 5
 CLUSTER_LINK_SLACK = 0.05
 
 
@@ -54,10 +59,11 @@ def build_map(
 ) -> CollectionMap:
     """The map of everything indexed with `encoder` in `store`, from cache when current."""
     progress = progress or NullProgress()
-    paths, vectors = store.load_vectors(encoder.id)
-    generation = store.generation
+    loaded = store.load_vector_set(encoder.id, encoder.dim)
+    paths, vectors = loaded.paths, loaded.matrix
     cached = _load_cache(store, encoder.id)
-    fresh = cached is not None and cached["generation"] == generation and cached["n"] == len(paths)
+    # keyed by the content, not by the store's change counter: a reset catalog counts from 0
+    fresh = cached is not None and cached["content"] == loaded.key and cached["n"] == len(paths)
 
     if fresh:
         coords = cached["coords"]
@@ -90,7 +96,7 @@ def build_map(
     vocabulary = zero_shot_vocabulary(encoder, cache_dir)
     suggested = analysis.name_clusters(clustering, vocabulary) if clustering.k else []
     if not reused:
-        _save_cache(store, encoder.id, generation, len(paths), coords, clustering)
+        _save_cache(store, encoder.id, loaded.key, len(paths), coords, clustering)
     names = list(suggested)
     own = json.loads(store.get_meta(_names_key(encoder.id)) or "{}")
     if own.get("k") == clustering.k:
@@ -121,13 +127,14 @@ def rename_cluster(store: Store, model: str, k: int, cluster: int, name: str) ->
 
 
 def _load_cache(store: Store, model: str) -> dict | None:
+    """The cached map, or None when there is none or it is damaged (then it is rebuilt)."""
     path = _cache_path(store, model)
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             if int(data["version"]) != CACHE_VERSION:
                 return None
-            return {
-                "generation": int(data["generation"]),
+            cache = {
+                "content": str(data["content"]),
                 "n": int(data["n"]),
                 "coords": data["coords"],
                 "labels": data["labels"],
@@ -135,21 +142,39 @@ def _load_cache(store: Store, model: str) -> dict | None:
                 "auto": bool(data["auto"]),
                 "k": len(data["centres"]),
             }
-    except (OSError, KeyError, ValueError):
+    except FileNotFoundError:
         return None
+    except Exception as exc:  # a torn or garbled file: zipfile, zlib, numpy header errors…
+        log.warning("map cache %s is damaged (%s); it is computed again", path.name, exc)
+        return None
+    n, k = cache["n"], cache["k"]
+    if (
+        cache["coords"].shape != (n, 2)
+        or cache["labels"].shape != (n,)
+        or not np.isfinite(cache["coords"]).all()
+        or (n and not 0 <= cache["labels"].min() <= cache["labels"].max() < k)
+    ):
+        return None
+    return cache
 
 
-def _save_cache(store, model, generation, n, coords, clustering) -> None:
+def _save_cache(store, model, content, n, coords, clustering) -> None:
+    """Written under a name of its own, then renamed: concurrent saves never mix."""
     path = _cache_path(store, model)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp,
-        version=CACHE_VERSION,
-        generation=generation,
-        n=n,
-        coords=coords,
-        labels=clustering.labels,
-        centres=clustering.centres,
-        auto=clustering.auto,
-    )
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(
+                fh,
+                version=CACHE_VERSION,
+                content=content,
+                n=n,
+                coords=coords,
+                labels=clustering.labels,
+                centres=clustering.centres,
+                auto=clustering.auto,
+            )
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

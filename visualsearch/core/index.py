@@ -7,13 +7,16 @@ crossover is measured by bench/search.py (see ANNOY_THRESHOLD).
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from visualsearch.core.store import slug
+from visualsearch.core.integrity import file_checksum
+from visualsearch.core.store import VectorSet, slug
 
 # bench/search.py on 2 cores, 1280-d, k=10: exact search took 1.8 ms at 10k vectors
 # and 20 ms at 100k; Annoy (50 trees, search factor 20) 3.0 ms and 6.3 ms with
@@ -116,44 +119,70 @@ def index_path(store_dir: Path, model: str) -> Path:
     return Path(store_dir) / f"index-{slug(model)}.ann"
 
 
+@dataclass(frozen=True)
+class IndexStamp:
+    """What a saved index file was built from, and how to recognise it unchanged."""
+
+    content: str  # the VectorSet key of the vectors it holds
+    size: int
+    sha256: str
+
+    def matches(self, path: Path, content: str) -> bool:
+        """True if `path` is this very file, built from `content` (verified, not trusted)."""
+        try:
+            return (
+                content == self.content
+                and path.stat().st_size == self.size
+                and file_checksum(path) == self.sha256
+            )
+        except OSError:
+            return False
+
+
 def open_index(
-    store, model: str, matrix: np.ndarray | None = None, threshold: int = ANNOY_THRESHOLD
+    store,
+    model: str,
+    vectors: VectorSet | None = None,
+    threshold: int = ANNOY_THRESHOLD,
 ) -> VectorIndex:
-    """The index for `model` in `store`: loads the saved Annoy file or builds and saves one."""
-    if matrix is None:
-        matrix = store.load_vectors(model)[1]
-    key = f"index_generation:{model}"
-    stored = store.get_meta(key)
-    generation = store.generation
-    index = build_or_load(
-        matrix,
-        store.directory,
-        model,
-        generation,
-        int(stored) if stored is not None else None,
-        threshold,
+    """The index for `model` in `store`: the saved Annoy file when it was built from these
+    very vectors and is intact (size and checksum), else a new one built and saved."""
+    vectors = vectors if vectors is not None else store.load_vector_set(model)
+    key = f"index:{model}"
+    saved = _stamp(store.get_meta(key))
+    index, stamp = build_or_load(
+        vectors.matrix, store.directory, model, vectors.key, saved, threshold
     )
-    if index.kind == "annoy" and stored != str(generation):
-        store.set_meta(key, str(generation))
+    if stamp is not None and stamp != saved:
+        store.set_meta(key, json.dumps(asdict(stamp)))
     return index
+
+
+def _stamp(text: str | None) -> IndexStamp | None:
+    try:
+        return IndexStamp(**json.loads(text)) if text else None
+    except (TypeError, ValueError):
+        return None
 
 
 def build_or_load(
     matrix: np.ndarray,
     store_dir: Path,
     model: str,
-    generation: int,
-    stored_generation: int | None,
+    content: str,
+    saved: IndexStamp | None,
     threshold: int = ANNOY_THRESHOLD,
-) -> VectorIndex:
-    """The right index for this many vectors; an Annoy file is reused until the store changes."""
+) -> tuple[VectorIndex, IndexStamp | None]:
+    """The right index for this many vectors, and the stamp of its file (None: exact).
+    A saved Annoy file is reused only if `saved` vouches for it; a damaged one is rebuilt."""
     n = len(matrix)
     if n < threshold or n == 0:
-        return ExactIndex(matrix)
+        return ExactIndex(matrix), None
     path = index_path(store_dir, model)
-    if stored_generation == generation and path.exists():
+    if saved is not None and saved.matches(path, content):
         try:
-            return AnnoyVectorIndex.load(path, matrix.shape[1], n)
+            return AnnoyVectorIndex.load(path, matrix.shape[1], n), saved
         except (OSError, ValueError):
             pass
-    return AnnoyVectorIndex.build(matrix, path=path)
+    index = AnnoyVectorIndex.build(matrix, path=path)
+    return index, IndexStamp(content, path.stat().st_size, file_checksum(path))

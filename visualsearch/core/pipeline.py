@@ -7,18 +7,20 @@ transaction: cancel or kill the run and it resumes where it stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from visualsearch.core import imageio
-from visualsearch.core.encoders.base import Encoder, default_threads
+from visualsearch.core.encoders.base import Encoder, ModelUnavailable, default_threads
 from visualsearch.core.index import ANNOY_THRESHOLD, open_index
+from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.scan import FileStat, scan_folder
 from visualsearch.core.store import FileRecord, Store, content_hash
@@ -35,6 +37,7 @@ class IndexOptions:
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
     thumbnail_size: int = THUMBNAIL_SIZE
     annoy_threshold: int = ANNOY_THRESHOLD  # from this many images on, build Annoy
+    forget_missing: bool = False  # forget files not found even if their folder looks unmounted
 
 
 @dataclass
@@ -53,6 +56,8 @@ class IndexReport:
     reused: int = 0  # vector found by content hash (moved, copied or re-touched files)
     failed: int = 0
     cancelled: bool = False
+    missing_kept: int = 0  # not found, but kept: their folder looks unmounted
+    warning: str = ""  # why they were kept
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # new ones from this run
     problems: list[tuple[str, str]] = field(default_factory=list)  # from the scan
@@ -133,21 +138,30 @@ def index_folder(
     Unchanged files (same size and mtime) are only stat-ed. New and changed
     files are read and hashed; a hash that already has a vector (a moved or
     copied file) is not decoded again. Files that vanished are dropped at the
-    end of a complete run. Never writes to `folder`. `on_commit` gets each batch's
-    records right after its transaction (the window shows them as they arrive).
+    end of a complete run, unless their folder looks unmounted (`keep_if_unmounted`).
+    One run per store at a time (`run_lock`). Never writes to `folder`. `on_commit` gets
+    each batch's records right after its transaction (the window shows them as they arrive).
     """
     progress = progress or NullProgress()
     opts = options or IndexOptions()
     root = Path(folder).expanduser().resolve()
+    with run_lock(store.directory, progress):
+        return _index_locked(root, store, encoder, progress, opts, on_commit)
+
+
+def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexReport:
     started = time.perf_counter()
     report = IndexReport(folder=str(root), model=encoder.id)
+    if progress.cancelled():
+        report.cancelled = True
+        return report
 
     progress.report(0, 0, "Scanning folder…")
     scan = scan_folder(root, exclude=[store.directory])
     report.scanned = len(scan.files)
     report.problems = scan.problems
     records = store.file_records()
-    known = store.known_hashes(encoder.id)
+    known = store.known_hashes(encoder.id, encoder.dim)
     seen = {f.path for f in scan.files}
 
     todo: list[FileStat] = []
@@ -174,6 +188,11 @@ def index_folder(
     gone = [
         p for p in records if p not in seen and not root_unreadable and not p.startswith(unreadable)
     ]
+    device = _device(root)
+    if not opts.forget_missing:
+        gone, report.missing_kept, report.warning = keep_if_unmounted(
+            root, gone, len(scan.files), store.get_meta("root_device"), device
+        )
     gone_hashes = {records[p].hash for p in gone if records[p].hash}
 
     total = len(todo)
@@ -188,6 +207,8 @@ def index_folder(
         report.removed = store.remove_paths(gone)
         if report.removed:
             store.collect_garbage()
+        if not report.missing_kept and scan.files:
+            store.set_meta("root_device", str(device))
     store.set_meta("model", encoder.id)
     if not report.cancelled and store.vector_counts().get(encoder.id, 0) >= opts.annoy_threshold:
         # built after ingest, so the first query is instant
@@ -196,6 +217,92 @@ def index_folder(
     report.seconds = time.perf_counter() - started
     progress.report(done, total, "Cancelled" if report.cancelled else "Done")
     return report
+
+
+def _device(root: Path) -> int:
+    return os.stat(root).st_dev
+
+
+def keep_if_unmounted(
+    root: Path, gone: list[str], found: int, recorded_device: str | None, device: int
+) -> tuple[list[str], int, str]:
+    """Split the catalogued files that were not found into those to forget and a count
+    of those kept, with a warning, because their folder looks unmounted rather than
+    emptied: the whole folder is empty, it is on another filesystem than when it was
+    indexed, or they lie under a subfolder that is now empty (an unmounted drive's
+    mount point) or a link to a folder that is not there. Forgetting them would throw away every vector of a drive that is
+    merely unplugged; `forget_missing` does that on request."""
+    if not gone:
+        return gone, 0, ""
+    advice = "Nothing was forgotten; plug the drive in, or forget them on request."
+    if found == 0:
+        warning = (
+            f"{root} looks empty or unmounted: none of its {len(gone):,} catalogued images "
+            f"were found. {advice}"
+        )
+        return [], len(gone), warning
+    if recorded_device is not None and recorded_device != str(device):
+        warning = (
+            f"{root} is on another drive or filesystem than when it was indexed, and "
+            f"{len(gone):,} catalogued images were not found. {advice}"
+        )
+        return [], len(gone), warning
+    empty: dict[str, bool] = {}
+
+    def under_empty_folder(rel: str) -> bool:
+        parent = os.path.dirname(rel)
+        while parent:
+            if parent not in empty:
+                folder = root / parent
+                try:
+                    empty[parent] = not os.listdir(folder)
+                except OSError:  # a link to a folder that is not there: an unplugged drive
+                    empty[parent] = folder.is_symlink() and not folder.exists()
+            if empty[parent]:
+                return True
+            parent = os.path.dirname(parent)
+        return False
+
+    kept = [p for p in gone if under_empty_folder(p)]
+    if not kept:
+        return gone, 0, ""
+    folders = sorted({f for f, is_empty in empty.items() if is_empty})
+    shown = ", ".join(folders[:3]) + (" …" if len(folders) > 3 else "")
+    kept_set = set(kept)
+    warning = (
+        f"{len(kept):,} catalogued images lie under folders that are now empty ({shown}), "
+        f"as an unmounted drive's would. {advice}"
+    )
+    return [p for p in gone if p not in kept_set], len(kept), warning
+
+
+@contextlib.contextmanager
+def run_lock(store_dir: Path, progress: Progress):
+    """One indexing run per store at a time: a second run waits (and can be cancelled)
+    and then finds the work done, instead of encoding everything a second time."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: SQLite's own locking still keeps the store consistent
+        yield
+        return
+    store_dir.mkdir(parents=True, exist_ok=True)
+    with open(store_dir / "indexing.lock", "a+b") as fh:
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not waited:
+                    progress.report(0, 0, "Waiting for another indexing run of this folder…")
+                    waited = True
+                if progress.cancelled():
+                    break
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report, on_commit) -> int:
@@ -218,7 +325,23 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report,
         vectors = {}
         if to_encode:
             embedded = encoder.embed_images(np.stack([it.pixels for it in to_encode]))
-            vectors = {it.record.hash: v for it, v in zip(to_encode, embedded, strict=True)}
+            valid = valid_vectors(embedded)
+            if not valid.any():
+                raise ModelUnavailable(
+                    f"the model {encoder.id} computed no valid vector for a whole batch "
+                    "(NaN or zero): its files may be damaged. Nothing of that batch was stored"
+                )
+            vectors = {
+                it.record.hash: v
+                for it, v, ok in zip(to_encode, embedded, valid, strict=True)
+                if ok
+            }
+            for it in items:
+                if it.pixels is not None and it.record.hash not in vectors:
+                    it.record = replace(
+                        it.record, error="the model computed no valid vector for this image"
+                    )
+                    it.pixels = None
         thumbs = {it.record.hash: it.thumbnail for it in items if it.thumbnail is not None}
         store.commit_batch(encoder.id, [it.record for it in items], vectors, thumbs)
         if on_commit is not None:

@@ -145,16 +145,25 @@ def run_query(
     collection: Collection, query: Query, k: int = 200, min_score: float | None = None
 ) -> QueryResult:
     """Run `query`; the images it is made of are left out, and so are files deleted since
-    indexing. With `min_score`, weaker matches are dropped: the result may honestly be empty."""
+    indexing (more are fetched when deleted files filled the top `k`). With `min_score`,
+    weaker matches are dropped: the result may honestly be empty."""
     started = time.perf_counter()
     vector, exclude = query_vector(collection, query)
-    hits = collection.search_vector(np.asarray(vector), k, exclude=exclude)
-    best = hits[0].score if hits else None
-    if min_score is not None:
-        hits = [h for h in hits if h.score >= min_score]
-    kept = [h for h in hits if os.path.exists(h.path)]
-    kept = [Hit(i + 1, h.path, h.score) for i, h in enumerate(kept)]
-    return QueryResult(query, kept, time.perf_counter() - started, len(hits) - len(kept), best)
+    vector = np.asarray(vector)
+    want = k
+    while True:
+        hits = collection.search_vector(vector, want, exclude=exclude)
+        best = hits[0].score if hits else None
+        if min_score is not None:
+            hits = [h for h in hits if h.score >= min_score]
+        kept = [h for h in hits if os.path.exists(h.path)]
+        exhausted = len(hits) < want or want >= len(collection)
+        if len(kept) >= k or exhausted:
+            break
+        want = min(want * 4, len(collection))
+    missing = len(hits) - len(kept)
+    kept = [Hit(i + 1, h.path, h.score) for i, h in enumerate(kept[:k])]
+    return QueryResult(query, kept, time.perf_counter() - started, missing, best)
 
 
 class QueryHistory:

@@ -4,6 +4,7 @@ lives, which model it uses, and an indexing run that records what it did."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +29,12 @@ class ModelChoice:
         return f"CLIP {arch}" + (f" ({self.weights.name})" if self.weights else "")
 
 
-def open_store(folder: Path, data_dir: Path, store_dir: Path | None = None) -> Store:
-    """The store of `folder`: `store_dir`, or its default place under the user data dir."""
-    return Store(store_dir or default_store_dir(folder, data_dir), root=folder)
+def open_store(
+    folder: Path, data_dir: Path, store_dir: Path | None = None, create: bool = True
+) -> Store:
+    """The store of `folder`: `store_dir`, or its default place under the user data dir.
+    With `create=False` a folder never indexed raises StoreMissing and nothing is made."""
+    return Store(store_dir or default_store_dir(folder, data_dir), root=folder, create=create)
 
 
 def remembered_model(store: Store) -> ModelChoice:
@@ -61,3 +65,42 @@ def index_and_record(
 
 def scan_problems(store: Store) -> list[tuple[str, str]]:
     return [tuple(p) for p in json.loads(store.get_meta("scan_problems") or "[]")]
+
+
+# Folders whose indexing reads the whole system or its programs' files, not a collection
+_SYSTEM_FOLDERS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/lib",
+        "/lib64",
+        "/opt",
+        "/proc",
+        "/run",
+        "/sbin",
+        "/sys",
+        "/usr",
+        "/var",
+        "/home",
+        "/Users",
+        "/System",
+        "/Library",
+        "/Applications",
+    }
+)
+
+
+def system_folder_warning(folder: Path) -> str:
+    """A warning when `folder` is a system root rather than a folder of one's images."""
+    real = os.path.realpath(folder)
+    anchor = Path(real).anchor
+    if real in _SYSTEM_FOLDERS or real == anchor.rstrip("\\/") or real == anchor:
+        return (
+            f"{real} is a system folder: indexing it reads every image file on this computer, "
+            "program icons included, and may take hours. Choose the folder of your pictures "
+            "instead; Ctrl+C stops, and what was indexed is kept."
+        )
+    return ""

@@ -8,6 +8,7 @@ keyed by content hash, so a renamed or moved file is never encoded again.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import sqlite3
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from visualsearch.core.integrity import valid_vectors
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -65,6 +70,37 @@ def default_store_dir(folder: Path, data_dir: Path) -> Path:
 # the `files` columns in FileRecord's field order
 _RECORD_COLUMNS = "path, size, mtime_ns, hash, width, height, format, taken, error"
 
+CATALOG = "catalog.sqlite"
+
+
+def db_path(path: str) -> str | bytes:
+    """A catalog key as SQLite stores it: text, or for a name that is not valid UTF-8
+    (Python holds its bytes as surrogate escapes) the raw bytes, kept as a BLOB. Text and
+    BLOB keys never compare equal, so the mapping is lossless and one-to-one."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape")
+    return path
+
+
+def py_path(value: str | bytes) -> str:
+    """The inverse of `db_path`."""
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _record(row) -> FileRecord:
+    return FileRecord(py_path(row[0]), *row[1:])
+
+
+@dataclass(frozen=True)
+class VectorSet:
+    """A model's vectors as loaded from the store."""
+
+    paths: list[str]  # catalog paths, sorted
+    matrix: np.ndarray  # (n, dim) float32 unit rows
+    key: str  # changes whenever any path, content or vector set changes (cache key)
+
 
 @dataclass(frozen=True, slots=True)
 class FileRecord:
@@ -83,21 +119,43 @@ class StoreError(RuntimeError):
     pass
 
 
+class StoreMissing(StoreError):
+    """The folder has no store yet (it was never indexed)."""
+
+
+def corrupt_catalog_message(directory: Path, exc: Exception) -> str:
+    """One line: what is wrong with a damaged catalog and how to recover."""
+    return (
+        f"the catalog in {directory} is damaged ({exc}). Nothing in your image folder is "
+        f"affected: move that folder aside (e.g. mv '{directory}' '{directory}.damaged') "
+        "and index again"
+    )
+
+
 class Store:
     """One collection's catalog, vectors and thumbnails in `directory/catalog.sqlite`."""
 
-    def __init__(self, directory: Path, root: Path | None = None) -> None:
+    def __init__(self, directory: Path, root: Path | None = None, create: bool = True) -> None:
+        """Open (or with `create`, make) the store in `directory`. A damaged catalog raises
+        StoreError with one line that says how to recover; with `create=False` a folder
+        that has no store raises StoreMissing and nothing is written."""
         self.directory = Path(directory)
+        if not create and not (self.directory / CATALOG).is_file():
+            raise StoreMissing(f"no store in {self.directory}: the folder was never indexed")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.directory / "catalog.sqlite", timeout=30)
+            self.conn = sqlite3.connect(self.directory / CATALOG, timeout=30)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store in {self.directory}: {exc}") from exc
+        try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             # WAL + NORMAL: a crashed or killed process never loses a committed batch.
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the store in {self.directory}: {exc}") from exc
-        version = self.get_meta("schema_version")
+            version = self.get_meta("schema_version")
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreError(corrupt_catalog_message(self.directory, exc)) from exc
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         elif int(version) > SCHEMA_VERSION:
@@ -106,12 +164,9 @@ class Store:
                 f"(schema {version}); update visualsearch or use another --store"
             )
         if root is not None:
-            stored_root = self.get_meta("root")
             real = os.path.realpath(root)
-            if stored_root is None:
-                self.set_meta("root", real)
-            elif stored_root != real:
-                # A moved collection folder: keep the vectors, relative paths still match.
+            # a moved collection folder keeps its vectors: relative paths still match
+            if self.get_meta("root") != real:
                 self.set_meta("root", real)
 
     def close(self) -> None:
@@ -148,7 +203,7 @@ class Store:
 
     def file_records(self) -> dict[str, FileRecord]:
         rows = self.conn.execute(f"SELECT {_RECORD_COLUMNS} FROM files")
-        return {r[0]: FileRecord(*r) for r in rows}
+        return {record.path: record for record in map(_record, rows)}
 
     def records_for(self, paths: list[str]) -> list[FileRecord]:
         """The catalog records of `paths` (all in the catalog), in their order; one query."""
@@ -158,43 +213,95 @@ class Store:
     def record(self, path: str) -> FileRecord | None:
         row = self.conn.execute(
             f"SELECT {_RECORD_COLUMNS} FROM files WHERE path=?",
-            (path,),
+            (db_path(path),),
         ).fetchone()
-        return FileRecord(*row) if row else None
+        return _record(row) if row else None
 
-    def known_hashes(self, model: str) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT hash FROM vectors WHERE model=?", (model,))}
+    def known_hashes(self, model: str, dim: int | None = None) -> set[str]:
+        """Hashes with a stored vector for `model` (of `dim` values, when given: a blob of
+        another length is damaged and will be encoded again)."""
+        if dim is None:
+            rows = self.conn.execute("SELECT hash FROM vectors WHERE model=?", (model,))
+        else:
+            rows = self.conn.execute(
+                "SELECT hash FROM vectors WHERE model=? AND length(vector)=?", (model, dim * 2)
+            )
+        return {r[0] for r in rows}
 
     def thumbnail_hashes(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT hash FROM thumbnails")}
 
-    def load_vectors(self, model: str) -> tuple[list[str], np.ndarray]:
-        """Paths (sorted) and their float32 vectors for every indexed file."""
+    def load_vector_set(self, model: str, dim: int | None = None) -> VectorSet:
+        """Every indexed file's path (sorted) and float32 vector, with a key of the content.
+
+        Stored vectors are verified: a blob of the wrong length (`dim` values, else the most
+        common length) or a vector that is not finite and of unit length is left out and
+        dropped from the store, so the next indexing run encodes that image again."""
+        blob_len = dim * 2 if dim else self._common_vector_length(model)
         rows = self.conn.execute(
-            "SELECT f.path, v.vector FROM files f JOIN vectors v ON v.hash = f.hash "
+            "SELECT f.path, f.hash, v.vector FROM files f JOIN vectors v ON v.hash = f.hash "
             "WHERE v.model = ? AND f.error IS NULL ORDER BY f.path",
             (model,),
         ).fetchall()
-        if not rows:
-            return [], np.zeros((0, 0), np.float32)
-        paths = [r[0] for r in rows]
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float16)
-        return paths, matrix.reshape(len(rows), -1).astype(np.float32)
+        bad = {r[1] for r in rows if len(r[2]) != blob_len}
+        rows = [r for r in rows if r[1] not in bad]
+        if rows:
+            matrix = np.frombuffer(b"".join(r[2] for r in rows), np.float16)
+            matrix = matrix.reshape(len(rows), -1).astype(np.float32)
+            valid = valid_vectors(matrix)
+            if not valid.all():
+                bad |= {rows[i][1] for i in np.flatnonzero(~valid)}
+                rows = [r for r, ok in zip(rows, valid, strict=True) if ok]
+                matrix = matrix[valid]
+        else:
+            matrix = np.zeros((0, dim or 0), np.float32)
+        if bad:
+            log.warning("%d damaged vectors dropped; they are encoded again", len(bad))
+            self._drop_vectors(model, bad)
+        paths = [py_path(r[0]) for r in rows]
+        key = hashlib.sha256(model.encode())
+        for r in rows:
+            key.update(r[0] if isinstance(r[0], bytes) else r[0].encode())
+            key.update(b"\0" + r[1].encode() + b"\n")
+        return VectorSet(paths, matrix, key.hexdigest()[:32])
+
+    def load_vectors(self, model: str, dim: int | None = None) -> tuple[list[str], np.ndarray]:
+        """Paths (sorted) and their float32 vectors for every indexed file (verified)."""
+        vectors = self.load_vector_set(model, dim)
+        return vectors.paths, vectors.matrix
+
+    def _common_vector_length(self, model: str) -> int:
+        row = self.conn.execute(
+            "SELECT length(vector) FROM vectors WHERE model=? GROUP BY 1 "
+            "ORDER BY COUNT(*) DESC LIMIT 1",
+            (model,),
+        ).fetchone()
+        return row[0] if row else 0
+
+    def _drop_vectors(self, model: str, hashes: Iterable[str]) -> None:
+        with self.conn:
+            self.conn.executemany(
+                "DELETE FROM vectors WHERE model=? AND hash=?", [(model, h) for h in hashes]
+            )
+            self._bump()
 
     def vector(self, model: str, path: str) -> np.ndarray | None:
         row = self.conn.execute(
             "SELECT v.vector FROM files f JOIN vectors v ON v.hash = f.hash "
             "WHERE v.model = ? AND f.path = ?",
-            (model, path),
+            (model, db_path(path)),
         ).fetchone()
-        return None if row is None else np.frombuffer(row[0], np.float16).astype(np.float32)
+        if row is None or len(row[0]) % 2:
+            return None
+        vector = np.frombuffer(row[0], np.float16).astype(np.float32)
+        return vector if valid_vectors(vector[None])[0] else None
 
     def image_records(self) -> list[FileRecord]:
         """Every readable image in the catalog, sorted by path."""
         rows = self.conn.execute(
             f"SELECT {_RECORD_COLUMNS} FROM files WHERE error IS NULL ORDER BY path"
         )
-        return [FileRecord(*r) for r in rows]
+        return [_record(r) for r in rows]
 
     def thumbnail_by_hash(self, digest: str) -> bytes | None:
         row = self.conn.execute("SELECT jpeg FROM thumbnails WHERE hash=?", (digest,)).fetchone()
@@ -203,14 +310,15 @@ class Store:
     def thumbnail(self, path: str) -> bytes | None:
         row = self.conn.execute(
             "SELECT t.jpeg FROM files f JOIN thumbnails t ON t.hash = f.hash WHERE f.path = ?",
-            (path,),
+            (db_path(path),),
         ).fetchone()
         return row[0] if row else None
 
     def errors(self) -> list[tuple[str, str]]:
-        return self.conn.execute(
+        rows = self.conn.execute(
             "SELECT path, error FROM files WHERE error IS NOT NULL ORDER BY path"
-        ).fetchall()
+        )
+        return [(py_path(path), error) for path, error in rows]
 
     def counts(self) -> dict[str, int]:
         q = self.conn.execute
@@ -240,7 +348,13 @@ class Store:
         vectors: dict[str, np.ndarray] | None = None,
         thumbnails: dict[str, bytes] | None = None,
     ) -> None:
-        """Write file records, their new vectors and thumbnails in one transaction."""
+        """Write file records, their new vectors and thumbnails in one transaction.
+        A vector that is not finite and of unit length is refused (ValueError): the store
+        never keeps a damaged vector under a content hash."""
+        if vectors:
+            matrix = np.stack([np.asarray(v, np.float32) for v in vectors.values()])
+            if not valid_vectors(matrix).all():
+                raise ValueError("refusing to store vectors that are not finite unit vectors")
         with self.conn:
             if vectors:
                 self.conn.executemany(
@@ -255,7 +369,7 @@ class Store:
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
-                        r.path,
+                        db_path(r.path),
                         r.size,
                         r.mtime_ns,
                         r.hash,
@@ -275,7 +389,7 @@ class Store:
         if not paths:
             return 0
         with self.conn:
-            self.conn.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
+            self.conn.executemany("DELETE FROM files WHERE path=?", [(db_path(p),) for p in paths])
             self._bump()
         return len(paths)
 

@@ -585,6 +585,10 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
                 f"Indexing cancelled: {report.indexed:,} images were indexed and are kept. "
                 "Open the folder again (or press F5) to go on where it stopped."
             )
+        elif report.missing_kept:
+            self.show_error(
+                f"{report.warning} (To forget them: visualsearch index --forget-missing FOLDER.)"
+            )
         elif report.scanned == 0:
             self.show_error(
                 f"No images found in {report.folder}. visualsearch looks for JPEG, PNG, WebP, "

@@ -33,6 +33,7 @@ from visualsearch.core.encoders.base import (
 )
 from visualsearch.core.encoders.vocabulary import imagenet_class_names
 from visualsearch.core.imageio import fit_square
+from visualsearch.core.integrity import file_checksum
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,18 @@ def _load_torch_model():
             return self.net.extract_features(x).mean((2, 3))
 
     return net, Features(net).eval()
+
+
+def _checksum_path(model: Path) -> Path:
+    return model.with_name(model.name + ".sha256")
+
+
+def _intact(model: Path) -> bool:
+    """True if the cached model file is the one that was exported and checked."""
+    try:
+        return _checksum_path(model).read_text().strip() == file_checksum(model)
+    except OSError:
+        return False
 
 
 class BuiltinEncoder:
@@ -145,11 +158,16 @@ class BuiltinEncoder:
         options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
         for attempt in (1, 2):
-            if not path.exists() and not self._export_onnx(path):
-                return None
+            if not _intact(path):
+                # a damaged cache file loads fine and computes NaN: verify, never trust it
+                if path.exists():
+                    log.warning("cached ONNX model %s is damaged; exporting it again", path.name)
+                path.unlink(missing_ok=True)
+                if not self._export_onnx(path):
+                    return None
             try:
                 return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # a damaged cache file: export again once
+            except Exception as exc:  # unusable although intact: export again once
                 log.warning("cached ONNX model unusable (%s); exporting again", exc)
                 path.unlink(missing_ok=True)
                 if attempt == 2:
@@ -187,6 +205,7 @@ class BuiltinEncoder:
             if err > _EXPORT_TOLERANCE:
                 log.warning("ONNX export differs from PyTorch by %.2g; using PyTorch", err)
                 return False
+            _checksum_path(path).write_text(file_checksum(tmp))
             os.replace(tmp, path)
             return True
         except Exception as exc:

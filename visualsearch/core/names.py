@@ -1,0 +1,23 @@
+"""File names as a terminal may show them: what a name can hide made visible."""
+
+from __future__ import annotations
+
+import re
+
+# C0 and C1 control characters and DEL (newlines, tabs, ANSI escape sequences) and the
+# surrogate escapes Python uses for bytes of a name that are not valid UTF-8
+_HIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+
+
+def printable(name: str) -> str:
+    """`name` safe to print: control characters and undecodable bytes become escapes
+    (a newline as \\n, ESC as \\x1b, the byte 0xE9 of a Latin-1 name as \\xe9)."""
+
+    def escape(m: re.Match) -> str:
+        ch = m.group()
+        code = ord(ch)
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"\\x{code - 0xDC00:02x}"
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{code:02x}")
+
+    return _HIDDEN.sub(escape, name)
