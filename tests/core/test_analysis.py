@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ from visualsearch.cli import main as cli_main
 from visualsearch.core import analysis
 from visualsearch.core.collection_map import build_map, rename_cluster
 from visualsearch.core.encoders.base import l2_normalize
-from visualsearch.core.export import MANIFEST, ExportItem, export_groups, folder_name
+from visualsearch.core.export import folder_name
 from visualsearch.core.pipeline import index_folder
 from visualsearch.core.store import Store
 
@@ -106,39 +104,6 @@ def test_layout_is_seeded_and_samples_large_collections():
     assert analysis.cluster(x[:1]).k == 1
 
 
-def test_export_copies_never_overwrites_and_writes_a_matching_manifest(tmp_path, photos_dir):
-    sources = sorted(photos_dir.iterdir())[:5]
-    before = {p: p.read_bytes() for p in sources}
-    items = [
-        ExportItem(p, "cats/and: dogs" if i < 2 else "coffee", i // 2, 0.5)
-        for i, p in enumerate(sources)
-    ]
-    dest = tmp_path / "out"
-    first = export_groups(items, dest)
-    assert len(first.written) == 5 and not first.failed and first.renamed == 0
-    assert sorted(p.name for p in dest.iterdir()) == sorted(["cats and dogs", "coffee", MANIFEST])
-    for src, target in first.written:
-        assert target.read_bytes() == before[src] and not target.is_symlink()
-
-    second = export_groups(items, dest)  # the same again: every name is taken
-    assert second.renamed == 5 and second.manifest.name == "visualsearch-export (2).csv"
-    for src, target in first.written:
-        assert target.read_bytes() == before[src]  # untouched
-    assert all(" (2)" in t.name for _, t in second.written)
-    assert {p: p.read_bytes() for p in sources} == before  # sources only read
-
-    with open(first.manifest, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    assert [r["path"] for r in rows] == [t.relative_to(dest).as_posix() for _, t in first.written]
-    assert all((dest / r["path"]).exists() for r in rows)
-    assert {r["name"] for r in rows} == {"cats/and: dogs", "coffee"}
-
-    linked = export_groups(items[:1], tmp_path / "links", link=True)
-    target = linked.written[0][1]
-    assert target.is_symlink() and os.readlink(target) == str(sources[0])
-    assert folder_name("../..") == "unnamed" and folder_name("a/b") == "a b"
-
-
 def test_cli_clusters_and_export(tmp_path, photos_dir, app_paths, capsys):
     assert cli_main(["clusters", str(photos_dir), "-k", "4", "--json"], paths=app_paths) == 0
     clusters = json.loads(capsys.readouterr().out)
@@ -156,6 +121,11 @@ def test_cli_clusters_and_export(tmp_path, photos_dir, app_paths, capsys):
     assert sorted(Path(f).name for f in out["folders"].values()) == sorted(
         folder_name(c["name"]) for c in clusters[:2]
     )
+    args = ["export", str(photos_dir), str(dest), "-k", "4", "--clusters", "0,1"]
+    assert cli_main(args, paths=app_paths) == 0  # again: nothing is copied twice
+    text = capsys.readouterr().out
+    assert f"{out['written']} already there with the same content" in text
+    assert "Copied 0 images" in text
     assert (
         cli_main(
             ["export", str(photos_dir), str(dest), "-k", "4", "--clusters", "9"], paths=app_paths

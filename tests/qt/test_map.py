@@ -102,9 +102,9 @@ def test_export_the_selection_and_clusters_into_folders(qtbot, window, gallery, 
         assert len(list(csv.DictReader(f))) == len(rows)
 
     with qtbot.waitSignal(window.export_finished, timeout=60_000) as blocker:
-        window.export_rows(rows, dest)  # again: names are taken, nothing is overwritten
-    assert blocker.args[0].renamed == len(rows)
-    assert "nothing was overwritten" in window.message.text()
+        window.export_rows(rows, dest)  # again: the same files are there, none copied twice
+    assert blocker.args[0].renamed == 0 and len(blocker.args[0].already) == len(rows)
+    assert "already there with the same content" in window.message.text()
 
 
 def test_map_view_zoom_pan_hover_and_paint(qtbot, tmp_path):

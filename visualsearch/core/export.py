@@ -1,12 +1,21 @@
 """Copy (or link) groups of images into folders named after the groups, with a CSV
-manifest. Never overwrites: a name that is taken gets a suffix. Sources are only read."""
+manifest. Sources are only read. Nothing is ever overwritten, and nothing partial is
+ever left under a real name: each file is written under a hidden temporary name in
+its folder and linked into place only when complete. Links inside the destination
+are never followed. A file whose exact content is already there is not copied again."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import errno
+import functools
 import os
 import re
-import shutil
+import secrets
+import stat
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +24,19 @@ from typing import TextIO
 from visualsearch.core.progress import NullProgress, Progress
 
 MANIFEST = "visualsearch-export.csv"
+NAME_MAX = 255  # bytes in one file or folder name (Linux filesystems)
+_FOLDER_CHARS = 80  # a readable folder name
+_SUFFIX_ROOM = len(" (9999)")
+_TEMP_ROOM = len("..visualsearch-12345678.part")
+_CHUNK = 1 << 20
+_REPORT_EVERY = 4 << 20  # bytes between progress reports within one large file
+# the destination as a whole cannot take more: stop rather than fail every file
+_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+# "this filesystem has no hard links" (FAT, some network and FUSE mounts)
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 @dataclass(frozen=True)
@@ -29,45 +51,341 @@ class ExportItem:
 class ExportReport:
     dest: Path
     written: list[tuple[Path, Path]] = field(default_factory=list)  # (source, target)
+    already: list[tuple[Path, Path]] = field(default_factory=list)  # same content was there
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    not_exported: list[Path] = field(default_factory=list)  # never tried: the run stopped
     folders: dict[str, Path] = field(default_factory=dict)
     manifest: Path | None = None
+    manifest_error: str = ""  # why the manifest could not be written
     cancelled: bool = False
+    interrupted: bool = False  # Ctrl+C
+    stopped: str = ""  # why the run stopped before the end, e.g. a full disk
     renamed: int = 0  # targets that got a suffix because the name was taken
+    avoided_links: list[Path] = field(default_factory=list)  # links in dest not written through
+
+
+class ExportInterrupted(KeyboardInterrupt):
+    """Ctrl+C during an export. The manifest of what was done is written; `report` has the rest."""
+
+    def __init__(self, report: ExportReport) -> None:
+        super().__init__("export interrupted")
+        self.report = report
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def _nbytes(name: str) -> int:
+    return len(os.fsencode(name))
+
+
+def fit_bytes(name: str, limit: int) -> str:
+    """`name` cut at a character boundary to at most `limit` bytes as the filesystem sees it."""
+    if _nbytes(name) <= limit:
+        return name
+    size = 0
+    for i, ch in enumerate(name):
+        size += _nbytes(ch)
+        if size > limit:
+            return name[:i]
+    return name
 
 
 def folder_name(name: str) -> str:
-    """A folder name that is safe on every system: no separators, no reserved characters."""
+    """A folder name that is safe on every system: no separators, no reserved characters,
+    short enough in bytes to take a " (n)" suffix."""
     cleaned = re.sub(r'[<>:"/\\|?*\x00-\x1f]+', " ", name)
-    cleaned = re.sub(r"\s+", " ", cleaned).strip(" .")
-    return cleaned[:80] or "unnamed"
+    cleaned = re.sub(r"\s+", " ", cleaned).strip(" .")[:_FOLDER_CHARS]
+    return fit_bytes(cleaned, NAME_MAX - _SUFFIX_ROOM).strip(" .") or "unnamed"
+
+
+def numbered_name(name: str, n: int) -> str:
+    """`name`, or `stem (n).ext` for n > 1, cut (in the stem) to fit NAME_MAX bytes."""
+    stem, ext = os.path.splitext(name)
+    if _nbytes(ext) > 32:  # not an extension
+        stem, ext = name, ""
+    tag = "" if n == 1 else f" ({n})"
+    return fit_bytes(stem, NAME_MAX - _nbytes(tag) - _nbytes(ext)) + tag + ext
 
 
 def numbered(path: Path, n: int) -> Path:
-    return path if n == 1 else path.with_name(f"{path.stem} ({n}){path.suffix}")
+    return path.with_name(numbered_name(path.name, n))
+
+
+# -- writing one file without ever exposing it half-done ------------------------------
+
+
+def _create_temp(dir_fd: int, name: str, mode: int) -> tuple[str, int]:
+    """A new hidden file next to where `name` will go: (its name, a descriptor open for writing)."""
+    base = fit_bytes(name, NAME_MAX - _TEMP_ROOM)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+    for _ in range(100):
+        tmp = f".{base}.visualsearch-{secrets.token_hex(4)}.part"
+        try:
+            return tmp, os.open(tmp, flags, mode, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {name}")
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(name, dir_fd=dir_fd)
+
+
+@functools.cache
+def _libc_renameat2():
+    return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+
+
+def _renameat2_noreplace(dir_fd: int, tmp: str, name: str) -> bool:
+    """Linux's atomic no-replace rename; False where this system or filesystem lacks it."""
+    renameat2 = _libc_renameat2()
+    if renameat2 is None:
+        return False
+    rename_noreplace = 1
+    if renameat2(dir_fd, os.fsencode(tmp), dir_fd, os.fsencode(name), rename_noreplace) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS):
+        return False
+    raise OSError(err, os.strerror(err), name)
+
+
+def _rename_noreplace(dir_fd: int, tmp: str, name: str) -> None:
+    """Move `tmp` to `name` in one directory; FileExistsError if `name` is taken."""
+    if sys.platform.startswith("linux") and _renameat2_noreplace(dir_fd, tmp, name):
+        return
+    # last resort (no hard links, no atomic no-replace rename): check, then rename
+    with contextlib.suppress(FileNotFoundError):
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), name)
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def _link_new(dir_fd: int, tmp: str, name: str) -> None:
+    """Give the complete file `tmp` the name `name`; FileExistsError if that is taken."""
+    try:
+        os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        _rename_noreplace(dir_fd, tmp, name)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(dir_fd: int) -> None:
+    with contextlib.suppress(OSError):  # some filesystems cannot sync a directory
+        os.fsync(dir_fd)
+
+
+def _open_dir(path: Path | str, dir_fd: int | None = None, follow: bool = True) -> int:
+    flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC | (0 if follow else _O_NOFOLLOW)
+    return os.open(path, flags, dir_fd=dir_fd)
 
 
 def write_new_text(path: Path, write: Callable[[TextIO], None]) -> Path:
-    """Create a text file at `path`, or at `path (2)`, `(3)`… if taken; never overwrites."""
-    for n in range(1, 10_000):
-        target = numbered(Path(path), n)
+    """Create a text file at `path`, or at `path (2)`, `(3)`… if taken; never overwrites and
+    never leaves an empty or partial file under a real name (OSError if it cannot be written)."""
+    path = Path(path)
+    dir_fd = _open_dir(path.parent)
+    try:
+        tmp, fd = _create_temp(dir_fd, path.name, 0o666)
         try:
-            with open(target, "x", newline="", encoding="utf-8") as f:
+            with open(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
                 write(f)
-        except FileExistsError:
-            continue
-        return target
-    raise FileExistsError(f"no free name next to {path}")
+                f.flush()
+                os.fsync(f.fileno())
+            for n in range(1, 10_000):
+                name = numbered_name(path.name, n)
+                try:
+                    _link_new(dir_fd, tmp, name)
+                except FileExistsError:
+                    continue
+                _fsync_dir(dir_fd)
+                return path.parent / name
+            raise FileExistsError(f"no free name next to {path}")
+        finally:
+            _unlink_quietly(tmp, dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
-def _write_exclusive(source: Path, target: Path, link: bool) -> None:
-    """Create `target` only if nothing is there (no check-then-write race)."""
-    if link:
-        os.symlink(source, target)
-        return
-    with open(source, "rb") as src, open(target, "xb") as dst:
-        shutil.copyfileobj(src, dst, 1 << 20)
-    shutil.copystat(source, target)
+# -- the export ---------------------------------------------------------------------------
+
+
+def _open_source(source: Path) -> tuple[int, os.stat_result]:
+    """The source opened for reading; OSError unless it is a regular file (never blocks on
+    a FIFO or reads a device)."""
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(source))
+    return fd, st
+
+
+def _reason(exc: OSError) -> str:
+    """Why, for people: our temporary names mean nothing to them."""
+    return exc.strerror or str(exc)
+
+
+class _Exporter:
+    """One export run: the destination's folders open as descriptors, so that a link
+    placed inside the destination is never followed."""
+
+    def __init__(self, dest: Path, report: ExportReport, link: bool, progress: Progress):
+        self.dest, self.report, self.link, self.progress = dest, report, link, progress
+        self.dest_fd = _open_dir(dest)
+        self.folder_fds: dict[str, int] = {}
+        self.rows: list[list] = []
+        self.done = self.total = 0
+
+    def close(self) -> None:
+        for fd in self.folder_fds.values():
+            _fsync_dir(fd)
+            os.close(fd)
+        self.folder_fds.clear()
+
+    def folder(self, group: str) -> tuple[int, str]:
+        """The group's folder (a descriptor and its name), made if needed; a name taken by
+        a link or a file moves on to "name (2)"…"""
+        if group in self.folder_fds:
+            return self.folder_fds[group], self.report.folders[group].name
+        base = folder_name(group)
+        for n in range(1, 1000):
+            name = base if n == 1 else f"{base} ({n})"
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, dir_fd=self.dest_fd)
+            try:
+                fd = _open_dir(name, self.dest_fd, follow=False)
+            except OSError as exc:
+                if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                    raise
+                there = os.stat(name, dir_fd=self.dest_fd, follow_symlinks=False)
+                if stat.S_ISLNK(there.st_mode):  # a link: never written through
+                    self.report.avoided_links.append(self.dest / name)
+                continue
+            self.folder_fds[group] = fd
+            self.report.folders[group] = self.dest / name
+            return fd, name
+        raise FileExistsError(f"no free folder name for {base!r} in {self.dest}")
+
+    def tick(self, before: int, after: int, name: str) -> None:
+        """Within one file, `before` to `after` bytes done: stop when asked, report now
+        and then."""
+        if self.progress.cancelled():
+            raise _Cancelled
+        if before // _REPORT_EVERY != after // _REPORT_EVERY:
+            message = f"{self.done}/{self.total} files ({name}: {after / 1e6:.0f} MB)"
+            self.progress.report(self.done, self.total, message)
+
+    def export(self, item: ExportItem) -> None:
+        dir_fd, folder = self.folder(item.group)
+        src_fd, st = (None, None) if self.link else _open_source(item.source)
+        try:
+            for n in range(1, 10_000):
+                name = numbered_name(item.source.name, n)
+                state = self.existing(dir_fd, name, item.source, src_fd, st)
+                if state == "taken":
+                    continue
+                if state == "same":
+                    self.record(item, folder, name, "already there")
+                    return
+                try:
+                    if self.link:
+                        os.symlink(item.source, name, dir_fd=dir_fd)
+                    else:
+                        self.copy(src_fd, st, dir_fd, name)
+                except FileExistsError:
+                    continue  # taken meanwhile
+                self.report.renamed += n > 1
+                self.record(item, folder, name, "linked" if self.link else "copied")
+                return
+            raise FileExistsError(errno.EEXIST, "no free name", item.source.name)
+        finally:
+            if src_fd is not None:
+                os.close(src_fd)
+
+    def existing(
+        self, dir_fd: int, name: str, source: Path, src_fd: int | None, st: os.stat_result | None
+    ) -> str:
+        """'free', 'same' (this content or link is already there) or 'taken'."""
+        try:
+            there = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return "free"
+        if self.link:
+            same = stat.S_ISLNK(there.st_mode) and os.readlink(name, dir_fd=dir_fd) == str(source)
+        else:
+            same = (
+                stat.S_ISREG(there.st_mode)
+                and there.st_size == st.st_size
+                and self.same_content(src_fd, dir_fd, name)
+            )
+        return "same" if same else "taken"
+
+    def same_content(self, src_fd: int, dir_fd: int, name: str) -> bool:
+        flags = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(name, flags, dir_fd=dir_fd)
+        try:
+            offset = 0
+            while True:
+                a, b = os.pread(src_fd, _CHUNK, offset), os.pread(fd, _CHUNK, offset)
+                if a != b:
+                    return False
+                if not a:
+                    return True
+                offset += len(a)
+                self.tick(offset - len(a), offset, name)
+        finally:
+            os.close(fd)
+
+    def copy(self, src_fd: int, st: os.stat_result, dir_fd: int, name: str) -> None:
+        """Copy into a temporary file, then link it to `name` only when complete and synced."""
+        tmp, out = _create_temp(dir_fd, name, 0o600)
+        try:
+            try:
+                offset = 0
+                while chunk := os.pread(src_fd, _CHUNK, offset):
+                    _write_all(out, chunk)
+                    offset += len(chunk)
+                    self.tick(offset - len(chunk), offset, name)
+                os.fchmod(out, stat.S_IMODE(st.st_mode))
+                os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+                os.fsync(out)
+            finally:
+                os.close(out)
+            _link_new(dir_fd, tmp, name)
+        finally:
+            _unlink_quietly(tmp, dir_fd)
+
+    def record(self, item: ExportItem, folder: str, name: str, status: str) -> None:
+        target = self.dest / folder / name
+        done = self.report.already if status == "already there" else self.report.written
+        done.append((item.source, target))
+        score = "" if item.score is None else f"{item.score:.4f}"
+        cluster = "" if item.cluster is None else item.cluster
+        self.rows.append([f"{folder}/{name}", str(item.source), cluster, item.group, score, status])
+
+    def write_manifest(self) -> None:
+        def write(f: TextIO) -> None:
+            writer = csv.writer(f)
+            writer.writerow(["path", "source", "cluster", "name", "score", "status"])
+            writer.writerows(self.rows)
+
+        try:
+            self.report.manifest = write_new_text(self.dest / MANIFEST, write)
+        except OSError as exc:
+            self.report.manifest_error = _reason(exc)
 
 
 def export_groups(
@@ -76,45 +394,42 @@ def export_groups(
     link: bool = False,
     progress: Progress | None = None,
 ) -> ExportReport:
-    """Write each item into `dest/<group>/`; a manifest CSV lists what was written."""
+    """Write each item into `dest/<group>/`; a manifest CSV lists what is there.
+
+    A failed file is reported and the run goes on; a full or read-only destination stops
+    it (the rest are reported as not exported). The manifest is written in every case,
+    Ctrl+C included (then ExportInterrupted, a KeyboardInterrupt, carries the report)."""
     progress = progress or NullProgress()
     items = list(items)
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)
     report = ExportReport(dest.resolve())
-    rows = []
-    for done, item in enumerate(items):
-        if progress.cancelled():
-            report.cancelled = True
-            break
-        folder = report.folders.get(item.group)
-        if folder is None:
-            folder = report.folders[item.group] = dest / folder_name(item.group)
-            folder.mkdir(exist_ok=True)
-        for n in range(1, 10_000):
-            target = numbered(folder / item.source.name, n)
+    run = _Exporter(dest, report, link, progress)
+    run.total = len(items)
+    try:
+        for item in items:
+            if progress.cancelled():
+                report.cancelled = True
+                break
             try:
-                _write_exclusive(item.source, target, link)
-            except FileExistsError:
-                continue
+                run.export(item)
+            except _Cancelled:
+                report.cancelled = True
+                break
             except OSError as exc:
-                report.failed.append((item.source, str(exc)))
-                target = None
-            break
-        if target is not None:
-            report.renamed += n > 1
-            report.written.append((item.source, target))
-            score = "" if item.score is None else f"{item.score:.4f}"
-            cluster = "" if item.cluster is None else item.cluster
-            rows.append(
-                [target.relative_to(dest).as_posix(), str(item.source), cluster, item.group, score]
-            )
-        progress.report(done + 1, len(items), f"{done + 1}/{len(items)} files")
-
-    def write(f: TextIO) -> None:
-        writer = csv.writer(f)
-        writer.writerow(["path", "source", "cluster", "name", "score"])
-        writer.writerows(rows)
-
-    report.manifest = write_new_text(dest / MANIFEST, write)
+                report.failed.append((item.source, _reason(exc)))
+                if exc.errno in _STOP_ERRNOS:
+                    report.stopped = f"{report.dest}: {_reason(exc)}"
+                    run.done += 1
+                    break
+            run.done += 1
+            progress.report(run.done, run.total, f"{run.done}/{run.total} files")
+    except KeyboardInterrupt as exc:
+        report.interrupted = True
+        raise ExportInterrupted(report) from exc
+    finally:
+        report.not_exported = [item.source for item in items[run.done :]]
+        run.close()
+        run.write_manifest()
+        os.close(run.dest_fd)
     return report

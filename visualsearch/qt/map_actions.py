@@ -186,6 +186,10 @@ class MapActions:
             f"{verb} {len(report.written):,} images into {len(report.folders)} folder(s) "
             f"in {report.dest}."
         )
+        if report.already:
+            text += (
+                f" {len(report.already):,} already there with the same content: not copied again."
+            )
         if report.renamed:
             text += (
                 f" {report.renamed} name(s) were taken and got a suffix; nothing was overwritten."
@@ -194,7 +198,14 @@ class MapActions:
             text += f" {len(report.failed)} could not be written: " + "; ".join(
                 f"{p.name}: {r}" for p, r in report.failed[:3]
             )
-        text += f" Manifest: {report.manifest.name if report.manifest else 'not written'}."
+        if report.not_exported:
+            why = f" ({report.stopped})" if report.stopped else ""
+            text += f" {len(report.not_exported):,} not exported{why}."
+        text += (
+            f" Manifest: {report.manifest.name}."
+            if report.manifest
+            else f" The manifest could not be written: {report.manifest_error}."
+        )
         self.show_info(text)
         self.export_finished.emit(report)
 
