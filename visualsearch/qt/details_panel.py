@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from visualsearch.core.names import printable
 from visualsearch.qt.models import GridItem, human_size
 from visualsearch.qt.thumbnails import ImageLoader
 
@@ -105,10 +106,10 @@ class DetailsPanel(QWidget):
                 label.setText("")
             self.tags.setText("")
             return
-        self.name.setText(item.path.name)
+        self.name.setText(printable(item.path.name))
         r = item.record
         values = {
-            "Folder": str(item.path.parent),
+            "Folder": printable(str(item.path.parent)),
             "Size": human_size(r.size) if r else None,
             "Dimensions": f"{r.width} × {r.height}" if r and r.width else None,
             "Format": r.format if r else None,

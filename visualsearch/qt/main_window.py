@@ -82,6 +82,7 @@ from visualsearch.qt.workers import (
     IndexOutcome,
     JobSlot,
     SearchEngine,
+    outlive,
     run_task,
 )
 
@@ -947,7 +948,8 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
             jobs.wait(60_000)  # an index batch in flight is committed, not lost
         self._engine_shutdown.emit()
         self._engine_thread.quit()
-        self._engine_thread.wait(10_000)
+        if not self._engine_thread.wait(10_000):  # e.g. still loading the text model
+            outlive(self._engine_thread)
         self.pool.clear()
         self.pool.waitForDone(10_000)
         self.ctx.settings.save_geometry(self.saveGeometry(), self.splitter.saveState())

@@ -19,6 +19,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QPixmap
 
+from visualsearch.core.names import printable
 from visualsearch.core.store import FileRecord
 from visualsearch.qt.thumbnails import ImageLoader
 
@@ -105,11 +106,11 @@ class ImageListModel(QAbstractListModel):
             return None
         item = self._items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return item.path.name
+            return printable(item.path.name)  # Qt would silently drop undecodable bytes
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(item)
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [item.rel or str(item.path), describe_record(item.record)]
+            lines = [printable(item.rel or str(item.path)), describe_record(item.record)]
             if item.score is not None:
                 lines.append(f"similarity {item.score:.3f}")
             return "\n".join(line for line in lines if line)

@@ -183,6 +183,19 @@ class DownloadJob(WorkerJob):
         return download_clip_weights(self.arch, self.tag, self.token)
 
 
+# Threads still running when their window closed. Qt aborts the whole process when a
+# running QThread is destroyed (seen: the window closed while the text model was loading),
+# so they are kept here until the process ends; a closed window leaves at most a few.
+_OUTLIVING: list[QThread] = []
+
+
+def outlive(thread: QThread) -> None:
+    """Let a thread that is still busy finish on its own after its owner is gone."""
+    if thread.isRunning():
+        thread.setParent(None)
+        _OUTLIVING.append(thread)
+
+
 class _JobThread:
     """One job (a QObject with `run` and a `done` signal) in its own QThread."""
 
@@ -227,7 +240,12 @@ class JobSlot(QObject):
             self._current.job.cancel()
 
     def wait(self, ms: int = 30_000) -> bool:
-        return self._current is None or self._current.thread.wait(ms)
+        """Wait for the running job; if it has not ended after `ms`, let it finish on its
+        own (its results are dropped) rather than block or abort. True if it ended."""
+        if self._current is None or self._current.thread.wait(ms):
+            return True
+        outlive(self._current.thread)
+        return False
 
     @Slot()
     def _ended(self) -> None:
