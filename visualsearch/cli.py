@@ -406,12 +406,15 @@ def _print_export(report, link: bool) -> None:
 
 
 def cmd_duplicates(args) -> int:
-    from visualsearch.core.duplicates import find_duplicates, presets
+    from visualsearch.core.duplicates import check_threshold, find_duplicates, presets
 
+    if args.threshold is not None:
+        check_threshold(args.threshold)  # before any work: a ValueError is one line, exit 1
     col = _collection(args)
     named = presets(getattr(col.encoder, "near_duplicate_threshold", 0.9))
     threshold = args.threshold if args.threshold is not None else named[args.preset]
-    groups = find_duplicates(col.matrix, col.store.records_for(col.paths), threshold)
+    records = col.store.records_for(col.paths)
+    groups = find_duplicates(col.matrix, records, threshold, root=col.root)
     data = [
         {
             "similarity": round(g.similarity, 4),

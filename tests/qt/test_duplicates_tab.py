@@ -130,3 +130,58 @@ def test_enter_on_a_multi_selection_finds_more_like_these(qtbot, window, gallery
     assert isinstance(result.query, SelectionQuery) and len(result.query.paths) == len(rows)
     chosen = {window.model.item(0).path.name}
     assert not chosen & {p.name for p in result.query.paths}
+
+
+def test_mark_all_but_the_suggested_copy_never_marks_originals_links_or_outside_files(
+    qtbot, window, tmp_path
+):
+    """`best/a.png` links to `2019/IMG_0001.png`, `chelsea-2x.png` is an upscale of it, and
+    `elsewhere/` is a linked folder outside the opened one. Only the real copies with less
+    detail are marked, and the confirmation lists real paths."""
+    folder, outside = tmp_path / "photos", tmp_path / "outside"
+    for d in (folder / "2019", folder / "best", outside):
+        d.mkdir(parents=True)
+    photos = {p.stem: p for p in skimage_photos()}
+    shutil.copy2(photos["chelsea"], folder / "2019" / "IMG_0001.png")
+    (folder / "best" / "a.png").symlink_to(folder / "2019" / "IMG_0001.png")
+    with Image.open(photos["chelsea"]) as img:
+        img.convert("RGB").resize((902, 600), Image.Resampling.BICUBIC).save(
+            folder / "chelsea-2x.png"
+        )
+    shutil.copy2(photos["coffee"], folder / "coffee.png")
+    shutil.copy2(photos["coffee"], outside / "coffee.png")
+    (folder / "elsewhere").symlink_to(outside, target_is_directory=True)
+    with Image.open(photos["coffee"]) as img:
+        (folder / "coffee-small.jpg").write_bytes(VARIANTS["small"](img.convert("RGB")))
+    open_and_wait(qtbot, window, folder)
+    window.tabs.setCurrentWidget(window.duplicates_page)
+    page = window.duplicates_page
+    with qtbot.waitSignal(window.duplicates_ready, timeout=120_000) as blocker:
+        qtbot.mouseClick(page.find, Qt.MouseButton.LeftButton)
+    keepers = {g.members[0].path: g.keep_reason for g in blocker.args[0]}
+    assert set(keepers) == {"2019/IMG_0001.png", "coffee.png"}
+    assert "chelsea-2x.png is 902 × 600 but upscaled" in keepers["2019/IMG_0001.png"]
+
+    page.mark.click()
+    assert sorted(page.marked()) == [folder / "chelsea-2x.png", folder / "coffee-small.jpg"]
+    rows = {it.data(0, Qt.ItemDataRole.UserRole): it for it in page.image_items()}
+    link = rows[str(folder / "best" / "a.png")]
+    assert "never moved to the trash: a link to 2019/IMG_0001.png" in link.text(0)
+    assert not link.flags() & Qt.ItemFlag.ItemIsUserCheckable
+    assert "linked folder elsewhere" in rows[str(folder / "elsewhere" / "coffee.png")].text(0)
+
+    asked = []
+    window.ctx.confirm = lambda parent, title, text, details: asked.append(details) or False
+    page.trash.click()
+    assert sorted(asked[0].splitlines()) == [
+        os.path.realpath(folder / "chelsea-2x.png"),
+        os.path.realpath(folder / "coffee-small.jpg"),
+    ]
+    window.ctx.confirm = lambda *args: True
+    with qtbot.waitSignal(window.trash_finished, timeout=30_000) as blocker:
+        page.trash.click()
+    moved, failed = blocker.args[0]
+    assert sorted(moved) == [folder / "chelsea-2x.png", folder / "coffee-small.jpg"]
+    assert failed == []
+    assert (folder / "best" / "a.png").is_symlink() and (outside / "coffee.png").exists()
+    assert (folder / "2019" / "IMG_0001.png").exists() and (folder / "coffee.png").exists()

@@ -4,18 +4,28 @@ keep in each, and the odd ones out. Built on each image's nearest neighbours, so
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from visualsearch.core.neighbours import linked_groups, self_knn, similar_pairs
+from visualsearch.core.image_detail import ImageDetail, measure_detail
+from visualsearch.core.neighbours import linked_groups, self_knn
 from visualsearch.core.store import FileRecord
+from visualsearch.core.trash import link_problem
 
 NEIGHBOURS = 10  # how many nearest images are checked for each image
 
 # the threshold presets, relative to the model's near-duplicate similarity
 IDENTICAL = 0.97
+
+# Keeper tolerances, measured on the skimage and foolbox photos with upscaled (1.5×, 2×),
+# re-compressed (JPEG q25), cropped, resized, flipped, rotated and brightened copies:
+ROUGHLY_AS_DETAILED = 0.7  # effective pixels: an upscale measures 0.7–1.4× its source
+UPSCALE_MARGIN = 0.1  # bandwidth: a 2× upscale has about half its source's
+AS_DETAILED = 0.8  # effective pixels, among copies at their own resolution (a crop: ~0.7)
+LOSSLESS = {"PNG", "TIFF", "BMP", "WEBP"}  # WebP may be either; it ranks with the lossless
 
 
 def presets(near_duplicate: float) -> dict[str, float]:
@@ -28,6 +38,13 @@ def presets(near_duplicate: float) -> dict[str, float]:
     }
 
 
+def check_threshold(threshold: float) -> float:
+    """`threshold` if it is a similarity from 0 to 1; otherwise a ValueError saying so."""
+    if not 0.0 <= threshold <= 1.0:  # NaN fails too
+        raise ValueError(f"the similarity threshold must be from 0 to 1, not {threshold}")
+    return float(threshold)
+
+
 @dataclass
 class DuplicateGroup:
     rows: list[int]  # images of the group, the suggested keeper first
@@ -35,39 +52,107 @@ class DuplicateGroup:
     exact: bool  # all the same bytes
     keep_reason: str = ""
     members: list[FileRecord] = field(default_factory=list)
+    # per member: "" if it may be moved to the trash, else why never (a link, outside…)
+    protected: list[str] = field(default_factory=list)
 
 
-def suggest_keeper(records: list[FileRecord]) -> tuple[int, str]:
-    """Index of the copy to keep, and why: highest resolution, then largest file, then
-    oldest (EXIF date, else modification time), then shortest path."""
+def suggest_keeper(
+    records: list[FileRecord],
+    details: list[ImageDetail | None] | None = None,
+    protected: list[str] | None = None,
+) -> tuple[int, str]:
+    """Index of the copy to keep, and why. In order: a real file (not a link), readable,
+    the most real detail (`details`: an upscale adds pixels, not detail; a crop or a
+    re-compressed copy has less), camera EXIF, the oldest (EXIF date, else modification
+    time), the largest file, a lossless format, the shortest path."""
+    n = len(records)
+    if n == 1:
+        return 0, "only copy"
+    protected = protected or [""] * n
+    chosen = _Choice(list(range(n)))
+    chosen.narrow(lambda i: not protected[i], "the real file, not a link")
+    if details is not None:
+        chosen.narrow(lambda i: details[i] is not None, "the others cannot be read")
+        _narrow_by_detail(chosen, records, details)
+        chosen.narrow(lambda i: bool(details[i] and details[i].camera), "camera EXIF")
 
-    def pixels(r: FileRecord) -> int:
-        return (r.width or 0) * (r.height or 0)
+    def age(i: int) -> tuple[str, int]:
+        return (records[i].taken or "9999", records[i].mtime_ns)
 
-    def age(r: FileRecord) -> tuple[str, int]:
-        return (r.taken or "9999", r.mtime_ns)
+    first = min(age(i) for i in chosen.left)
+    best = records[next(i for i in chosen.left if age(i) == first)]
+    when = f" (taken {best.taken})" if best.taken else " (modified first)"
+    chosen.narrow(lambda i: age(i) == first, "oldest" + when)
+    largest = max(records[i].size for i in chosen.left)
+    chosen.narrow(lambda i: records[i].size == largest, f"largest file ({largest / 1e6:.1f} MB)")
+    chosen.narrow(lambda i: (records[i].format or "").upper() in LOSSLESS, "lossless format")
+    keep = min(chosen.left, key=lambda i: (len(records[i].path), records[i].path))
+    if not chosen.reasons:
+        return keep, "identical in size and date; shortest path"
+    if "most detail" in chosen.reasons:  # which, and the upscaled copies it wins over
+        size = f"{details[keep].width} × {details[keep].height}"
+        note = f"most detail ({size}{_upscaled(keep, records, details)})"
+        chosen.reasons[chosen.reasons.index("most detail")] = note
+    return keep, ", ".join(chosen.reasons)
 
-    order = sorted(
-        range(len(records)),
-        key=lambda i: (
-            -pixels(records[i]),
-            -records[i].size,
-            age(records[i]),
-            len(records[i].path),
-        ),
-    )
-    best, runner = records[order[0]], records[order[1]] if len(order) > 1 else None
-    if runner is None:
-        reason = "only copy"
-    elif pixels(best) > pixels(runner):
-        reason = f"highest resolution ({best.width} × {best.height})"
-    elif best.size > runner.size:
-        reason = f"largest file at the same resolution ({best.size / 1e6:.1f} MB)"
-    elif age(best) < age(runner):
-        reason = "oldest" + (f" (taken {best.taken})" if best.taken else " (modified first)")
-    else:
-        reason = "identical in size and date; shortest path"
-    return order[0], reason
+
+class _Choice:
+    """The copies still in the running, and why the others dropped out."""
+
+    def __init__(self, left: list[int]) -> None:
+        self.left = left
+        self.reasons: list[str] = []
+
+    def narrow(self, keep: Callable[[int], bool], why: str) -> None:
+        """Keep those for which `keep` holds (when any does); the rest drop out for `why`."""
+        kept = [i for i in self.left if keep(i)]
+        if kept and len(kept) < len(self.left):
+            self.left = kept
+            if why not in self.reasons:
+                self.reasons.append(why)
+
+
+def _narrow_by_detail(
+    chosen: _Choice, records: list[FileRecord], details: list[ImageDetail | None]
+) -> None:
+    """Roughly the most effective pixels; of those, the ones not upscaled; of those, the
+    most effective pixels."""
+    if any(details[i] is None for i in chosen.left):
+        return  # none of them could be read
+
+    def pixels(i: int) -> float:
+        return details[i].effective_pixels
+
+    def bandwidth(i: int) -> float:
+        return details[i].bandwidth
+
+    most = max(pixels(i) for i in chosen.left)
+    chosen.narrow(lambda i: pixels(i) >= ROUGHLY_AS_DETAILED * most, "most detail")
+    widest = max(bandwidth(i) for i in chosen.left)
+    chosen.narrow(lambda i: bandwidth(i) >= widest - UPSCALE_MARGIN, "most detail")
+    most = max(pixels(i) for i in chosen.left)
+    chosen.narrow(lambda i: pixels(i) >= AS_DETAILED * most, "most detail")
+
+
+def _upscaled(keep: int, records: list[FileRecord], details: list[ImageDetail | None]) -> str:
+    """ "; big.png is 1200 × 800 but upscaled from ~600 × 400" for the largest copy with more
+    pixels than `keep` but a narrower band (its detail fits in fewer pixels), else ""."""
+    k = details[keep]
+    larger = [
+        i
+        for i, d in enumerate(details)
+        if d is not None
+        and d.width * d.height > k.width * k.height
+        and d.bandwidth < k.bandwidth - UPSCALE_MARGIN
+    ]
+    if not larger:
+        return ""
+    i = max(larger, key=lambda i: details[i].width * details[i].height)
+    d = details[i]
+    w = d.width * d.bandwidth_x / k.bandwidth_x
+    h = d.height * d.bandwidth_y / k.bandwidth_y
+    name = Path(records[i].path).name
+    return f"; {name} is {d.width} × {d.height} but upscaled from ~{round(w)} × {round(h)}"
 
 
 def find_duplicates(
@@ -75,46 +160,86 @@ def find_duplicates(
     records: list[FileRecord],
     threshold: float,
     neighbours: int = NEIGHBOURS,
+    root: Path | None = None,
 ) -> list[DuplicateGroup]:
     """Groups of images linked by similarity >= `threshold` (or by the same content hash),
-    largest group first. `records[i]` describes `vectors[i]`."""
+    largest group first. `records[i]` describes `vectors[i]`.
+
+    With `root` (the folder the paths are relative to), the copy to keep is judged by
+    what its pixels hold: each group member's file is read (bounded) once per content,
+    so call this in a worker. Links and files outside `root` are never kept when a real
+    file is in the group, and are marked `protected`. Memory per group grows with its
+    size, never with its square.
+    """
+    check_threshold(threshold)
     n = len(records)
     if n < 2:
         return []
-    linked_a, linked_b = similar_pairs(vectors, threshold, neighbours)
-    a, b = [linked_a], [linked_b]
-    by_hash: dict[str, list[int]] = {}
-    for i, r in enumerate(records):
-        if r.hash:
-            by_hash.setdefault(r.hash, []).append(i)
-    for same in by_hash.values():  # exact copies, even beyond the nearest neighbours
-        if len(same) > 1:
-            a.append(np.full(len(same) - 1, same[0]))
-            b.append(np.array(same[1:]))
-    labels = linked_groups(n, np.concatenate(a), np.concatenate(b))
-    sizes = np.bincount(labels)
+    a, b, sims = _links(vectors, records, threshold, neighbours)
+    labels = linked_groups(n, a, b)
+    # each image's best link: the weakest of those joins its group
+    best = np.full(n, -1.0, np.float32)
+    np.maximum.at(best, a, sims)
+    np.maximum.at(best, b, sims)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.cumsum(np.bincount(labels))
+    measured: dict[str, ImageDetail | None] = {}
     groups = []
-    for label in np.flatnonzero(sizes > 1):
-        members = np.flatnonzero(labels == label).tolist()
+    for start, end in zip(np.concatenate([[0], bounds[:-1]]), bounds, strict=True):
+        if end - start < 2:
+            continue
+        members = order[start:end].tolist()
         recs = [records[i] for i in members]
-        keep, reason = suggest_keeper(recs)
+        exact = recs[0].hash is not None and all(r.hash == recs[0].hash for r in recs)
+        protected = [link_problem(root / r.path, root) for r in recs] if root else None
+        details = [_detail(root, r, measured) for r in recs] if root else None
+        keep, reason = suggest_keeper(recs, details, protected)
         members.insert(0, members.pop(keep))
-        sub = vectors[members]
-        # each member's best link inside the group: the weakest of those joined it
-        inner = sub @ sub.T
-        np.fill_diagonal(inner, -1.0)
-        exact = len({r.hash for r in recs}) == 1
+        if protected:
+            protected.insert(0, protected.pop(keep))
         groups.append(
             DuplicateGroup(
                 members,
-                1.0 if exact else float(inner.max(1).min()),
+                1.0 if exact else float(best[members].min()),
                 exact,
                 reason,
                 [records[i] for i in members],
+                protected or [""] * len(members),
             )
         )
     groups.sort(key=lambda g: (-len(g.rows), -g.similarity))
     return groups
+
+
+def _links(
+    vectors: np.ndarray, records: list[FileRecord], threshold: float, neighbours: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, similarity) for each link: a nearest neighbour at `threshold` or above, or
+    the same content hash (exact copies, even beyond the nearest neighbours)."""
+    idx, sims = self_knn(vectors, neighbours)
+    rows = np.repeat(np.arange(len(vectors)), idx.shape[1])
+    linked = sims.ravel() >= threshold
+    a, b, s = [rows[linked]], [idx.ravel()[linked]], [sims.ravel()[linked]]
+    by_hash: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        if r.hash:
+            by_hash.setdefault(r.hash, []).append(i)
+    for same in by_hash.values():
+        if len(same) > 1:
+            a.append(np.full(len(same) - 1, same[0]))
+            b.append(np.array(same[1:]))
+            s.append(np.ones(len(same) - 1, np.float32))
+    return np.concatenate(a), np.concatenate(b), np.concatenate(s).astype(np.float32)
+
+
+def _detail(
+    root: Path, record: FileRecord, measured: dict[str, ImageDetail | None]
+) -> ImageDetail | None:
+    """The file's detail, measured once per content (identical files share it)."""
+    key = record.hash or f"path:{record.path}"
+    if key not in measured:
+        measured[key] = measure_detail(Path(root) / record.path)
+    return measured[key]
 
 
 def outlier_scores(vectors: np.ndarray, neighbours: int = 5) -> np.ndarray:

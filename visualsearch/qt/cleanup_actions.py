@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 from visualsearch.core.duplicates import find_duplicates, outlier_scores, write_groups_csv
 from visualsearch.core.query import TextQuery
 from visualsearch.core.store import Store
-from visualsearch.core.trash import move_to_trash
+from visualsearch.core.trash import move_to_trash, trash_listing
 from visualsearch.qt.models import GridItem
 from visualsearch.qt.workers import run_task
 
@@ -36,10 +36,11 @@ class CleanupActions:
         self.duplicates_page.summary.setText("Looking for duplicates…")
 
         load = self._vectors_and_records()
+        root = self.target.folder
 
-        def work():
+        def work():  # in the pool: reads the group members' pixels to choose the keepers
             _, vectors, records = load()
-            return find_duplicates(vectors, records, threshold)
+            return find_duplicates(vectors, records, threshold, root=root)
 
         run_task(self.pool, work, self._on_duplicates, self.show_error)
 
@@ -54,14 +55,15 @@ class CleanupActions:
         if not paths:
             self.show_info("Mark the images to move to the trash first (the checkboxes).")
             return
-        listing = "\n".join(str(p) for p in paths)
+        root = self.target.folder
+        listing = "\n".join(trash_listing(paths, root))  # real paths; links are never moved
         question = (
             f"Move {len(paths)} image(s) to the trash?\n\nThey can be restored from the "
             "trash; nothing is deleted. The list is under “Show Details”."
         )
         if not self.ctx.confirm(self, "Move to trash", question, listing):
             return
-        run_task(self.pool, lambda: move_to_trash(paths), self._on_trashed, self.show_error)
+        run_task(self.pool, lambda: move_to_trash(paths, root), self._on_trashed, self.show_error)
 
     def _on_trashed(self, result: object) -> None:
         moved, failed = result

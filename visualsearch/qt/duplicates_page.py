@@ -28,6 +28,7 @@ THUMB = QSize(72, 72)
 EXPANDED = 25  # groups shown open at first; the rest load their thumbnails when opened
 PATH_ROLE = Qt.ItemDataRole.UserRole
 HASH_ROLE = Qt.ItemDataRole.UserRole + 1
+PROTECTED_ROLE = Qt.ItemDataRole.UserRole + 2  # why it is never moved to the trash, or ""
 
 
 class DuplicatesPage(QWidget):
@@ -116,7 +117,10 @@ class DuplicatesPage(QWidget):
             head.setFirstColumnSpanned(True)
             for i, r in enumerate(group.members):
                 path = root / r.path
+                protected = group.protected[i] if group.protected else ""
                 label = path.name + (f"\nkeep: {group.keep_reason}" if i == 0 else "")
+                if protected:
+                    label += f"\nnever moved to the trash: {protected}"
                 child = QTreeWidgetItem(
                     [
                         label,
@@ -129,8 +133,13 @@ class DuplicatesPage(QWidget):
                 )
                 child.setData(0, PATH_ROLE, str(path))
                 child.setData(0, HASH_ROLE, r.hash)
+                child.setData(0, PROTECTED_ROLE, protected)
                 child.setFlags(child.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 child.setCheckState(0, Qt.CheckState.Unchecked)
+                if protected:  # a link: trashing it would remove only the link
+                    child.setFlags(child.flags() & ~Qt.ItemFlag.ItemIsUserCheckable)
+                    child.setData(0, Qt.ItemDataRole.CheckStateRole, None)
+                    child.setToolTip(0, f"Never moved to the trash: {protected}")
                 if i == 0:
                     child.setToolTip(0, f"Suggested copy to keep: {group.keep_reason}")
                     font = child.font(0)
@@ -158,16 +167,19 @@ class DuplicatesPage(QWidget):
         return [
             Path(item.data(0, PATH_ROLE))
             for item in self.image_items()
-            if item.checkState(0) == Qt.CheckState.Checked
+            if item.checkState(0) == Qt.CheckState.Checked and not item.data(0, PROTECTED_ROLE)
         ]
 
     def mark_all_but_keepers(self) -> None:
+        """Mark every copy but the suggested one, except links and files outside the folder."""
         for i in range(self.tree.topLevelItemCount()):
             head = self.tree.topLevelItem(i)
             for j in range(head.childCount()):
-                head.child(j).setCheckState(
-                    0, Qt.CheckState.Unchecked if j == 0 else Qt.CheckState.Checked
-                )
+                child = head.child(j)
+                if not child.data(0, PROTECTED_ROLE):
+                    child.setCheckState(
+                        0, Qt.CheckState.Unchecked if j == 0 else Qt.CheckState.Checked
+                    )
 
     def remove_paths(self, paths: list[Path]) -> None:
         """Take trashed images out of their groups (and groups left with one image)."""
