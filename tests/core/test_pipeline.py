@@ -2,7 +2,11 @@
 
 import os
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +145,140 @@ def test_annoy_index_is_built_after_ingest_and_reused(folder, store):
     index_folder(folder, store, enc, options=IndexOptions(annoy_threshold=10))
     assert path.stat().st_mtime_ns != stamp  # the collection changed: rebuilt
     assert len(open_index(store, enc.id, threshold=10)) == 23
+
+
+# -- issue 10: copies in one run, hostile files, hung reads, Ctrl+C ---------------------------
+
+
+def test_identical_files_in_one_run_are_encoded_once(tmp_path, store):
+    folder = tmp_path / "pics"
+    (src,) = distinct_images(folder, 1, size=96)
+    for i in range(199):
+        shutil.copy(src, folder / f"copy_{i:03d}.jpg")
+    enc = FakeEncoder()
+    r = index_folder(folder, store, enc)
+    assert enc.images_seen == 1
+    assert (r.encoded, r.reused, r.failed) == (1, 199, 0)
+    assert len(Collection(folder, store, enc).paths) == 200
+
+
+def test_deep_and_space_ending_names_are_indexed(tmp_path, store):
+    folder = tmp_path / "pics"
+    a, b = distinct_images(folder, 2, size=96)
+    a.rename(folder / "photo.jpg ")
+    rel = "/".join(["d" * 200] * 24 + ["deep.jpg"])  # deeper than PATH_MAX
+    fd = os.open(folder, os.O_RDONLY)
+    for _ in range(24):
+        os.mkdir("d" * 200, dir_fd=fd)
+        fd, parent = os.open("d" * 200, os.O_RDONLY, dir_fd=fd), fd
+        os.close(parent)
+    os.rename(b, "deep.jpg", dst_dir_fd=fd)
+    os.close(fd)
+    r = index_folder(folder, store, FakeEncoder())
+    assert (r.encoded, r.failed, r.problems) == (2, 0, [])
+    assert set(store.file_records()) == {"photo.jpg ", rel}
+
+
+def _run_script(script: str, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `script` in a fresh interpreter; a hang there fails the test instead of hanging it."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+ROOT = Path(__file__).parents[2]
+
+_SWAP_SCRIPT = """
+import os, resource, sys
+from pathlib import Path
+from tests.fakes import FakeEncoder
+from visualsearch.core.pipeline import IndexOptions, index_folder
+from visualsearch.core.store import Store
+
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+folder = Path(sys.argv[1])
+swapped = []
+
+def swap(records):  # after the first batch: the scan has seen two regular files
+    if not swapped:
+        swapped.append(True)
+        (folder / "img_020.jpg").unlink()
+        os.mkfifo(folder / "img_020.jpg")  # a pipe no one writes to
+        (folder / "img_021.jpg").unlink()
+        os.symlink("/dev/zero", folder / "img_021.jpg")  # endless zeros
+opts = IndexOptions(batch_size=2, workers=1)
+r = index_folder(folder, Store(Path(sys.argv[2]), root=folder), FakeEncoder(), None, opts, swap)
+print(r.encoded, dict(r.errors))
+"""
+
+
+def test_files_swapped_for_a_pipe_or_dev_zero_after_the_scan_are_refused(folder, tmp_path):
+    out = _run_script(_SWAP_SCRIPT, folder, tmp_path / "store2")
+    assert out.returncode == 0, out.stderr
+    encoded, errors = out.stdout.split(" ", 1)
+    assert encoded == "22"
+    assert "pipe" in errors and "device" in errors, errors
+
+
+_STUCK_SCRIPT = """
+import sys, threading
+from pathlib import Path
+from tests.fakes import FakeEncoder
+from visualsearch.core.pipeline import IndexOptions, index_folder
+from visualsearch.core.store import Store
+
+class StuckOnOne(FakeEncoder):
+    # never returns for the 100×60 picture: a thread as stuck as a read from a hung drive
+    def preprocess(self, image):
+        if image.size == (100, 60):
+            print("stuck", flush=True)
+            threading.Event().wait()
+        return super().preprocess(image)
+
+folder, store_dir = Path(sys.argv[1]), Path(sys.argv[2])
+opts = IndexOptions(file_timeout=float(sys.argv[3])) if len(sys.argv) > 3 else IndexOptions()
+store = Store(store_dir, root=folder)
+try:
+    r = index_folder(folder, store, StuckOnOne(), options=opts)
+except KeyboardInterrupt:
+    sys.exit(130)
+print(r.encoded, r.failed, len(store.file_records()), r.errors[0][1], sep="|")
+"""
+
+
+def _with_stuck_file(folder):
+    from PIL import Image
+
+    Image.new("RGB", (100, 60), (200, 30, 40)).save(folder / "stuck.jpg")
+
+
+def test_a_file_that_never_finishes_is_skipped_after_the_timeout(folder, tmp_path):
+    _with_stuck_file(folder)
+    out = _run_script(_STUCK_SCRIPT, folder, tmp_path / "store2", 1.0)
+    assert out.returncode == 0, out.stderr
+    encoded, failed, recorded, reason = out.stdout.strip().split("\n")[-1].split("|")
+    assert (encoded, failed) == ("24", "1")
+    assert recorded == "24"  # not recorded as failed: the next run tries it again
+    assert "no answer after 1 s" in reason
+
+
+def test_ctrl_c_ends_a_run_with_a_stuck_thread(folder, tmp_path):
+    _with_stuck_file(folder)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _STUCK_SCRIPT, folder, tmp_path / "store2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "stuck"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.kill()
+        proc.wait()

@@ -59,3 +59,38 @@ def test_excluded_store_folder_is_skipped(tmp_path):
     _touch(tmp_path / "store" / "thumb.jpg")
     result = scan_folder(tmp_path, exclude=[tmp_path / "store"])
     assert [f.path for f in result.files] == ["a.jpg"]
+
+
+def _deep_file(root, depth: int = 24, data: bytes = b"x") -> str:
+    """A file under `depth` folders of 200-character names (deeper than PATH_MAX), made
+    through directory descriptors; returns its path relative to `root`."""
+    name = "d" * 200
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            fd, parent = os.open(name, os.O_RDONLY, dir_fd=fd), fd
+            os.close(parent)
+        out = os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(out, data)
+        os.close(out)
+    finally:
+        os.close(fd)
+    return "/".join([name] * depth + ["deep.jpg"])
+
+
+def test_files_deeper_than_path_max_are_found_and_readable(tmp_path):
+    from visualsearch.core.imageio import read_bytes
+
+    rel = _deep_file(tmp_path, data=b"deep content")
+    assert len(os.fsencode(str(tmp_path / rel))) > os.pathconf("/", "PC_PATH_MAX")
+    result = scan_folder(tmp_path)
+    assert [f.path for f in result.files] == [rel], result.problems
+    assert read_bytes(tmp_path / rel) == b"deep content"
+
+
+def test_names_ending_in_a_space_or_dot_are_images(tmp_path):
+    _touch(tmp_path / "photo.jpg ")
+    _touch(tmp_path / "scan.png.")
+    _touch(tmp_path / "notes.txt ")
+    assert [f.path for f in scan_folder(tmp_path).files] == ["photo.jpg ", "scan.png."]

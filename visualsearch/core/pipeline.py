@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,6 +37,9 @@ class IndexOptions:
     workers: int = 0  # decode threads; 0 = one per core
     retry_errors: bool = False  # try again files that failed before and did not change
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
+    # a file not read and decoded in this time is skipped (not recorded: tried again next
+    # run); its thread, stuck in the OS on a hung network or FUSE drive, is abandoned
+    file_timeout: float = imageio.READ_TIMEOUT_S
     thumbnail_size: int = THUMBNAIL_SIZE
     annoy_threshold: int = ANNOY_THRESHOLD  # from this many images on, build Annoy
     forget_missing: bool = False  # forget files not found even if their folder looks unmounted
@@ -75,6 +80,24 @@ class _Item:
     record: FileRecord
     pixels: np.ndarray | None = None  # preprocessed, when the model must see it
     thumbnail: bytes | None = None
+    claimed: str | None = None  # the content this file is the first of in this run
+    waits: bool = False  # a copy of content an earlier file of this run brings
+    transient: bool = False  # an error not to record (a timeout): tried again next run
+
+
+class _Claims:
+    """Contents seen in this run: the first file with a content decodes it; its copies
+    only wait for it, so one content is decoded and encoded once per run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._claimed: set[str] = set()
+
+    def claim(self, digest: str) -> bool:
+        with self._lock:
+            first = digest not in self._claimed
+            self._claimed.add(digest)
+            return first
 
 
 def prepare_file(
@@ -84,16 +107,28 @@ def prepare_file(
     known: frozenset[str],
     have_thumbs: frozenset[str],
     opts: IndexOptions,
+    claims: _Claims | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> _Item:
     """Read, hash and, only where needed, decode + preprocess + thumbnail one file.
 
-    Runs in a decode thread; never raises: failures become a record with an error.
+    Runs in a decode thread; never raises: failures become a record with an error. With
+    `claims`, a content already claimed by another file of this run is not decoded: the
+    item `waits` for that file's vector and thumbnail.
     """
+    claimed = None
     try:
-        data = imageio.read_bytes(root / f.path)
+        data = imageio.read_bytes(root / f.path, timeout=opts.file_timeout, cancelled=cancelled)
         digest = content_hash(data)
         need_vector = digest not in known
         need_thumb = digest not in have_thumbs
+        waits = False
+        if (need_vector or need_thumb) and claims is not None:
+            if claims.claim(digest):
+                claimed = digest
+            else:
+                need_vector = need_thumb = False
+                waits = True
         if need_vector or need_thumb:
             min_side = max(
                 encoder.input_size if need_vector else 0, opts.thumbnail_size if need_thumb else 0
@@ -118,11 +153,12 @@ def prepare_file(
             info.taken,
             None,
         )
-        return _Item(f, record, pixels, thumb)
+        return _Item(f, record, pixels, thumb, claimed, waits)
     except imageio.ImageError as exc:
-        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=str(exc)))
-    except Exception as exc:  # a bug in a decoder must not end the run
-        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=f"unexpected error: {exc!r}"))
+        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=str(exc)), claimed=claimed)
+    except Exception as exc:  # a bug in a decoder or model must not end the run
+        reason = f"unexpected error: {imageio.describe(exc, with_type=True)}"
+        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=reason), claimed=claimed)
 
 
 def index_folder(
@@ -230,8 +266,9 @@ def keep_if_unmounted(
     of those kept, with a warning, because their folder looks unmounted rather than
     emptied: the whole folder is empty, it is on another filesystem than when it was
     indexed, or they lie under a subfolder that is now empty (an unmounted drive's
-    mount point) or a link to a folder that is not there. Forgetting them would throw away every vector of a drive that is
-    merely unplugged; `forget_missing` does that on request."""
+    mount point) or a link to a folder that is not there. Forgetting them would throw
+    away every vector of a drive that is merely unplugged; `forget_missing` does that on
+    request."""
     if not gone:
         return gone, 0, ""
     advice = "Nothing was forgotten; plug the drive in, or forget them on request."
@@ -305,15 +342,101 @@ def run_lock(store_dir: Path, progress: Progress):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+class _DaemonPool:
+    """Decode threads that never keep the process alive.
+
+    `ThreadPoolExecutor` waits for its threads on shutdown and at interpreter exit, so one
+    thread stuck in a read the OS never ends (a hung network or FUSE drive) would hang the
+    run and Ctrl+C. Here a stuck thread is abandoned (it ends by itself if the read ever
+    returns), a fresh one takes its place, and `shutdown` waits for none of them.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._running: dict[Future, tuple[float, threading.Thread]] = {}
+        self._abandoned: set[threading.Thread] = set()
+        self._threads: list[threading.Thread] = []
+        for _ in range(workers):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        thread = threading.Thread(target=self._work, name="decode", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def submit(self, fn: Callable[..., _Item], *args) -> Future:
+        future: Future = Future()
+        self._tasks.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while (task := self._tasks.get()) is not None:
+            future, fn, args = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            with self._lock:
+                self._running[future] = (time.monotonic(), me)
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+            with self._lock:
+                self._running.pop(future, None)
+                if me in self._abandoned:
+                    self._abandoned.discard(me)
+                    return
+
+    def overdue(self, seconds: float) -> list[Future]:
+        """Tasks running for longer than `seconds`."""
+        now = time.monotonic()
+        with self._lock:
+            return [f for f, (start, _) in self._running.items() if now - start > seconds]
+
+    def abandon(self, future: Future) -> None:
+        """Give up on a running task: its thread is left to itself, another replaces it."""
+        with self._lock:
+            entry = self._running.pop(future, None)
+            if entry is None:
+                return
+            self._abandoned.add(entry[1])
+        self._spawn()
+
+    def shutdown(self, grace: float = 0.5) -> None:
+        """Cancel the tasks not started; wait at most `grace` seconds in all for the threads
+        to end (idle ones end at once; a thread still alive at interpreter exit can abort
+        C++ libraries' teardown), then let the rest go."""
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None:
+                task[0].cancel()
+        for _ in range(self._workers):
+            self._tasks.put(None)
+        deadline = time.monotonic() + grace
+        with self._lock:
+            live = [t for t in self._threads if t not in self._abandoned]
+        for thread in live:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report, on_commit) -> int:
     workers = opts.workers or default_threads()
     batch_size = max(1, opts.batch_size)
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
     known_f = frozenset(known)
     thumbs_f = frozenset(store.thumbnail_hashes())
-    pending: set[Future] = set()
-    queue = iter(todo)
+    claims = _Claims()
+    pending: dict[Future, FileStat] = {}
+    queue_ = iter(todo)
     batch: list[_Item] = []
+    # copies of a content whose first file has not come back yet, and the first files' results
+    held: dict[str, list[_Item]] = {}
+    firsts: dict[str, str | None] = {}
     done = 0
     started = time.perf_counter()
     exhausted = False
@@ -338,19 +461,24 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report,
             }
             for it in items:
                 if it.pixels is not None and it.record.hash not in vectors:
-                    it.record = replace(
-                        it.record, error="the model computed no valid vector for this image"
-                    )
+                    firsts[it.record.hash] = "the model computed no valid vector for this image"
+                    it.record = replace(it.record, error=firsts[it.record.hash])
                     it.pixels = None
+        for it in items:
+            if it.waits and firsts.get(it.record.hash):  # its content failed after all
+                it.record = replace(it.record, error=firsts[it.record.hash])
         thumbs = {it.record.hash: it.thumbnail for it in items if it.thumbnail is not None}
-        store.commit_batch(encoder.id, [it.record for it in items], vectors, thumbs)
+        records = [it.record for it in items if not it.transient]
+        store.commit_batch(encoder.id, records, vectors, thumbs)
         if on_commit is not None:
-            on_commit([it.record for it in items])
+            on_commit(records)
+        encoded = set(vectors)
         for it in items:
             if it.record.error is not None:
                 report.failed += 1
                 report.errors.append((it.record.path, it.record.error))
-            elif it.pixels is not None:
+            elif it.record.hash in encoded:
+                encoded.discard(it.record.hash)  # one file per content counts as encoded
                 report.encoded += 1
             else:
                 report.reused += 1
@@ -360,35 +488,70 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report,
         rate = done / max(time.perf_counter() - started, 1e-6)
         progress.report(done, len(todo), f"{done}/{len(todo)} images, {rate:.1f}/s")
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-        try:
-            while True:
-                while not exhausted and len(pending) < window:
-                    f = next(queue, None)
-                    if f is None:
-                        exhausted = True
-                        break
-                    pending.add(
-                        pool.submit(prepare_file, root, f, encoder, known_f, thumbs_f, opts)
-                    )
-                if not pending:
+    def settle(copy: _Item, error: str | None) -> _Item:
+        if error is None:
+            return copy
+        f = copy.stat
+        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=error))
+
+    def arrive(item: _Item) -> None:
+        if item.waits:
+            digest = item.record.hash
+            if digest in firsts:
+                batch.append(settle(item, firsts[digest]))
+            else:
+                held.setdefault(digest, []).append(item)
+            return
+        batch.append(item)
+        if item.claimed is not None:
+            firsts[item.claimed] = item.record.error
+            batch.extend(settle(c, item.record.error) for c in held.pop(item.claimed, []))
+
+    def submit(f: FileStat, with_claims: bool = True) -> None:
+        args = (root, f, encoder, known_f, thumbs_f, opts, claims if with_claims else None)
+        pending[pool.submit(prepare_file, *args, progress.cancelled)] = f
+
+    pool = _DaemonPool(workers)
+    try:
+        while True:
+            while not exhausted and len(pending) < window:
+                f = next(queue_, None)
+                if f is None:
+                    exhausted = True
                     break
-                finished, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                if progress.cancelled():
-                    report.cancelled = True
-                    break
-                batch.extend(fut.result() for fut in finished)
-                while len(batch) >= batch_size:
-                    flush(batch[:batch_size])
-                    batch = batch[batch_size:]
-                if batch and exhausted and not pending:
-                    flush(batch)
-                    batch = []
-            if batch and not report.cancelled:
+                submit(f)
+            if not pending and held:
+                # a first file never came back (timed out): its copies are read on their own
+                for copies in held.values():
+                    for c in copies:
+                        submit(c.stat, with_claims=False)
+                held.clear()
+            if not pending:
+                break
+            finished, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            if progress.cancelled():
+                report.cancelled = True
+                break
+            for fut in finished:
+                pending.pop(fut)
+                arrive(fut.result())
+            for fut in pool.overdue(opts.file_timeout + 1.0):
+                pool.abandon(fut)
+                f = pending.pop(fut)
+                reason = f"no answer after {opts.file_timeout:.0f} s (a hung drive?); skipped"
+                arrive(
+                    _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=reason), transient=True)
+                )
+            while len(batch) >= batch_size:
+                flush(batch[:batch_size])
+                batch = batch[batch_size:]
+            if batch and exhausted and not pending and not held:
                 flush(batch)
-        finally:
-            for fut in pending:
-                fut.cancel()
+                batch = []
+        if batch and not report.cancelled:
+            flush(batch)
+    finally:
+        pool.shutdown()
     return done
 
 

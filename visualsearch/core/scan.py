@@ -1,10 +1,17 @@
 """Find the image files under a folder, safely: hidden folders, symlink loops,
-unreadable folders and special files are skipped and reported, never fatal."""
+unreadable folders and special files are skipped and reported, never fatal.
+
+Folders are listed through directory descriptors, so files deeper than PATH_MAX are
+found (and `reach` lets a reader open them) instead of vanishing with ENAMETOOLONG.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +55,102 @@ class ScanResult:
     unreadable_dirs: list[str] = field(default_factory=list)
 
 
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+# Listing by descriptor (openat) works on POSIX; elsewhere folders are listed by path.
+_BY_FD = os.scandir in os.supports_fd and os.open in os.supports_dir_fd
+try:
+    _PATH_MAX = os.pathconf("/", "PC_PATH_MAX")
+except (AttributeError, OSError, ValueError):  # Windows
+    _PATH_MAX = 260
+
+
 def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    """By extension; trailing spaces and dots ('a.jpg ', 'a.jpg.') do not hide one."""
+    return os.path.splitext(name.rstrip(" ."))[1].lower() in IMAGE_EXTENSIONS
+
+
+@contextmanager
+def reach(path: str | os.PathLike) -> Iterator[tuple[int | None, str]]:
+    """`(dir_fd, name)` that reach `path` with the *at() calls (`os.open(name, dir_fd=…)`).
+
+    A path the OS takes whole gives `(None, path)`; a longer one than PATH_MAX is walked
+    one folder at a time through directory descriptors, which the OS does not limit.
+    """
+    path = os.fspath(path)
+    if not _BY_FD or len(os.fsencode(path)) < _PATH_MAX:
+        yield None, path
+        return
+    head, name = os.path.split(path)
+    fd = os.open(os.sep if os.path.isabs(path) else os.curdir, _DIR_FLAGS)
+    try:
+        for part in head.split(os.sep):
+            if part:
+                parent, fd = fd, -1
+                try:
+                    fd = os.open(part, _DIR_FLAGS, dir_fd=parent)
+                finally:
+                    os.close(parent)
+        yield fd, name
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def open_long_path(path: str | os.PathLike, flags: int, mode: int = 0o777) -> int:
+    """`os.open` for any path, also one longer than PATH_MAX."""
+    with reach(path) as (dir_fd, name):
+        return os.open(name, flags, mode, dir_fd=dir_fd)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A folder entry, stat-ed (links followed) while its folder was open."""
+
+    name: str
+    is_link: bool
+    st: os.stat_result | None
+    error: OSError | None = None
+    link_target: str = ""
+
+
+def _entry(e: os.DirEntry, dir_fd: int | None) -> _Entry:
+    is_link = e.is_symlink()
+    try:
+        return _Entry(e.name, is_link, e.stat(follow_symlinks=True))
+    except OSError as exc:
+        target = ""
+        if is_link:
+            with suppress(OSError):
+                target = os.readlink(e.name if dir_fd is not None else e.path, dir_fd=dir_fd)
+        return _Entry(e.name, is_link, None, exc, target)
+
+
+def _unreadable_reason(entry: _Entry) -> str | None:
+    """Why an entry that could not be stat-ed is skipped; None for one not worth a word."""
+    if entry.is_link:
+        looks_like_dir = entry.link_target and not os.path.splitext(entry.link_target)[1]
+        return "broken symbolic link" if is_image_name(entry.name) or looks_like_dir else None
+    error = entry.error
+    if error is None or (error.errno == errno.ENOENT and not is_image_name(entry.name)):
+        return None  # a non-image that vanished while we looked
+    what = "file" if is_image_name(entry.name) else "entry (a folder?)"
+    return f"cannot read {what}: {error.strerror or error}"
+
+
+def _list_folder(abs_dir: str) -> list[_Entry]:
+    """The visible entries of a folder in name order (raises OSError if it cannot be listed)."""
+    if not _BY_FD:
+        with os.scandir(abs_dir) as it:
+            entries = [_entry(e, None) for e in it if not e.name.startswith(".")]
+    else:
+        with reach(abs_dir) as (dir_fd, name):
+            fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        try:
+            with os.scandir(fd) as it:
+                entries = [_entry(e, fd) for e in it if not e.name.startswith(".")]
+        finally:
+            os.close(fd)
+    return sorted(entries, key=lambda e: e.name)
 
 
 def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
@@ -93,35 +194,30 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
                 continue
             visited.add(key)
         try:
-            with os.scandir(abs_dir) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            entries = _list_folder(abs_dir)
         except OSError as exc:
             result.problems.append((rel_dir or ".", f"cannot list folder: {exc.strerror or exc}"))
             result.unreadable_dirs.append(rel_dir)
             continue
         subdirs = []
         for entry in entries:
-            if entry.name.startswith("."):
-                continue
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            try:
-                st = entry.stat(follow_symlinks=True)
-            except OSError as exc:
-                if entry.is_symlink():
-                    if is_image_name(entry.name) or _link_target_looks_like_dir(entry):
-                        result.problems.append((rel, "broken symbolic link"))
-                elif is_image_name(entry.name):
-                    result.problems.append((rel, f"cannot read file: {exc.strerror or exc}"))
+            abs_path = os.path.join(abs_dir, entry.name)
+            st = entry.st
+            if st is None:
+                reason = _unreadable_reason(entry)
+                if reason:
+                    result.problems.append((rel, reason))
                 continue
             if stat.S_ISDIR(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if key in excluded:
                     continue
-                if entry.is_symlink():
-                    linked.append((entry.path, rel, key))
+                if entry.is_link:
+                    linked.append((abs_path, rel, key))
                 elif key not in visited:
                     visited.add(key)
-                    subdirs.append((entry.path, rel))
+                    subdirs.append((abs_path, rel))
             elif is_image_name(entry.name):
                 if stat.S_ISREG(st.st_mode):
                     result.files.append(FileStat(rel, st.st_size, st.st_mtime_ns))
@@ -131,10 +227,3 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
         stack.extend(reversed(subdirs))
     result.files.sort(key=lambda f: f.path)
     return result
-
-
-def _link_target_looks_like_dir(entry: os.DirEntry) -> bool:
-    try:
-        return not os.path.splitext(os.readlink(entry.path))[1]
-    except OSError:
-        return False
