@@ -124,14 +124,16 @@ def test_bad_checkpoint_and_unknown_names(app_paths, tmp_path):
 def test_download_fails_fast_when_the_hub_cannot_be_reached(monkeypatch):
     import time
 
+    from huggingface_hub import constants
+
     from visualsearch.core.encoders import download
     from visualsearch.core.encoders.base import ModelUnavailable
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 at start-up
     with pytest.raises(ModelUnavailable, match="HF_HUB_OFFLINE"):
         download.check_network()
-    monkeypatch.delenv("HF_HUB_OFFLINE")
-    monkeypatch.setattr(download, "HUB_HOST", "127.0.0.1")  # nothing listens on 443 here
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     started = time.monotonic()
     with pytest.raises(ModelUnavailable, match="no network"):
         download.download_clip_weights("ViT-B-32", "laion2b_s34b_b79k")

@@ -22,6 +22,7 @@ from PySide6.QtGui import (
     QActionGroup,
     QCloseEvent,
     QDragEnterEvent,
+    QDragMoveEvent,
     QDropEvent,
     QGuiApplication,
     QImage,
@@ -93,6 +94,17 @@ BUILTIN_TEXT_HINT = (
 )
 THUMB_SIZES = (96, 128, 160, 200, 256)
 QUERY_THUMB = QSize(56, 56)
+
+
+def _accept_without_move(event: QDropEvent) -> None:
+    """Accept a drag or drop as a copy (or link), never a move: a file manager deletes
+    the source of an accepted move. Offered only a move, it is refused."""
+    for action in (Qt.DropAction.CopyAction, Qt.DropAction.LinkAction):
+        if event.possibleActions() & action:
+            event.setDropAction(action)
+            event.accept()
+            return
+    event.ignore()
 
 
 class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
@@ -769,14 +781,14 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         mime = event.mimeData()
         if mime.hasImage() or any(u.isLocalFile() for u in mime.urls()):
-            event.acceptProposedAction()
+            _accept_without_move(event)
 
-    def dragMoveEvent(self, event) -> None:
-        event.acceptProposedAction()
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        _accept_without_move(event)
 
     def dropEvent(self, event: QDropEvent) -> None:
         if self._query_from_mime(event.mimeData()):
-            event.acceptProposedAction()
+            _accept_without_move(event)
 
     def paste_query(self) -> None:
         if not self._query_from_mime(QGuiApplication.clipboard().mimeData()):

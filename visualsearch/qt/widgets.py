@@ -36,7 +36,8 @@ class MessageBar(QFrame):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.label = QLabel(wordWrap=True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # selectable, and its links ("Show them") clickable: linkActivated carries their href
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
         close = QToolButton(text="✕", autoRaise=True)
         close.setToolTip("Dismiss")
         close.clicked.connect(self.hide)

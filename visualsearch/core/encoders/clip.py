@@ -33,16 +33,31 @@ def _checkpoint_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def hub_files(arch: str, tag: str) -> tuple[str, tuple[str, ...]]:
+    """(Hub repository, weight files, best first) of a pretrained tag, as open_clip reads
+    them: the safetensors file before the pickled one it stands for. ("", ()) if none."""
+    import open_clip
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    hub = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "")
+    if not hub:
+        return "", ()
+    # "org/name/" means the default file, "org/name/file.bin" that file
+    repo, filename = os.path.split(hub)
+    filename = filename or HF_WEIGHTS_NAME
+    if filename == HF_WEIGHTS_NAME:
+        return repo, (HF_SAFE_WEIGHTS_NAME, filename)
+    if filename.endswith((".bin", ".pth")):
+        return repo, (filename[:-4] + ".safetensors", filename)
+    return repo, (filename,)
+
+
 def cached_weights(arch: str, tag: str) -> Path | None:
     """The cached weights file for a pretrained tag, or None; never touches the network."""
-    import open_clip
     from huggingface_hub import try_to_load_from_cache
 
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
-    repo = (cfg or {}).get("hf_hub", "").strip("/")
-    if not repo:
-        return None
-    for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+    repo, files = hub_files(arch, tag)
+    for filename in files:
         found = try_to_load_from_cache(repo, filename)
         if isinstance(found, str) and os.path.exists(found):
             return Path(found)
@@ -87,10 +102,10 @@ class ClipEncoder:
                 )
             source = cached_weights(arch, tag)
             if source is None:
-                repo = (open_clip.get_pretrained_cfg(arch, tag) or {}).get("hf_hub", "?").strip("/")
+                repo, files = hub_files(arch, tag)
                 raise ModelUnavailable(
                     f"the CLIP weights {arch}/{tag} are not on this computer. Download "
-                    f"open_clip_model.safetensors from the Hugging Face repository {repo} "
+                    f"{' or '.join(files) or 'them'} from the Hugging Face repository {repo} "
                     f"and pass it with --weights FILE, or use --model builtin, which works "
                     f"offline."
                 )
