@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
@@ -150,3 +151,43 @@ def test_a_damaged_catalog_is_one_line_not_a_traceback(tmp_path, app_paths, caps
     assert code == 1 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "damaged" in err and "move" in err
     assert sorted(p.name for p in folder.iterdir()) == [f"img_{i:03d}.jpg" for i in range(3)]
+
+
+def test_ctrl_c_during_index_exits_130_and_the_rerun_encodes_exactly_the_rest(tmp_path):
+    """The process leaves at once after Ctrl+C (no slow teardown), with every finished
+    batch committed: the rerun encodes exactly what is missing."""
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(160):
+        noise = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+        Image.fromarray(noise).save(folder / f"n{i:03d}.jpg")
+    store = tmp_path / "store"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "visualsearch",
+        "index",
+        str(folder),
+        "--model",
+        "builtin",
+        "--store",
+        str(store),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "/160 images" in line:  # batches are being committed
+            break
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=30) == 130 and "Interrupted" in err
+    with sqlite3.connect(store / CATALOG) as db:
+        (committed,) = db.execute("SELECT COUNT(*) FROM vectors").fetchone()
+    assert 0 < committed < 160
+    rerun = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(rerun.stdout)["encoded"] == 160 - committed
