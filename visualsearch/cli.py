@@ -209,13 +209,14 @@ def cmd_index(args) -> int:
         _print_json(asdict(report))
         return 0
     r = report
+    skipped = store.errors() + r.problems  # all that is left out, as `info` counts it
     print(
         f"{r.scanned} images found: {r.unchanged} unchanged, {r.new} new, {r.changed} changed, "
         f"{r.removed} removed.\n"
-        f"{r.encoded} encoded, {r.reused} reused by content ({r.moved} moved), {r.failed} skipped "
-        f"in {r.seconds:.1f} s."
+        f"{r.encoded} encoded, {r.reused} reused by content ({r.moved} moved), "
+        f"{len(skipped)} skipped in {r.seconds:.1f} s."
     )
-    for path, reason in r.errors + r.problems:
+    for path, reason in skipped:
         print(f"  skipped {printable(path)}: {printable(reason)}")
     if r.warning:
         print(

@@ -94,3 +94,28 @@ def test_names_ending_in_a_space_or_dot_are_images(tmp_path):
     _touch(tmp_path / "scan.png.")
     _touch(tmp_path / "notes.txt ")
     assert [f.path for f in scan_folder(tmp_path).files] == ["photo.jpg ", "scan.png."]
+
+
+def test_hidden_folders_and_images_are_reported_once_each(tmp_path):
+    for name in ("a.jpg", "b.jpg", "deeper/c.jpg"):
+        _touch(tmp_path / ".thumbnails" / name)
+    _touch(tmp_path / "sub" / ".git" / "config")
+    _touch(tmp_path / "sub" / ".secret.jpg")
+    _touch(tmp_path / "sub" / "._photo.jpg")  # macOS metadata companion: not an image
+    _touch(tmp_path / ".DS_Store")
+    _touch(tmp_path / "store" / ".cache" / "x.jpg")
+    _touch(tmp_path / "photo.jpg")
+    result = scan_folder(tmp_path, exclude=[tmp_path / "store"])
+    assert [f.path for f in result.files] == ["photo.jpg"]
+    assert result.problems == [
+        (".thumbnails", "hidden folder (names starting with a dot are skipped)"),
+        ("sub/.git", "hidden folder (names starting with a dot are skipped)"),
+        ("sub/.secret.jpg", "hidden file (names starting with a dot are skipped)"),
+    ]
+
+
+def test_a_hidden_store_inside_the_collection_is_not_reported(tmp_path):
+    _touch(tmp_path / ".visualsearch" / "thumb.jpg")
+    _touch(tmp_path / "a.jpg")
+    result = scan_folder(tmp_path, exclude=[tmp_path / ".visualsearch"])
+    assert [f.path for f in result.files] == ["a.jpg"] and result.problems == []

@@ -51,6 +51,10 @@ class Collection:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def __contains__(self, rel: object) -> bool:
+        """Whether the catalog key `rel` has a vector in this collection."""
+        return rel in self._row
+
     def relative(self, path: Path) -> str | None:
         """The catalog key of `path` if it lies inside the collection."""
         try:

@@ -109,6 +109,8 @@ class QueryResult:
     seconds: float
     missing: int = 0  # hits dropped because their file is gone since the last index run
     best_score: float | None = None  # the best match, even when below the minimum score
+    candidates: int = 0  # images the query was ranked against (its own images left out)
+    more: bool = False  # matches beyond these hits: ask again with a larger k to see them
 
 
 def query_vector(collection: Collection, query: Query) -> tuple[np.ndarray, set[str]]:
@@ -146,10 +148,12 @@ def run_query(
 ) -> QueryResult:
     """Run `query`; the images it is made of are left out, and so are files deleted since
     indexing (more are fetched when deleted files filled the top `k`). With `min_score`,
-    weaker matches are dropped: the result may honestly be empty."""
+    weaker matches are dropped: the result may honestly be empty. `more` says whether
+    matches were left out because of `k`."""
     started = time.perf_counter()
     vector, exclude = query_vector(collection, query)
     vector = np.asarray(vector)
+    candidates = len(collection) - sum(1 for rel in exclude if rel in collection)
     want = k
     while True:
         hits = collection.search_vector(vector, want, exclude=exclude)
@@ -157,13 +161,15 @@ def run_query(
         if min_score is not None:
             hits = [h for h in hits if h.score >= min_score]
         kept = [h for h in hits if os.path.exists(h.path)]
-        exhausted = len(hits) < want or want >= len(collection)
+        exhausted = len(hits) < want or want >= candidates
         if len(kept) >= k or exhausted:
             break
-        want = min(want * 4, len(collection))
+        want = min(want * 4, candidates)
     missing = len(hits) - len(kept)
+    more = len(kept) > k or not exhausted
     kept = [Hit(i + 1, h.path, h.score) for i, h in enumerate(kept[:k])]
-    return QueryResult(query, kept, time.perf_counter() - started, missing, best)
+    seconds = time.perf_counter() - started
+    return QueryResult(query, kept, seconds, missing, best, candidates, more)
 
 
 class QueryHistory:

@@ -15,6 +15,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+HIDDEN_NOTE = "names starting with a dot are skipped"
+
 # Formats we index. Extensions are a fast pre-filter only: content decides in imageio.
 IMAGE_EXTENSIONS = frozenset(
     {
@@ -137,17 +139,35 @@ def _unreadable_reason(entry: _Entry) -> str | None:
     return f"cannot read {what}: {error.strerror or error}"
 
 
+def _hidden_reason(entry: _Entry, excluded: set[tuple[int, int]]) -> str | None:
+    """Why a dot-named entry is skipped; None for one not worth a word.
+
+    One entry per hidden folder (its contents are never looked at), except an excluded one
+    (the store); a hidden image file is named too, but not macOS's `._name.jpg` companions,
+    which hold metadata, not images.
+    """
+    st = entry.st
+    if st is None:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        excluded_dir = (st.st_dev, st.st_ino) in excluded
+        return None if excluded_dir else f"hidden folder ({HIDDEN_NOTE})"
+    if is_image_name(entry.name) and not entry.name.startswith("._"):
+        return f"hidden file ({HIDDEN_NOTE})"
+    return None
+
+
 def _list_folder(abs_dir: str) -> list[_Entry]:
-    """The visible entries of a folder in name order (raises OSError if it cannot be listed)."""
+    """The entries of a folder in name order (raises OSError if it cannot be listed)."""
     if not _BY_FD:
         with os.scandir(abs_dir) as it:
-            entries = [_entry(e, None) for e in it if not e.name.startswith(".")]
+            entries = [_entry(e, None) for e in it]
     else:
         with reach(abs_dir) as (dir_fd, name):
             fd = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
         try:
             with os.scandir(fd) as it:
-                entries = [_entry(e, fd) for e in it if not e.name.startswith(".")]
+                entries = [_entry(e, fd) for e in it]
         finally:
             os.close(fd)
     return sorted(entries, key=lambda e: e.name)
@@ -157,8 +177,9 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
     """Walk `root` recursively and list image files with their size and mtime.
 
     Follows symbolic links to folders but visits each real folder once, so link
-    loops end. Hidden files and folders (dot-names) and the `exclude` folders
-    (the store, when it lives inside the collection) are skipped.
+    loops end. Hidden files and folders (dot-names) are skipped and reported as problems
+    (a folder once, not each file in it); the `exclude` folders (the store, when it lives
+    inside the collection) are skipped silently.
     """
     root = Path(root)
     result = ScanResult()
@@ -204,8 +225,9 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             abs_path = os.path.join(abs_dir, entry.name)
             st = entry.st
-            if st is None:
-                reason = _unreadable_reason(entry)
+            hidden = entry.name.startswith(".")
+            if st is None or hidden:
+                reason = _hidden_reason(entry, excluded) if hidden else _unreadable_reason(entry)
                 if reason:
                     result.problems.append((rel, reason))
                 continue

@@ -140,7 +140,6 @@ class CleanupActions:
         self._request_tags(self.details.item)
 
     def _tag_clicked(self, tag: str) -> None:
-        self.search_box.setText(tag)
         self.tabs.setCurrentIndex(0)
         self.run_query(TextQuery(tag))
 

@@ -3,6 +3,9 @@ copy to keep; marked images go to the system trash after a confirmation."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -21,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from visualsearch.core.duplicates import DuplicateGroup, presets
+from visualsearch.core.store import FileRecord
 from visualsearch.qt.models import human_size
 from visualsearch.qt.thumbnails import ImageLoader
 
@@ -35,13 +39,15 @@ class DuplicatesPage(QWidget):
     find_requested = Signal(float)  # threshold
     trash_requested = Signal(list)  # [Path]
     export_requested = Signal()
-    image_activated = Signal(Path)
+    image_activated = Signal(Path)  # double-click
+    image_clicked = Signal(Path)  # the current row changed: show its details
 
     def __init__(self, thumbnails: ImageLoader, parent=None) -> None:
         super().__init__(parent)
         self._thumbnails = thumbnails
         self._presets = presets(0.9)
         self.groups: list[DuplicateGroup] = []
+        self._root = Path()
         thumbnails.loaded.connect(self._thumbnail_loaded)
         self.preset = QComboBox()
         self.preset.addItems(["identical", "near-identical", "similar"])
@@ -67,10 +73,13 @@ class DuplicatesPage(QWidget):
         self.tree.setHeaderLabels(["Image", "Resolution", "Size", "Date", "Format", "Folder"])
         self.tree.setIconSize(THUMB)
         self.tree.setUniformRowHeights(False)
-        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.tree.setColumnWidth(0, 400)
+        # as wide as their contents: a name, a reason or a folder is never cut off (the
+        # tree scrolls sideways instead)
+        self.tree.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.header().setStretchLastSection(False)
         self.tree.itemExpanded.connect(self._load_thumbnails)
         self.tree.itemDoubleClicked.connect(self._double_clicked)
+        self.tree.currentItemChanged.connect(self._current_changed)
         top = QHBoxLayout()
         top.addWidget(QLabel("How alike:"))
         top.addWidget(self.preset)
@@ -78,12 +87,13 @@ class DuplicatesPage(QWidget):
         top.addWidget(self.value)
         top.addWidget(self.find)
         actions = QHBoxLayout()
-        actions.addWidget(self.summary, 1)
         for b in (self.mark, self.trash, self.export):
             actions.addWidget(b)
+        actions.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)
+        layout.addWidget(self.summary)  # a line of its own: beside the buttons it was squeezed
         layout.addLayout(actions)
         layout.addWidget(self.tree, 1)
         self.set_model_threshold(0.9)
@@ -107,10 +117,10 @@ class DuplicatesPage(QWidget):
 
     def set_groups(self, groups: list[DuplicateGroup], root: Path) -> None:
         self.groups = groups
+        self._root = root
         self.tree.clear()
         for n, group in enumerate(groups, 1):
-            kind = "identical files" if group.exact else f"similarity ≥ {group.similarity:.2f}"
-            head = QTreeWidgetItem([f"Group {n} · {len(group.rows)} images · {kind}"])
+            head = QTreeWidgetItem([_head_text(n, group)])
             head.setFirstColumnSpanned(True)
             head.setFlags(head.flags() & ~Qt.ItemFlag.ItemIsSelectable)
             self.tree.addTopLevelItem(head)
@@ -118,7 +128,7 @@ class DuplicatesPage(QWidget):
             for i, r in enumerate(group.members):
                 path = root / r.path
                 protected = group.protected[i] if group.protected else ""
-                label = path.name + (f"\nkeep: {group.keep_reason}" if i == 0 else "")
+                label = path.name + (_keep_text(group.keep_reason) if i == 0 else "")
                 if protected:
                     label += f"\nnever moved to the trash: {protected}"
                 child = QTreeWidgetItem(
@@ -126,11 +136,13 @@ class DuplicatesPage(QWidget):
                         label,
                         f"{r.width} × {r.height}" if r.width else "",
                         human_size(r.size),
-                        r.taken or "",
+                        date_text(r),
                         r.format or "",
-                        str(path.parent),
+                        (Path(root.name) / Path(r.path).parent).as_posix(),
                     ]
                 )
+                child.setToolTip(3, _date_tip(r))
+                child.setToolTip(5, str(path.parent))
                 child.setData(0, PATH_ROLE, str(path))
                 child.setData(0, HASH_ROLE, r.hash)
                 child.setData(0, PROTECTED_ROLE, protected)
@@ -148,13 +160,7 @@ class DuplicatesPage(QWidget):
                 head.addChild(child)
             if n <= EXPANDED:
                 head.setExpanded(True)
-        extra = sum(len(g.rows) - 1 for g in groups)
-        self.summary.setText(
-            f"{len(groups)} groups; {extra} images beyond one per group. The suggested copy to "
-            "keep is first, in bold. Marked images go to the trash only after you confirm."
-            if groups
-            else "No duplicates at this similarity."
-        )
+        self.summary.setText(_summary_text(groups))
         self._update_buttons()
 
     def image_items(self):
@@ -182,7 +188,8 @@ class DuplicatesPage(QWidget):
                     )
 
     def remove_paths(self, paths: list[Path]) -> None:
-        """Take trashed images out of their groups (and groups left with one image)."""
+        """Take trashed images out of their groups (and groups left with one image); the
+        groups' headers, the summary and the list for CSV export follow."""
         gone = {str(p) for p in paths}
         for i in reversed(range(self.tree.topLevelItemCount())):
             head = self.tree.topLevelItem(i)
@@ -191,6 +198,11 @@ class DuplicatesPage(QWidget):
                     head.removeChild(head.child(j))
             if head.childCount() < 2:
                 self.tree.takeTopLevelItem(i)
+        kept = (_without(g, gone, self._root) for g in self.groups)
+        self.groups = [g for g in kept if len(g.members) > 1]
+        for n, group in enumerate(self.groups, 1):
+            self.tree.topLevelItem(n - 1).setText(0, _head_text(n, group))
+        self.summary.setText(_summary_text(self.groups))
         self._update_buttons()
 
     def _update_buttons(self) -> None:
@@ -217,3 +229,58 @@ class DuplicatesPage(QWidget):
         path = item.data(0, PATH_ROLE)
         if path:
             self.image_activated.emit(Path(path))
+
+    def _current_changed(self, item: QTreeWidgetItem | None, _previous) -> None:
+        path = item.data(0, PATH_ROLE) if item is not None else None
+        if path:
+            self.image_clicked.emit(Path(path))
+
+
+def _head_text(n: int, group: DuplicateGroup) -> str:
+    kind = "identical files" if group.exact else f"similarity ≥ {group.similarity:.2f}"
+    return f"Group {n} · {len(group.members)} images · {kind}"
+
+
+def _summary_text(groups: list[DuplicateGroup]) -> str:
+    if not groups:
+        return "No duplicates at this similarity."
+    extra = sum(len(g.members) - 1 for g in groups)
+    return (
+        f"{len(groups)} groups; {extra} images beyond one per group. The suggested copy to "
+        "keep is first, in bold. Marked images go to the trash only after you confirm."
+    )
+
+
+def _without(group: DuplicateGroup, gone: set[str], root: Path) -> DuplicateGroup:
+    """`group` less the members whose paths (under `root`) are in `gone`."""
+    keep = [i for i, r in enumerate(group.members) if str(root / r.path) not in gone]
+    return replace(
+        group,
+        rows=[group.rows[i] for i in keep],
+        members=[group.members[i] for i in keep],
+        protected=[group.protected[i] for i in keep] if group.protected else [],
+    )
+
+
+_EXIF_DAY = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})")  # "2021:06:01 12:34:56", ISO too
+
+
+def date_text(record: FileRecord) -> str:
+    """The day taken (EXIF), else the day the file was modified, marked as such."""
+    if record.taken:
+        day = _EXIF_DAY.match(record.taken.strip())
+        return "-".join(day.groups()) if day else record.taken
+    return f"{datetime.fromtimestamp(record.mtime_ns / 1e9):%Y-%m-%d} (file date)"
+
+
+def _date_tip(record: FileRecord) -> str:
+    if record.taken:
+        return f"Taken {record.taken} (EXIF)"
+    modified = datetime.fromtimestamp(record.mtime_ns / 1e9)
+    return f"No date taken in the file; modified {modified:%Y-%m-%d %H:%M:%S}"
+
+
+def _keep_text(reason: str) -> str:
+    """The keeper's reason below its name, one reason a line, so that none is cut off."""
+    reasons = re.split(r",\s+(?![^()]*\))", reason)  # commas outside parentheses
+    return "\nkeep: " + ",\n".join(reasons)

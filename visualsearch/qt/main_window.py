@@ -3,6 +3,7 @@ indexing runs in an IndexJob thread, queries in the SearchEngine thread."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from visualsearch import __version__
 from visualsearch.core.collection_map import CollectionMap
-from visualsearch.core.pipeline import ensure_dir_exists
+from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
 from visualsearch.core.query import (
     ImageDataQuery,
     ImageQuery,
@@ -93,7 +94,23 @@ BUILTIN_TEXT_HINT = (
     "beach”, switch to a <a href='model'>CLIP model</a>."
 )
 THUMB_SIZES = (96, 128, 160, 200, 256)
+RESULTS_PAGE = 200  # matches asked for at a time; "Show more" asks for the next page
 QUERY_THUMB = QSize(56, 56)
+
+
+def wait_text(seconds: float) -> str:
+    """How long the user waited, as the results' header says it."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def _query_text(query: Query) -> str:
+    """What the search box shows for a query: its words ("+ words" when they steer an
+    image), else nothing."""
+    if isinstance(query, TextQuery):
+        return query.text
+    if isinstance(query, MixQuery):
+        return f"+ {query.text}"
+    return ""
 
 
 def _accept_without_move(event: QDropEvent) -> None:
@@ -105,6 +122,12 @@ def _accept_without_move(event: QDropEvent) -> None:
             event.accept()
             return
     event.ignore()
+
+
+def _count_text(result: QueryResult) -> str:
+    """'12 images', or 'The best 200 of 267 images' when more matches are left out."""
+    n = len(result.hits)
+    return f"The best {n:,} of {result.candidates:,} images" if result.more else f"{n:,} images"
 
 
 class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
@@ -125,7 +148,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
 
     # to the search engine's thread
     _engine_target = Signal(object, bool)
-    _engine_query = Signal(int, object, object)
+    _engine_query = Signal(int, object, object, int)  # request, query, min. score, k
     _engine_tags = Signal(int, object)
     _engine_shutdown = Signal()
 
@@ -141,7 +164,8 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.target: FolderTarget | None = None
         self.history = QueryHistory()
         self.records: dict[str, FileRecord] = {}
-        self.skipped: list[tuple[str, str]] = []
+        self.skipped: list[tuple[str, str]] = []  # unreadable files and scan problems
+        self._run_message = ""  # what the last indexing run said in the message bar
         self._browse_rows: dict[str, int] = {}  # rel path → row while showing all images
         # one job of each kind at a time; what to do when one has ended
         self.index_jobs = JobSlot(self)
@@ -161,6 +185,9 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.map_selection = np.zeros(0, np.int64)
         self.min_score: float | None = None
         self._tags_request = 0
+        self.page_size = RESULTS_PAGE
+        self._asked_at = 0.0  # when the latest query was asked (time.perf_counter)
+        self._shown: QueryResult | None = None  # the query result the grid shows, if any
 
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(4)
@@ -216,6 +243,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.grid.customContextMenuRequested.connect(self._grid_menu)
         self.grid.selectionModel().currentChanged.connect(self._current_changed)
         self.grid.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.model.modelReset.connect(self._grid_reset)
 
         self.query_label = QLabel()
         self.query_label.setTextFormat(Qt.TextFormat.RichText)
@@ -242,6 +270,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.min_score_box.valueChanged.connect(self._min_score_changed)
         header.addWidget(QLabel("Min. similarity:"))
         header.addWidget(self.min_score_box)
+        header.addWidget(self._build_more_button())
         header.addWidget(self.all_button)
 
         grid_area = QWidget()
@@ -276,6 +305,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.duplicates_page.trash_requested.connect(self.trash_files)
         self.duplicates_page.export_requested.connect(self._export_duplicates_csv)
         self.duplicates_page.image_activated.connect(self._show_path_details)
+        self.duplicates_page.image_clicked.connect(self._show_path_details)
         self.tabs.addTab(self.duplicates_page, "Duplicates")
         self.tabs.currentChanged.connect(self._tab_changed)
 
@@ -313,6 +343,18 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.indexing.cancel_requested.connect(self.cancel_indexing)
         self.statusBar().addWidget(self.summary, 1)
         self.statusBar().addPermanentWidget(self.indexing)
+
+    def _build_more_button(self) -> QToolButton:
+        """The "Show more" button (the next page of matches), "Show all" in its menu."""
+        self.more_button = QToolButton(text="Show more")
+        self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.more_button.clicked.connect(self.show_more)
+        menu = QMenu(self.more_button)
+        self.every_match_action = menu.addAction("Show all", self.show_every_match)
+        self.more_button.setMenu(menu)
+        self.more_button.hide()
+        self.model.modelReset.connect(self._results_replaced)
+        return self.more_button
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -483,6 +525,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
             self.thumbnails.reset()
             self.history.clear()
             self.records, self._browse_rows = {}, {}
+            self.skipped = []
             self.model.set_items([])
             self.details.show_item(None)
             self.search_box.clear()
@@ -529,6 +572,8 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         job.batch.connect(self._on_batch)
         job.finished.connect(self._on_index_finished)
         job.failed.connect(self._on_index_failed)
+        if self.message.text() and self.message.text() == self._run_message:
+            self.message.hide()  # the last run's news ("cancelled…"): this run says its own
         self.indexing.start()
         self.index_jobs.start(job)
 
@@ -577,6 +622,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         report = outcome.report
         self.indexing.finish()
         self._fallback_model = None
+        newly_skipped = set(outcome.skipped) - set(self.skipped)
         self.skipped = list(outcome.skipped)
         before = set(self.records)
         self.records = {r.path: r for r in outcome.records}
@@ -593,26 +639,42 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         if self.tabs.currentWidget() is self.map_page and not report.cancelled:
             self.refresh_map()
         self._update_summary()
+        self._show_run_message(report, bool(newly_skipped))
+        self.indexing_finished.emit(report)
+
+    def _show_run_message(self, report: IndexReport, newly_skipped: bool) -> None:
+        """What a finished run has to tell, in the message bar (remembered, so that the next
+        run takes it away)."""
         if report.cancelled:
-            self.show_info(
+            text, kind = (
                 f"Indexing cancelled: {report.indexed:,} images were indexed and are kept. "
-                "Open the folder again (or press F5) to go on where it stopped."
+                "Open the folder again (or press F5) to go on where it stopped.",
+                "info",
             )
         elif report.missing_kept:
-            self.show_error(
-                f"{report.warning} (To forget them: visualsearch index --forget-missing FOLDER.)"
+            text, kind = (
+                f"{report.warning} (To forget them: visualsearch index --forget-missing FOLDER.)",
+                "error",
             )
         elif report.scanned == 0:
-            self.show_error(
+            text, kind = (
                 f"No images found in {report.folder}. visualsearch looks for JPEG, PNG, WebP, "
-                "HEIC, TIFF, BMP and GIF files, in sub-folders too."
+                "HEIC, TIFF, BMP and GIF files, in sub-folders too.",
+                "error",
             )
-        elif report.failed:
-            self.show_info(
-                f"{report.failed} file(s) could not be read and were skipped. "
-                "<a href='skipped'>Show them</a>"
-            )
-        self.indexing_finished.emit(report)
+        elif newly_skipped:
+            text, kind = f"{self._skipped_text()} <a href='skipped'>Show them</a>", "info"
+        else:
+            return
+        self.message.show_message(text, kind)
+        self._run_message = self.message.label.text()
+
+    def _skipped_text(self) -> str:
+        """How many files and folders are left out, the same count everywhere."""
+        return (
+            f"{len(self.skipped):,} skipped: files that could not be read, hidden folders "
+            "or files, link loops."
+        )
 
     def _on_index_failed(self, message: str) -> None:
         self.indexing.finish()
@@ -630,18 +692,31 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
 
     # -- queries ----------------------------------------------------------------------------
 
-    def run_query(self, query: Query, push: bool = True) -> None:
+    def run_query(self, query: Query, push: bool = True, k: int = 0) -> None:
+        """Ask the engine for the best `k` matches (0: a page)."""
         if self.target is None:
             self.show_error("Open a folder first: the query needs images to search.")
             return
         if push:
             self.history.push(query)
+        self.search_box.setText(_query_text(query))
         self._update_nav()
         self._request += 1
         self.engine.latest_request = self._request
         self.query_label.setText(f"Searching {query.label()}…")
         self._show_query_image(query)
-        self._engine_query.emit(self._request, query, self.min_score)
+        self._asked_at = time.perf_counter()  # the user's wait: engine queue, model loading…
+        self._engine_query.emit(self._request, query, self.min_score, k or self.page_size)
+
+    def show_more(self) -> None:
+        """The next page of the shown result's matches, below the ones shown."""
+        if self._shown is not None:
+            k = len(self._shown.hits) + self.page_size
+            self.run_query(self._shown.query, push=False, k=k)
+
+    def show_every_match(self) -> None:
+        if self._shown is not None:
+            self.run_query(self._shown.query, push=False, k=max(self._shown.candidates, 1))
 
     def find_similar(self, path: Path) -> None:
         self.run_query(ImageQuery(Path(path)))
@@ -665,7 +740,6 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
             self.search_box.clear()
             self._show_browse()
         else:
-            self.search_box.setText(query.text if isinstance(query, TextQuery) else "")
             self.run_query(query, push=False)
 
     def _show_browse(self) -> None:
@@ -706,10 +780,15 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
                 rel = None
             items.append(GridItem(hit.path, rel, self.records.get(rel) if rel else None, hit.score))
         self._browse_rows = {}
-        self.model.set_items(items)
-        if items:
-            self.grid.setCurrentIndex(self.model.index(0))
-        text = f"{len(items):,} images {result.query.label()} · {result.seconds * 1000:.0f} ms"
+        if self._extends_shown(result):  # "Show more": the rows shown stay as they are
+            self.model.append_items(items[self.model.rowCount() :])
+        else:
+            self.model.set_items(items)
+            if items:
+                self.grid.setCurrentIndex(self.model.index(0))
+        self._show_more_button(result)
+        waited = wait_text(time.perf_counter() - self._asked_at)
+        text = f"{_count_text(result)} {result.query.label()} · {waited}"
         if not items and self.min_score is not None and result.best_score is not None:
             text = (
                 f"No image {result.query.label()} reaches similarity {self.min_score:.2f} "
@@ -725,6 +804,25 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.all_button.setVisible(True)
         self.results_shown.emit(result)
 
+    def _extends_shown(self, result: QueryResult) -> bool:
+        """Whether `result` is the shown result and further matches ("Show more")."""
+        shown = self._shown
+        if shown is None or shown.query != result.query or len(result.hits) <= len(shown.hits):
+            return False
+        return [h.path for h in result.hits[: len(shown.hits)]] == [h.path for h in shown.hits]
+
+    def _show_more_button(self, result: QueryResult) -> None:
+        self._shown = result
+        rest = result.candidates - len(result.hits)
+        self.more_button.setToolTip(f"Show the next {min(self.page_size, rest):,} matches")
+        self.every_match_action.setText(f"Show all {result.candidates:,}")
+        self.more_button.setVisible(result.more)
+
+    def _results_replaced(self) -> None:
+        """The grid shows something else (all images, a cluster…): nothing more to show."""
+        self._shown = None
+        self.more_button.hide()
+
     def _on_query_failed(self, request_id: int, message: str) -> None:
         if request_id != self._request:
             return
@@ -735,6 +833,8 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
     def _search_entered(self) -> None:
         text = self.search_box.text().strip()
         current = self.history.current
+        if isinstance(current, MixQuery):
+            current = current.base  # "+ other words" steer the same image
         if text.startswith("+") and isinstance(
             current, ImageQuery | ImageDataQuery | SelectionQuery
         ):
@@ -759,6 +859,13 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         index = self.grid.currentIndex()
         if index.isValid():
             self._activated(index)
+
+    def _grid_reset(self) -> None:
+        """The grid holds new items and none is current: on the Images tab the details panel
+        is emptied (it showed the previous image and its similarity). The other tabs show
+        their own image there."""
+        if self.tabs.currentIndex() == 0:
+            self._current_changed(QModelIndex(), QModelIndex())
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         item = self.model.item(current.row()) if current.isValid() else None
@@ -876,7 +983,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(dialog.reject)
         layout = QVBoxLayout(dialog)
-        layout.addWidget(QLabel(f"{len(lines)} file(s) could not be indexed:"))
+        layout.addWidget(QLabel(self._skipped_text()))
         layout.addWidget(text)
         layout.addWidget(buttons)
         dialog.resize(640, 400)

@@ -58,7 +58,7 @@ class ClusterPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        self.setMinimumWidth(430)
+        self.setMinimumWidth(320)  # with the map beside it, the window fits 960 px
         self.tree.itemChanged.connect(self._item_changed)
         self.tree.itemClicked.connect(self._item_clicked)
         self.export_button = QPushButton("Export checked clusters…")
@@ -192,6 +192,7 @@ class MapPage(QWidget):
         self.export = QPushButton("Export selection…")
         self.export.clicked.connect(self.export_selection)
         self.selection_label = QLabel("Wheel to zoom, drag to pan, Shift+drag to select.")
+        self.selection_label.setWordWrap(True)  # else its width alone keeps the window wide
         self.message = QLabel()
         self.view.selection_changed.connect(self._selection_changed)
         bar = QHBoxLayout()

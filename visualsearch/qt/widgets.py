@@ -216,7 +216,8 @@ class ExportDialog(QDialog):
         layout.addWidget(self.copy)
         layout.addWidget(self.link)
         layout.addWidget(buttons)
-        self.resize(560, 0)
+        # tall enough for the wrapped text at this width: a height of 0 clipped its first line
+        self.resize(560, self.heightForWidth(560))
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export into", self.dest.text())

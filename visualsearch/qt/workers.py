@@ -295,12 +295,15 @@ class SearchEngine(QObject):
             except Exception as exc:
                 log.info("search engine warm-up: %s", exc)
 
-    @Slot(int, object, object)
-    def run(self, request_id: int, query: Query, min_score: float | None = None) -> None:
+    @Slot(int, object, object, int)
+    def run(
+        self, request_id: int, query: Query, min_score: float | None = None, k: int = 0
+    ) -> None:
+        """Answer `query` with its best `k` matches (0: the engine's page size)."""
         if request_id < self.latest_request:
             return
         try:
-            result = run_query(self._open(), query, self.k, min_score)
+            result = run_query(self._open(), query, k or self.k, min_score)
         except Exception as exc:
             self.failed.emit(request_id, describe(exc))
             return

@@ -1,0 +1,129 @@
+"""What the window shows follows what happened: one skipped count everywhere, and no
+header, banner, details panel or search box left over from an earlier state."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QLabel, QPlainTextEdit
+
+from tests.conftest import distinct_images
+from tests.qt.conftest import INDEX_TIMEOUT_MS, open_and_wait, wait_results
+from visualsearch.cli import main as cli
+from visualsearch.core.query import ImageQuery, TextQuery
+from visualsearch.core.sample import skimage_photos
+
+HIDDEN = "hidden folder (names starting with a dot are skipped)"
+
+
+def test_skipped_count_is_one_number_in_the_window_and_the_cli(
+    qtbot, window, tmp_path, app_paths, capsys
+):
+    """An unreadable file, a link loop and a hidden folder of images: three things skipped,
+    said as 3 by the banner, the status bar, the dialog, `info` and `index`."""
+    folder = tmp_path / "photos"
+    good = distinct_images(folder, 2, size=96)
+    (folder / "broken.jpg").write_text("not an image")
+    os.symlink(".", folder / "loop")
+    (folder / ".thumbnails").mkdir()
+    for p in good:
+        shutil.copy2(p, folder / ".thumbnails" / p.name)
+    open_and_wait(qtbot, window, folder)
+
+    assert window.message.text().startswith("3 skipped")
+    assert "3 skipped" in window.summary.text()
+    window.show_skipped()
+    dialog = window.findChildren(QDialog)[-1]
+    assert dialog.findChild(QLabel).text().startswith("3 skipped")
+    lines = dialog.findChild(QPlainTextEdit).toPlainText().splitlines()
+    assert len(lines) == 3 and f".thumbnails: {HIDDEN}" in lines
+    dialog.close()
+
+    capsys.readouterr()
+    assert cli(["info", str(folder)], paths=app_paths) == 0
+    out = capsys.readouterr().out
+    assert "Skipped 3:" in out and f".thumbnails: {HIDDEN}" in out
+    assert cli(["index", str(folder)], paths=app_paths) == 0  # nothing new, still 3 left out
+    assert ", 3 skipped in" in capsys.readouterr().out
+
+
+def test_the_cancelled_banner_goes_once_f5_has_finished_the_run(qtbot, make_window, tmp_path):
+    folder = tmp_path / "many"
+    distinct_images(folder, 6, size=96)
+    window = make_window(batch_size=1)
+    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+        window.open_folder(folder)
+        window.cancel_indexing()
+    assert blocker.args[0].cancelled and "Indexing cancelled" in window.message.text()
+    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+        window.reindex_action.trigger()  # F5
+    assert not blocker.args[0].cancelled
+    assert "cancelled" not in window.message.text()
+
+
+def test_details_and_search_box_follow_what_the_grid_shows(qtbot, window, gallery):
+    open_and_wait(qtbot, window, gallery)
+    qtbot.keyClicks(window.search_box, "a cat")
+    result = wait_results(qtbot, window, lambda: qtbot.keyClick(window.search_box, Qt.Key_Return))
+    assert result.query == TextQuery("a cat")
+    result = wait_results(qtbot, window, lambda: window.find_similar(gallery / "chelsea.png"))
+    assert isinstance(result.query, ImageQuery)
+    assert window.search_box.text() == ""  # the grid shows an image's neighbours, not "a cat"
+    assert window.details.item is not None and window.details.fields["Similarity"].text() != "—"
+
+    qtbot.keyClick(window.grid, Qt.Key.Key_Escape)  # all images, none chosen
+    assert window.model.rowCount() == len(window.records)
+    assert window.details.item is None and window.details.fields["Similarity"].text() == ""
+
+    wait_results(qtbot, window, lambda: window.find_similar(gallery / "chelsea.png"))
+    assert window.details.item is not None
+    result = wait_results(qtbot, window, lambda: window.min_score_box.setValue(0.999))
+    assert result.hits == [] and window.details.item is None
+    window.min_score_box.setValue(0)
+
+
+def _copies(folder: Path) -> Path:
+    """chelsea three times (exact copies), coffee twice (a smaller re-encode), a rocket."""
+    from PIL import Image
+
+    folder.mkdir()
+    photos = {p.stem: p for p in skimage_photos()}
+    for stem in ("chelsea", "coffee", "rocket"):
+        shutil.copy2(photos[stem], folder / photos[stem].name)
+    for copy in ("chelsea copy.png", "chelsea copy 2.png"):
+        shutil.copy2(photos["chelsea"], folder / copy)
+    with Image.open(photos["coffee"]) as img:
+        img.convert("RGB").resize((300, 200)).save(folder / "coffee-small.jpg", quality=90)
+    return folder
+
+
+def test_duplicates_header_follows_the_trash_and_a_click_shows_details(qtbot, window, tmp_path):
+    folder = _copies(tmp_path / "photos")
+    open_and_wait(qtbot, window, folder)
+    window.tabs.setCurrentWidget(window.duplicates_page)
+    page = window.duplicates_page
+    with qtbot.waitSignal(window.duplicates_ready, timeout=60_000):
+        page.find.click()
+    heads = [page.tree.topLevelItem(i).text(0) for i in range(page.tree.topLevelItemCount())]
+    assert heads[0].startswith("Group 1 · 3 images") and heads[1].startswith("Group 2 · 2 images")
+    assert page.summary.text().startswith("2 groups; 3 images beyond one per group")
+
+    row = next(it for it in page.image_items() if it.text(0).startswith("coffee-small.jpg"))
+    page.tree.scrollToItem(row)
+    rect = page.tree.visualItemRect(row)
+    qtbot.mouseClick(page.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.details.item is not None
+    assert window.details.item.path == folder / "coffee-small.jpg"
+
+    copy = next(it for it in page.image_items() if it.text(0).startswith("chelsea copy.png"))
+    copy.setCheckState(0, Qt.CheckState.Checked)
+    window.ctx.confirm.answer = True
+    with qtbot.waitSignal(window.trash_finished, timeout=30_000):
+        page.trash.click()
+    assert page.tree.topLevelItem(0).text(0).startswith("Group 1 · 2 images")
+    assert page.summary.text().startswith("2 groups; 2 images beyond one per group")
+    assert [len(g.members) for g in page.groups] == [2, 2]  # what the CSV export writes
+    qtbot.waitUntil(lambda: not window.index_jobs.busy(), timeout=INDEX_TIMEOUT_MS)
