@@ -176,20 +176,20 @@ def test_killed_run_resumes_without_losing_committed_work(tmp_path, app_paths):
         "1",
         "--json",
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    committed = 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(store / "catalog.sqlite", timeout=1) as db:
-                committed = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
-        except sqlite3.Error:
-            committed = 0
-        if committed >= 8:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait(timeout=30)
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        committed = 0
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with sqlite3.connect(store / "catalog.sqlite", timeout=1) as db:
+                    committed = db.execute("SELECT COUNT(*) FROM files").fetchone()[0]
+            except sqlite3.Error:
+                committed = 0
+            if committed >= 8:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     with sqlite3.connect(store / "catalog.sqlite") as db:
         kept = db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]

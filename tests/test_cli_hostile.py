@@ -179,13 +179,13 @@ def test_ctrl_c_during_index_exits_130_and_the_rerun_encodes_exactly_the_rest(tm
         "--store",
         str(store),
     ]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        if "/160 images" in line:  # batches are being committed
-            break
-    proc.send_signal(signal.SIGINT)
-    err = proc.stderr.read()
-    assert proc.wait(timeout=30) == 130 and "Interrupted" in err
+    with subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:
+            if "/160 images" in line:  # batches are being committed
+                break
+        proc.send_signal(signal.SIGINT)
+        err = proc.stderr.read()
+        assert proc.wait(timeout=30) == 130 and "Interrupted" in err
     with sqlite3.connect(store / CATALOG) as db:
         (committed,) = db.execute("SELECT COUNT(*) FROM vectors").fetchone()
     assert 0 < committed < 160

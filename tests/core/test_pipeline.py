@@ -268,17 +268,17 @@ def test_a_file_that_never_finishes_is_skipped_after_the_timeout(folder, tmp_pat
 
 def test_ctrl_c_ends_a_run_with_a_stuck_thread(folder, tmp_path):
     _with_stuck_file(folder)
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-c", _STUCK_SCRIPT, folder, tmp_path / "store2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "stuck"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 130
-    finally:
-        proc.kill()
-        proc.wait()
+    ) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "stuck"
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=30) == 130
+        finally:
+            proc.kill()
+            proc.wait()

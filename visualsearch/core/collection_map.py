@@ -130,7 +130,8 @@ def _load_cache(store: Store, model: str) -> dict | None:
     """The cached map, or None when there is none or it is damaged (then it is rebuilt)."""
     path = _cache_path(store, model)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # our own file object: np.load leaks the one it opens when a damaged .npz fails
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             if int(data["version"]) != CACHE_VERSION:
                 return None
             cache = {
