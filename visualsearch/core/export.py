@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from visualsearch.core import imageio
 from visualsearch.core.progress import NullProgress, Progress
 
 MANIFEST = "visualsearch-export.csv"
@@ -224,13 +225,12 @@ def write_new_text(path: Path, write: Callable[[TextIO], None]) -> Path:
 
 def _open_source(source: Path) -> tuple[int, os.stat_result]:
     """The source opened for reading; OSError unless it is a regular file (never blocks on
-    a FIFO or reads a device)."""
-    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _O_CLOEXEC)
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", str(source))
-    return fd, st
+    a FIFO or opens a device)."""
+    try:
+        fd = imageio.open_regular(source)
+    except imageio.ImageError as exc:
+        raise OSError(errno.EINVAL, str(exc), str(source)) from exc
+    return fd, os.fstat(fd)
 
 
 def _reason(exc: OSError) -> str:

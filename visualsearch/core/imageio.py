@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
+from visualsearch.core.names import human_size
 from visualsearch.core.scan import reach
 
 try:  # HEIC/HEIF (phone photos); optional so a broken libheif never stops indexing
@@ -75,13 +76,6 @@ def describe(exc: BaseException, with_type: bool = False) -> str:
     return f"{type(exc).__name__}: {message}" if with_type else message
 
 
-def _size(n: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
 @dataclass
 class ImageInfo:
     """What we learn from the header without decoding pixels."""
@@ -119,9 +113,10 @@ def _kind(mode: int) -> str:
     return "not a regular file; not read"
 
 
-def _open_regular(path: str | os.PathLike) -> int:
-    """A descriptor of a regular file; a pipe, device or socket is refused, never opened
-    (checked before opening, and again on the opened descriptor in case it was swapped)."""
+def open_regular(path: str | os.PathLike) -> int:
+    """A descriptor of a regular file, opened for reading; a pipe, device or socket is
+    refused with an ImageError, never opened (checked before opening, and again on the
+    opened descriptor in case it was swapped). OS errors are raised as they are."""
     with reach(path) as (dir_fd, name):
         mode = os.stat(name, dir_fd=dir_fd).st_mode
         if not stat.S_ISREG(mode):
@@ -151,7 +146,7 @@ def read_bytes(
     can abandon (see `pipeline`).
     """
     try:
-        fd = _open_regular(path)
+        fd = open_regular(path)
     except FileNotFoundError as exc:
         raise ImageError("file disappeared before it could be read") from exc
     except PermissionError as exc:
@@ -164,7 +159,8 @@ def read_bytes(
         size = os.fstat(fd).st_size
         if size > max_bytes:
             raise ImageError(
-                f"file too large for an image: {_size(size)}, over the limit of {_size(max_bytes)}"
+                f"file too large for an image: {human_size(size)}, "
+                f"over the limit of {human_size(max_bytes)}"
             )
         return _read_exactly(fd, size, time.monotonic() + timeout, timeout, cancelled)
     except OSError as exc:
@@ -271,7 +267,7 @@ def decode(
             w, h = img.size
             raise ImageError(
                 f"image too large to decode safely: {w}×{h} {img.mode} needs about "
-                f"{_size(cost)} of memory, over the limit of {_size(max_memory)}"
+                f"{human_size(cost)} of memory, over the limit of {human_size(max_memory)}"
             )
         with _BUDGET.hold(cost):
             img.load()

@@ -1,4 +1,4 @@
-"""File names as a terminal may show them: what a name can hide made visible."""
+"""Names and sizes as people read them: what a file name can hide made visible."""
 
 from __future__ import annotations
 
@@ -21,3 +21,13 @@ def printable(name: str) -> str:
         return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{code:02x}")
 
     return _HIDDEN.sub(escape, name)
+
+
+def human_size(n: int) -> str:
+    """'950 bytes', '269.6 KB', '3.2 GB' (powers of 1000, as file managers show them)."""
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} bytes"

@@ -98,12 +98,6 @@ def reach(path: str | os.PathLike) -> Iterator[tuple[int | None, str]]:
             os.close(fd)
 
 
-def open_long_path(path: str | os.PathLike, flags: int, mode: int = 0o777) -> int:
-    """`os.open` for any path, also one longer than PATH_MAX."""
-    with reach(path) as (dir_fd, name):
-        return os.open(name, flags, mode, dir_fd=dir_fd)
-
-
 @dataclass(frozen=True, slots=True)
 class _Entry:
     """A folder entry, stat-ed (links followed) while its folder was open."""

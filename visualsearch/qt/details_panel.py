@@ -16,8 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from visualsearch.core.names import printable
-from visualsearch.qt.models import GridItem, human_size
+from visualsearch.core.names import human_size, printable
+from visualsearch.qt.models import GridItem
 from visualsearch.qt.thumbnails import ImageLoader
 
 PREVIEW = QSize(360, 360)

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from visualsearch.core.duplicates import DuplicateGroup, presets
+from visualsearch.core.names import human_size
 from visualsearch.core.store import FileRecord
-from visualsearch.qt.models import human_size
 from visualsearch.qt.thumbnails import ImageLoader
 
 THUMB = QSize(72, 72)

@@ -19,7 +19,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QPixmap
 
-from visualsearch.core.names import printable
+from visualsearch.core.names import human_size, printable
 from visualsearch.core.store import FileRecord
 from visualsearch.qt.thumbnails import ImageLoader
 
@@ -63,15 +63,6 @@ def describe_record(record: FileRecord | None) -> str:
         parts.append(record.format)
     parts.append(human_size(record.size))
     return " · ".join(parts)
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} bytes"
 
 
 class ImageListModel(QAbstractListModel):
