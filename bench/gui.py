@@ -29,7 +29,7 @@ from PIL import Image
 
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.encoders.builtin import DIM, BuiltinEncoder
-from visualsearch.core.pipeline import index_folder
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.settings import AppPaths
 from visualsearch.core.store import Store, default_store_dir
 
@@ -133,7 +133,7 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from visualsearch.qt.app import create_window
-    from visualsearch.qt.models import GridItem
+    from visualsearch.qt.image_list_model import GridItem
 
     work = Path(tempfile.mkdtemp(prefix="vs-bench-gui-"))
     paths = AppPaths(work / "data", Path(os.environ.get("VS_BENCH_CACHE", work / "cache")))

@@ -26,7 +26,7 @@ from PIL import Image
 
 from visualsearch.core.encoders import load_encoder
 from visualsearch.core.encoders.base import default_threads
-from visualsearch.core.pipeline import IndexOptions, index_folder, prepare_file
+from visualsearch.core.indexing import IndexOptions, index_folder, prepare_file
 from visualsearch.core.sample import skimage_photos
 from visualsearch.core.scan import FileStat
 from visualsearch.core.store import Store

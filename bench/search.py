@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from visualsearch.core.encoders.base import l2_normalize
-from visualsearch.core.index import ANNOY_TREES, AnnoyVectorIndex, ExactIndex
+from visualsearch.core.vector_index import ANNOY_TREES, AnnoyVectorIndex, ExactIndex
 
 
 def clustered(n: int, dim: int, seed: int = 0) -> np.ndarray:

@@ -16,10 +16,10 @@ from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
 from tests.test_cli import run_cli
 from visualsearch.core.collection import Collection
+from visualsearch.core.folder import system_folder_warning
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.names import printable
-from visualsearch.core.pipeline import index_folder
 from visualsearch.core.query import TextQuery, run_query
-from visualsearch.core.session import system_folder_warning
 from visualsearch.core.store import CATALOG, Store
 
 LATIN1_NAME = os.fsdecode(b"caf\xe9.jpg")  # not valid UTF-8: a name from an old camera/Windows

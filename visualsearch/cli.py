@@ -21,9 +21,7 @@ from visualsearch import __version__
 from visualsearch.core import imageio
 from visualsearch.core.collection import Collection, Hit, NotIndexed
 from visualsearch.core.encoders import ModelUnavailable, load_encoder
-from visualsearch.core.names import printable
-from visualsearch.core.pipeline import IndexOptions, IndexReport, ensure_dir_exists
-from visualsearch.core.session import (
+from visualsearch.core.folder import (
     ModelChoice,
     index_and_record,
     open_store,
@@ -31,6 +29,8 @@ from visualsearch.core.session import (
     scan_problems,
     system_folder_warning,
 )
+from visualsearch.core.indexing import IndexOptions, IndexReport, ensure_dir_exists
+from visualsearch.core.names import printable
 from visualsearch.core.settings import AppPaths
 from visualsearch.core.store import Store, StoreError, StoreMissing, corrupt_catalog_message
 

@@ -13,7 +13,7 @@ from visualsearch.core import analysis
 from visualsearch.core.collection_map import build_map, rename_cluster
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.export import folder_name
-from visualsearch.core.pipeline import index_folder
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.store import Store
 
 

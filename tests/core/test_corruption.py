@@ -11,7 +11,7 @@ from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
 from visualsearch.core.collection import Collection
 from visualsearch.core.collection_map import _cache_path, _load_cache, _save_cache, build_map
-from visualsearch.core.pipeline import index_folder
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.store import CATALOG, FileRecord, Store, StoreError
 
 

@@ -19,8 +19,8 @@ from visualsearch.core.duplicates import (
     suggest_keeper,
 )
 from visualsearch.core.image_detail import ImageDetail
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.neighbours import self_knn
-from visualsearch.core.pipeline import index_folder
 from visualsearch.core.sample import VARIANTS, imagenet_photos, skimage_photos
 from visualsearch.core.store import FileRecord, Store
 from visualsearch.core.trash import move_to_trash, trash_listing

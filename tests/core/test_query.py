@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
 from visualsearch.core.collection import Collection
-from visualsearch.core.pipeline import index_folder
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.progress import RateMeter, format_duration
 from visualsearch.core.query import ImageDataQuery, ImageQuery, QueryHistory, TextQuery, run_query
 from visualsearch.core.settings import MAX_RECENT, UserSettings

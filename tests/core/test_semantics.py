@@ -5,7 +5,7 @@ import pytest
 from tests.conftest import near_duplicate
 from visualsearch.core.collection import Collection
 from visualsearch.core.encoders.vocabulary import imagenet_class_names
-from visualsearch.core.pipeline import index_folder
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.sample import imagenet_label, imagenet_photos
 from visualsearch.core.store import Store
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
-from visualsearch.core.pipeline import IndexOptions, index_folder
+from visualsearch.core.indexing import IndexOptions, index_folder
 from visualsearch.core.store import Store
 
 

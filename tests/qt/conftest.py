@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings, QUrl
 
-from visualsearch.core.session import ModelChoice
+from visualsearch.core.folder import ModelChoice
 from visualsearch.qt.context import AppContext
 from visualsearch.qt.main_window import MainWindow
 from visualsearch.qt.settings import SettingsStore

@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QApplication
 
 from tests.conftest import distinct_images, near_duplicate
 from tests.qt.conftest import INDEX_TIMEOUT_MS, open_and_wait, wait_results
+from visualsearch.core.folder import ModelChoice
 from visualsearch.core.query import ImageDataQuery, ImageQuery, TextQuery
-from visualsearch.core.session import ModelChoice
 from visualsearch.core.store import Store, default_store_dir
 from visualsearch.qt.model_actions import CLIP_DEFAULT
 

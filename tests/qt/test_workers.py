@@ -13,9 +13,9 @@ from PySide6.QtCore import QObject, QThread, Signal
 
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
-from visualsearch.core.pipeline import index_folder
+from visualsearch.core.folder import ModelChoice
+from visualsearch.core.indexing import index_folder
 from visualsearch.core.query import TextQuery
-from visualsearch.core.session import ModelChoice
 from visualsearch.core.store import Store
 from visualsearch.qt.workers import (
     _OUTLIVING,

@@ -10,8 +10,8 @@ import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, l2_normalize
-from visualsearch.core.index import ANNOY_THRESHOLD, VectorIndex, open_index
 from visualsearch.core.store import Store
+from visualsearch.core.vector_index import ANNOY_THRESHOLD, VectorIndex, open_index
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def main(
 
     app.setWindowIcon(app_icon())
     window = create_window(paths or AppPaths.default())
-    from visualsearch.qt.models import freeze_long_lived_objects
+    from visualsearch.qt.image_list_model import freeze_long_lived_objects
 
     freeze_long_lived_objects()  # modules, torch: nothing the GC needs to walk again
     window.show()

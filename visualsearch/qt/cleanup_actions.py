@@ -13,7 +13,7 @@ from visualsearch.core.duplicates import find_duplicates, outlier_scores, write_
 from visualsearch.core.query import TextQuery
 from visualsearch.core.store import Store
 from visualsearch.core.trash import move_to_trash, trash_listing
-from visualsearch.qt.models import GridItem
+from visualsearch.qt.image_list_model import GridItem
 from visualsearch.qt.workers import run_task
 
 

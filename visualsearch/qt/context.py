@@ -9,7 +9,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from visualsearch.core.pipeline import IndexOptions
+from visualsearch.core.indexing import IndexOptions
 from visualsearch.core.settings import AppPaths
 from visualsearch.qt.settings import SettingsStore
 from visualsearch.qt.workers import EncoderProvider

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from visualsearch.core.names import human_size, printable
-from visualsearch.qt.models import GridItem
+from visualsearch.qt.image_list_model import GridItem
 from visualsearch.qt.thumbnails import ImageLoader
 
 PREVIEW = QSize(360, 360)

@@ -51,7 +51,8 @@ from PySide6.QtWidgets import (
 
 from visualsearch import __version__
 from visualsearch.core.collection_map import CollectionMap
-from visualsearch.core.pipeline import IndexReport, ensure_dir_exists
+from visualsearch.core.folder import ModelChoice
+from visualsearch.core.indexing import IndexReport, ensure_dir_exists
 from visualsearch.core.query import (
     ImageDataQuery,
     ImageQuery,
@@ -62,7 +63,6 @@ from visualsearch.core.query import (
     SelectionQuery,
     TextQuery,
 )
-from visualsearch.core.session import ModelChoice
 from visualsearch.core.settings import UserSettings
 from visualsearch.core.store import FileRecord, default_store_dir
 from visualsearch.qt.cleanup_actions import CleanupActions
@@ -72,12 +72,12 @@ from visualsearch.qt.details_panel import DetailsPanel
 from visualsearch.qt.duplicates_page import DuplicatesPage
 from visualsearch.qt.grid_view import ThumbnailGrid
 from visualsearch.qt.icons import app_icon
+from visualsearch.qt.image_list_model import GridItem, ImageListModel, freeze_long_lived_objects
 from visualsearch.qt.map_actions import MapActions
 from visualsearch.qt.map_page import MapPage
 from visualsearch.qt.model_actions import CLIP_MODELS, ModelActions
-from visualsearch.qt.models import GridItem, ImageListModel, freeze_long_lived_objects
 from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
-from visualsearch.qt.widgets import IndexingStatus, MessageBar, WelcomePage
+from visualsearch.qt.widgets import JobStatus, MessageBar, WelcomePage
 from visualsearch.qt.workers import (
     FolderTarget,
     IndexJob,
@@ -339,7 +339,7 @@ class MainWindow(MapActions, CleanupActions, ModelActions, QMainWindow):
         self.setCentralWidget(central)
 
         self.summary = QLabel()
-        self.indexing = IndexingStatus()
+        self.indexing = JobStatus()
         self.indexing.cancel_requested.connect(self.cancel_indexing)
         self.statusBar().addWidget(self.summary, 1)
         self.statusBar().addPermanentWidget(self.indexing)

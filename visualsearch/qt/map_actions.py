@@ -13,7 +13,7 @@ from visualsearch.core.collection_map import CollectionMap, rename_cluster
 from visualsearch.core.export import ExportItem, ExportReport
 from visualsearch.core.query import SelectionQuery
 from visualsearch.core.store import Store
-from visualsearch.qt.models import GridItem
+from visualsearch.qt.image_list_model import GridItem
 from visualsearch.qt.widgets import ExportDialog
 from visualsearch.qt.workers import ExportJob, MapJob, run_task
 

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from visualsearch.core.encoders.clip import DEFAULT_ARCH as CLIP_ARCH
 from visualsearch.core.encoders.clip import DEFAULT_TAG as CLIP_TAG
-from visualsearch.core.session import ModelChoice
+from visualsearch.core.folder import ModelChoice
 from visualsearch.qt.workers import DownloadJob
 
 

@@ -58,7 +58,7 @@ class MessageBar(QFrame):
         return self.label.text() if self.isVisible() else ""
 
 
-class IndexingStatus(QWidget):
+class JobStatus(QWidget):
     """Status-bar part for an indexing run: count, rate, time left, and Cancel."""
 
     cancel_requested = Signal()

@@ -18,13 +18,13 @@ from visualsearch.core.collection_map import build_map
 from visualsearch.core.encoders import Encoder, ModelUnavailable, load_encoder
 from visualsearch.core.encoders.download import download_clip_weights
 from visualsearch.core.export import export_groups
-from visualsearch.core.index import ANNOY_THRESHOLD
-from visualsearch.core.pipeline import IndexOptions, IndexReport
+from visualsearch.core.folder import ModelChoice, index_and_record, scan_problems
+from visualsearch.core.indexing import IndexOptions, IndexReport
 from visualsearch.core.progress import CancelToken
 from visualsearch.core.query import Query, run_query
-from visualsearch.core.session import ModelChoice, index_and_record, scan_problems
 from visualsearch.core.store import FileRecord, Store, StoreError
 from visualsearch.core.tags import suggest_tags, tag_vocabulary
+from visualsearch.core.vector_index import ANNOY_THRESHOLD
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from PySide6.QtCore import QSize, Qt, QThreadPool
 from PySide6.QtGui import QImage
 
 from visualsearch.core.store import FileRecord
-from visualsearch.qt.models import GridItem, ImageListModel, Role, describe_record
+from visualsearch.qt.image_list_model import GridItem, ImageListModel, Role, describe_record
 from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails
 
 from .conftest import open_and_wait

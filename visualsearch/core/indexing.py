@@ -21,11 +21,11 @@ import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, ModelUnavailable, default_threads
-from visualsearch.core.index import ANNOY_THRESHOLD, open_index
 from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.scan import FileStat, scan_folder
 from visualsearch.core.store import FileRecord, Store, content_hash
+from visualsearch.core.vector_index import ANNOY_THRESHOLD, open_index
 
 THUMBNAIL_SIZE = 256
 

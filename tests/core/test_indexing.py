@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
 from visualsearch.core.collection import Collection
-from visualsearch.core.pipeline import IndexOptions, index_folder
+from visualsearch.core.indexing import IndexOptions, index_folder
 from visualsearch.core.progress import CancelToken
 from visualsearch.core.store import FileRecord, Store
 
@@ -132,7 +132,7 @@ def test_model_switch_keeps_both_models_vectors(folder, store):
 
 
 def test_annoy_index_is_built_after_ingest_and_reused(folder, store):
-    from visualsearch.core.index import index_path, open_index
+    from visualsearch.core.vector_index import index_path, open_index
 
     enc = FakeEncoder()
     index_folder(folder, store, enc, options=IndexOptions(annoy_threshold=10))
@@ -196,7 +196,7 @@ _SWAP_SCRIPT = """
 import os, resource, sys
 from pathlib import Path
 from tests.fakes import FakeEncoder
-from visualsearch.core.pipeline import IndexOptions, index_folder
+from visualsearch.core.indexing import IndexOptions, index_folder
 from visualsearch.core.store import Store
 
 resource.setrlimit(resource.RLIMIT_AS, (4 << 30, resource.getrlimit(resource.RLIMIT_AS)[1]))
@@ -228,7 +228,7 @@ _STUCK_SCRIPT = """
 import sys, threading
 from pathlib import Path
 from tests.fakes import FakeEncoder
-from visualsearch.core.pipeline import IndexOptions, index_folder
+from visualsearch.core.indexing import IndexOptions, index_folder
 from visualsearch.core.store import Store
 
 class StuckOnOne(FakeEncoder):

@@ -1,13 +1,13 @@
 import numpy as np
 
 from visualsearch.core.encoders.base import l2_normalize
-from visualsearch.core.index import (
+from visualsearch.core.integrity import file_checksum
+from visualsearch.core.vector_index import (
     AnnoyVectorIndex,
     ExactIndex,
     build_or_load,
     index_path,
 )
-from visualsearch.core.integrity import file_checksum
 
 
 def _clustered(n=3000, dim=64, seed=0):
@@ -79,8 +79,8 @@ def test_a_garbled_index_file_is_rebuilt_not_trusted(tmp_path):
 def test_open_index_keys_the_file_by_content_not_a_counter(tmp_path):
     """A reset catalog can reach the same generation number with other images; the saved
     index must not be reused for them."""
-    from visualsearch.core.index import open_index
     from visualsearch.core.store import FileRecord, Store
+    from visualsearch.core.vector_index import open_index
 
     def fill(store, vectors):
         records = [FileRecord(f"{i:04d}.jpg", 1, 1, f"h{i}") for i in range(len(vectors))]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from visualsearch.core.encoders import default_model_spec
-from visualsearch.core.pipeline import IndexOptions, IndexReport, index_folder
+from visualsearch.core.indexing import IndexOptions, IndexReport, index_folder
 from visualsearch.core.progress import Progress
 from visualsearch.core.store import FileRecord, Store, default_store_dir
 
