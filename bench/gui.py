@@ -158,7 +158,7 @@ def main() -> None:
     app.processEvents()
 
     ready: list[int] = []
-    window.engine_ready.connect(ready.append)
+    window.results.engine_ready.connect(ready.append)
     started = time.perf_counter()
     window.open_folder(folder)
     catalog_at = first_screen_at = finished_at = None
@@ -171,7 +171,7 @@ def main() -> None:
             seen, shown = visible_thumbnails_shown(window)
             if seen and seen == shown:
                 first_screen_at = now
-        if finished_at is None and not window._job_running() and window.indexing.isHidden():
+        if finished_at is None and not window.collection.busy() and window.indexing.isHidden():
             finished_at = now
         time.sleep(0.002)
     print(f"re-open of an indexed {args.images:,}-image folder (target: first screen < 2 s)")
@@ -186,7 +186,7 @@ def main() -> None:
     )
 
     # scrolling 50,000 items: thumbnails cycle through the store's 10,000
-    records = list(window.records.values())
+    records = list(window.collection.records.values())
     items = [
         GridItem(
             folder / records[i % len(records)].path,

@@ -55,8 +55,8 @@ def main() -> None:
 
     shot("welcome.png")
     window.open_sample()
-    wait(window.indexing_finished)
-    wait(window.engine_ready, 60)
+    wait(window.collection.indexing_finished)
+    wait(window.results.engine_ready, 60)
     shot("all-images.png")
 
     row = next(
@@ -65,24 +65,24 @@ def main() -> None:
         if window.model.item(r).path.name == "astronaut.png"
     )
     window.grid.setCurrentIndex(window.model.index(row))
-    window.find_similar(window.model.item(row).path)
-    wait(window.results_shown)
+    window.results.find_similar(window.model.item(row).path)
+    wait(window.results.results_shown)
     shot("similar.png")
 
     window.search_box.setText("a cup of coffee")
-    window.run_query(TextQuery("a cup of coffee"))
-    wait(window.results_shown)
+    window.results.run_query(TextQuery("a cup of coffee"))
+    wait(window.results.results_shown)
     shot("text-search.png")
 
-    window.show_map()
-    wait(window.map_ready, 300)
-    cmap = window.cmap
-    window.show_cluster(int(cmap.labels[cmap.paths.index("photos/chelsea.png")]))
+    window.tabs.setCurrentWidget(window.map_page)
+    wait(window.maps.map_ready, 300)
+    cmap = window.maps.cmap
+    window.maps.show_cluster(int(cmap.labels[cmap.paths.index("photos/chelsea.png")]))
     shot("map.png")
 
     window.tabs.setCurrentWidget(window.duplicates_page)
-    window.find_duplicates(window.duplicates_page.threshold())
-    wait(window.duplicates_ready, 60)
+    window.cleanup.find_duplicates(window.duplicates_page.threshold())
+    wait(window.cleanup.duplicates_ready, 60)
     shot("duplicates.png")
     window.close()
 

@@ -17,6 +17,9 @@ class FakeEncoder:
     id = "fake-v1"
     dim = 48
     input_size = 16
+    backend = "numpy"
+    near_duplicate_threshold = 0.9
+    classifier = None
 
     def __init__(self) -> None:
         self.images_seen = 0

@@ -12,7 +12,7 @@ from visualsearch.core.folder import ModelChoice
 from visualsearch.qt.context import AppContext
 from visualsearch.qt.main_window import MainWindow
 from visualsearch.qt.settings import SettingsStore
-from visualsearch.qt.workers import EncoderProvider
+from visualsearch.qt.workers import EncoderProvider, wait_for_outliving
 
 INDEX_TIMEOUT_MS = 180_000
 
@@ -66,9 +66,14 @@ def make_window(qtbot, app_paths, builtin_encoder, settings_file):
         window = MainWindow(ctx)
         qtbot.addWidget(window)
         window.show()
+        made.append(window)
         return window
 
-    return make
+    made: list[MainWindow] = []
+    yield make
+    # pytest-qt has closed and deleted the windows by now; threads they left finishing
+    # work in flight must end before the next test (a running QThread destroyed aborts)
+    assert wait_for_outliving(), "a thread of a closed window did not end"
 
 
 @pytest.fixture
@@ -85,12 +90,12 @@ def gallery(tmp_path_factory, photos_with_copies_dir) -> Path:
 
 
 def open_and_wait(qtbot, window: MainWindow, folder: Path):
-    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
         window.open_folder(folder)
     return blocker.args[0]
 
 
 def wait_results(qtbot, window: MainWindow, action):
-    with qtbot.waitSignal(window.results_shown, timeout=60_000) as blocker:
+    with qtbot.waitSignal(window.results.results_shown, timeout=60_000) as blocker:
         action()
     return blocker.args[0]

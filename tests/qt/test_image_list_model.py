@@ -81,8 +81,8 @@ def test_loader_serves_newest_requests_first_and_drops_old_ones(qtbot):
 def test_store_thumbnails_come_from_the_collection(qtbot, window, gallery):
     open_and_wait(qtbot, window, gallery)
     source = StoreThumbnails()
-    source.store_dir = window.target.store_dir
-    record = window.records["chelsea.png"]
+    source.store_dir = window.collection.target.store_dir
+    record = window.collection.records["chelsea.png"]
     image = source(record.hash, QSize(100, 100))
     assert image is not None and max(image.width(), image.height()) == 100
     assert source("0" * 32, QSize(100, 100)) is None

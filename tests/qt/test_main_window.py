@@ -15,7 +15,7 @@ from tests.qt.conftest import INDEX_TIMEOUT_MS, open_and_wait, wait_results
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.query import ImageDataQuery, ImageQuery, TextQuery
 from visualsearch.core.store import Store, default_store_dir
-from visualsearch.qt.model_actions import CLIP_DEFAULT
+from visualsearch.qt.model_controller import CLIP_DEFAULT
 
 
 def _row_of(window, name: str) -> int:
@@ -59,7 +59,7 @@ def test_open_browse_click_find_similar_and_search(qtbot, window, gallery):
     report = open_and_wait(qtbot, window, gallery)
     assert report.failed == 0 and report.indexed + report.unchanged == report.scanned
     assert window.model.rowCount() == report.scanned
-    assert "All images" in window.query_label.text()
+    assert "All images" in window.results_area.query_label.text()
     assert not window.message.isVisible()
 
     # click a thumbnail: the details panel shows that image
@@ -83,7 +83,9 @@ def test_open_browse_click_find_similar_and_search(qtbot, window, gallery):
     )
     assert result.query == TextQuery("a photo of a cat")
     assert window.model.item(0).path.name.startswith("chelsea")
-    assert "CLIP model" in window.query_label.text()  # the built-in model's limits are said
+    assert (
+        "CLIP model" in window.results_area.query_label.text()
+    )  # the built-in model's limits are said
 
     # Back returns to the similar-images result, Forward to the text search, Esc to all images
     result = wait_results(
@@ -119,7 +121,7 @@ def test_drop_an_outside_image_and_paste_one(qtbot, window, gallery, tmp_path):
 
     image = QImage(str(next(p for p in gallery.iterdir() if p.name == "rocket.jpg")))
     QGuiApplication.clipboard().setImage(image)
-    result = wait_results(qtbot, window, window.paste_query)
+    result = wait_results(qtbot, window, window.files.paste)
     assert isinstance(result.query, ImageDataQuery)
     assert window.model.item(0).path.name.startswith("rocket")
 
@@ -129,10 +131,10 @@ def test_dropping_a_folder_opens_it(qtbot, window, tmp_path):
     distinct_images(folder, 3)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(folder))])
-    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
         _drop(window, mime)
     assert blocker.args[0].indexed == 3
-    assert window.target.folder == folder.resolve()
+    assert window.collection.target.folder == folder.resolve()
 
 
 def test_cancel_mid_run_keeps_batches_and_reopening_resumes(
@@ -141,7 +143,7 @@ def test_cancel_mid_run_keeps_batches_and_reopening_resumes(
     folder = tmp_path / "many"
     distinct_images(folder, 40)
     window = make_window(batch_size=2)
-    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
         window.open_folder(folder)
         qtbot.waitUntil(lambda: window.model.rowCount() >= 2, timeout=INDEX_TIMEOUT_MS)
         qtbot.mouseClick(window.indexing.cancel, Qt.MouseButton.LeftButton)
@@ -167,46 +169,46 @@ def test_errors_are_shown_in_the_window(qtbot, window, tmp_path):
     open_and_wait(qtbot, window, empty)
     assert "No images found" in window.message.text()
 
-    window.run_query(TextQuery("a cat"))  # nothing indexed: a message, no traceback
+    window.results.run_query(TextQuery("a cat"))  # nothing indexed: a message, no traceback
     qtbot.waitUntil(lambda: "no images are indexed" in window.message.text(), timeout=30_000)
 
 
 def test_clip_download_offered_and_fails_fast_without_network(qtbot, window, gallery):
     open_and_wait(qtbot, window, gallery)
-    window.clip_model_action.trigger()  # the test's dialog says no: nothing happens
+    window.menus.clip_model_action.trigger()  # the test's dialog says no: nothing happens
     assert window.ctx.confirm.asked and window.ctx.confirm.asked[-1][0] == "Download CLIP"
-    assert window.model_choice.spec == "builtin" and window.builtin_model_action.isChecked()
-    assert not window._job_running()
+    assert window.models.choice.spec == "builtin" and window.menus.builtin_model_action.isChecked()
+    assert not window.collection.busy()
 
     window.ctx.confirm.answer = True  # yes, download: but there is no network here
     started = time.monotonic()
-    with qtbot.waitSignal(window.download_failed, timeout=10_000) as blocker:
-        window.clip_model_action.trigger()
+    with qtbot.waitSignal(window.models.download_failed, timeout=10_000) as blocker:
+        window.menus.clip_model_action.trigger()
     assert time.monotonic() - started < 2.0
     assert "HF_HUB_OFFLINE" in blocker.args[0] or "no network" in blocker.args[0]
     assert "Still using the Built-in model" in window.message.text()
-    assert window.model_choice.spec == "builtin" and window.builtin_model_action.isChecked()
+    assert window.models.choice.spec == "builtin" and window.menus.builtin_model_action.isChecked()
 
 
 def test_a_bad_checkpoint_falls_back_to_the_previous_model(qtbot, window, gallery, tmp_path):
     open_and_wait(qtbot, window, gallery)
     bogus = tmp_path / "not-a-checkpoint.pt"
     bogus.write_bytes(b"definitely not weights")
-    with qtbot.waitSignal(window.indexing_failed, timeout=60_000) as blocker:
-        window.set_model(ModelChoice(CLIP_DEFAULT.spec, bogus))
-    assert "Still using the Built-in model" in blocker.args[0]
-    assert window.model_choice.spec == "builtin" and window.builtin_model_action.isChecked()
-    qtbot.waitUntil(lambda: not window._job_running(), timeout=INDEX_TIMEOUT_MS)
+    with qtbot.waitSignal(window.collection.indexing_failed, timeout=60_000):
+        window.models.set_model(ModelChoice(CLIP_DEFAULT.spec, bogus))
+    assert "Still using the Built-in model" in window.message.text()
+    assert window.models.choice.spec == "builtin" and window.menus.builtin_model_action.isChecked()
+    qtbot.waitUntil(lambda: not window.collection.busy(), timeout=INDEX_TIMEOUT_MS)
 
 
 def test_first_run_welcome_then_the_sample_collection(qtbot, make_window, app_paths):
     window = make_window()
     assert window.pages.currentWidget() is window.welcome
-    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS):
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=INDEX_TIMEOUT_MS):
         qtbot.mouseClick(window.welcome.sample_button, Qt.MouseButton.LeftButton)
-    assert window.target.folder == app_paths.sample_dir.resolve()
+    assert window.collection.target.folder == app_paths.sample_dir.resolve()
     window.search_box.setText("a photo of a cat")
-    result = wait_results(qtbot, window, window._search_entered)
+    result = wait_results(qtbot, window, window.results.search_entered)
     assert result.hits[0].path.name.startswith("chelsea")
 
 
@@ -231,7 +233,7 @@ def test_recent_folders_are_remembered_and_search_gets_focus(qtbot, make_window,
     first.close()
     second = make_window()
     assert second.settings.recent_folders[0] == str(gallery.resolve())
-    assert second.recent_menu.actions()[0].text() == str(gallery.resolve())
+    assert second.menus.recent_menu.actions()[0].text() == str(gallery.resolve())
     second.activateWindow()
     qtbot.waitUntil(second.isActiveWindow)
     qtbot.keyClick(second, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
@@ -266,13 +268,13 @@ def test_icon_about_and_reset_settings(qtbot, window, gallery):
     about = window.about_text()
     assert "visualsearch 0.1.0" in about and "torch" in about and "open_clip" in about
     open_and_wait(qtbot, window, gallery)
-    window._zoom(+1)
+    window.zoom(+1)
     assert window.settings.recent_folders and window.settings.thumbnail_size != 160
     window.ctx.confirm.answer = True
     window.reset_settings()
     fresh = window.ctx.settings.load()
     assert fresh.recent_folders == [] and fresh.thumbnail_size == 160
-    assert window.recent_menu.actions() == [] and window.grid.delegate.icon_size == 160
+    assert window.menus.recent_menu.actions() == [] and window.grid.delegate.icon_size == 160
 
 
 def test_store_location_is_a_setting(qtbot, window, tmp_path):
@@ -280,8 +282,8 @@ def test_store_location_is_a_setting(qtbot, window, tmp_path):
     distinct_images(folder, 3)
     window.set_store_root(tmp_path / "stores")
     open_and_wait(qtbot, window, folder)
-    assert window.target.store_dir.parent == tmp_path / "stores" / "collections"
-    assert (window.target.store_dir / "catalog.sqlite").exists()
+    assert window.collection.target.store_dir.parent == tmp_path / "stores" / "collections"
+    assert (window.collection.target.store_dir / "catalog.sqlite").exists()
     assert window.ctx.settings.load().store_root == str(tmp_path / "stores")
     window.set_store_root(None)
     assert window.ctx.settings.load().store_root == ""

@@ -25,7 +25,7 @@ HALF_SCREEN = 960  # half of a 1920-px screen
 
 
 def _header(window) -> str:
-    return QTextDocumentFragment.fromHtml(window.query_label.text()).toPlainText()
+    return QTextDocumentFragment.fromHtml(window.results_area.query_label.text()).toPlainText()
 
 
 def _paths(window) -> list[Path]:
@@ -38,26 +38,28 @@ def _paths(window) -> list[Path]:
 def test_results_beyond_a_page_are_counted_and_shown_on_request(qtbot, window, tmp_path):
     images = distinct_images(tmp_path / "photos", 12, size=64)
     open_and_wait(qtbot, window, tmp_path / "photos")
-    window.page_size = 5
+    window.results.page_size = 5
 
-    result = wait_results(qtbot, window, lambda: window.find_similar(images[0]))
+    result = wait_results(qtbot, window, lambda: window.results.find_similar(images[0]))
     assert len(result.hits) == 5 and result.more and result.candidates == 11
     assert window.model.rowCount() == 5
     assert _header(window).startswith(f"The best 5 of 11 images like {images[0].name}")
-    assert window.more_button.isVisible()
+    assert window.results_area.more_button.isVisible()
 
     first_page = _paths(window)
     window.grid.setCurrentIndex(window.model.index(3))
-    result = wait_results(qtbot, window, window.more_button.click)  # the next page, below
+    result = wait_results(
+        qtbot, window, window.results_area.more_button.click
+    )  # the next page, below
     assert window.model.rowCount() == 10 and _paths(window)[:5] == first_page
     assert window.grid.currentIndex().row() == 3  # the rows shown stayed where they were
     assert "The best 10 of 11" in _header(window)
 
-    result = wait_results(qtbot, window, window.every_match_action.trigger)
+    result = wait_results(qtbot, window, window.results_area.every_match_action.trigger)
     assert window.model.rowCount() == 11 and not result.more
     assert images[0] not in _paths(window)  # the query image itself is left out
     assert _header(window).startswith(f"11 images like {images[0].name}")
-    assert not window.more_button.isVisible()
+    assert not window.results_area.more_button.isVisible()
 
     # a text query with the built-in model ranks every image: all of them can be shown
     window.search_box.setText("a photo of a cat")
@@ -66,11 +68,11 @@ def test_results_beyond_a_page_are_counted_and_shown_on_request(qtbot, window, t
     )
     assert result.query == TextQuery("a photo of a cat")
     assert window.model.rowCount() == 5 and "The best 5 of 12 images" in _header(window)
-    wait_results(qtbot, window, window.every_match_action.trigger)
-    assert window.model.rowCount() == 12 and not window.more_button.isVisible()
+    wait_results(qtbot, window, window.results_area.every_match_action.trigger)
+    assert window.model.rowCount() == 12 and not window.results_area.more_button.isVisible()
 
-    wait_results(qtbot, window, window.show_all)  # all images: nothing more to ask for
-    assert not window.more_button.isVisible()
+    wait_results(qtbot, window, window.results.show_all)  # all images: nothing more to ask for
+    assert not window.results_area.more_button.isVisible()
 
 
 # -- bug 6: the time the user waited -------------------------------------------------------
@@ -108,13 +110,13 @@ def _waited_seconds(header: str) -> float:
 def test_the_header_shows_how_long_the_user_waited(qtbot, window, tmp_path):
     distinct_images(tmp_path / "photos", 4, size=64)
     open_and_wait(qtbot, window, tmp_path / "photos")
-    busy = _EngineBusy(window._engine_thread)
+    busy = _EngineBusy(window.results.thread)
     busy.hold.emit()
     try:
         window.search_box.setText("a photo of a cat")
         qtbot.keyClick(window.search_box, Qt.Key.Key_Return)  # asked now; the engine is busy
         qtbot.wait(1500)
-        with qtbot.waitSignal(window.results_shown, timeout=60_000) as shown:
+        with qtbot.waitSignal(window.results.results_shown, timeout=60_000) as shown:
             busy.released.set()
     finally:
         busy.released.set()
@@ -139,7 +141,7 @@ def test_the_window_fits_half_a_1920_px_screen(qtbot, window, tmp_path):
 
     window.resize(HALF_SCREEN, 700)
     qtbot.waitUntil(lambda: window.width() == HALF_SCREEN)
-    button = window.model_button
+    button = window.menus.model_button
     assert button.isVisible() and _inside(button, window)  # not in the toolbar's overflow
     assert button.width() >= button.sizeHint().width()
     for i in range(window.tabs.count()):  # no tab is squeezed under its minimum
@@ -184,7 +186,7 @@ def test_duplicates_show_dates_folders_and_reasons_in_full(qtbot, window, tmp_pa
     window.resize(HALF_SCREEN, 700)
     window.tabs.setCurrentWidget(window.duplicates_page)
     page = window.duplicates_page
-    with qtbot.waitSignal(window.duplicates_ready, timeout=60_000):
+    with qtbot.waitSignal(window.cleanup.duplicates_ready, timeout=60_000):
         page.find.click()
     tree = page.tree
     rows = {item.data(0, Qt.ItemDataRole.UserRole): item for item in page.image_items()}

@@ -65,7 +65,7 @@ def test_drops_are_copies_never_moves(qtbot, window, tmp_path):
     assert enter.isAccepted() and enter.dropAction() == Qt.DropAction.CopyAction
 
     drop = QDropEvent(pos, offered, mime, Qt.MouseButton.LeftButton, shift)
-    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS):
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=INDEX_TIMEOUT_MS):
         window.dropEvent(drop)  # opens the folder
     assert drop.isAccepted() and drop.dropAction() == Qt.DropAction.CopyAction
     assert dragged.is_dir()

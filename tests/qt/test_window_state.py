@@ -54,12 +54,12 @@ def test_the_cancelled_banner_goes_once_f5_has_finished_the_run(qtbot, make_wind
     folder = tmp_path / "many"
     distinct_images(folder, 6, size=96)
     window = make_window(batch_size=1)
-    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
         window.open_folder(folder)
-        window.cancel_indexing()
+        window.cancel_jobs()
     assert blocker.args[0].cancelled and "Indexing cancelled" in window.message.text()
-    with qtbot.waitSignal(window.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
-        window.reindex_action.trigger()  # F5
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=INDEX_TIMEOUT_MS) as blocker:
+        window.menus.reindex_action.trigger()  # F5
     assert not blocker.args[0].cancelled
     assert "cancelled" not in window.message.text()
 
@@ -69,20 +69,22 @@ def test_details_and_search_box_follow_what_the_grid_shows(qtbot, window, galler
     qtbot.keyClicks(window.search_box, "a cat")
     result = wait_results(qtbot, window, lambda: qtbot.keyClick(window.search_box, Qt.Key_Return))
     assert result.query == TextQuery("a cat")
-    result = wait_results(qtbot, window, lambda: window.find_similar(gallery / "chelsea.png"))
+    result = wait_results(
+        qtbot, window, lambda: window.results.find_similar(gallery / "chelsea.png")
+    )
     assert isinstance(result.query, ImageQuery)
     assert window.search_box.text() == ""  # the grid shows an image's neighbours, not "a cat"
     assert window.details.item is not None and window.details.fields["Similarity"].text() != "—"
 
     qtbot.keyClick(window.grid, Qt.Key.Key_Escape)  # all images, none chosen
-    assert window.model.rowCount() == len(window.records)
+    assert window.model.rowCount() == len(window.collection.records)
     assert window.details.item is None and window.details.fields["Similarity"].text() == ""
 
-    wait_results(qtbot, window, lambda: window.find_similar(gallery / "chelsea.png"))
+    wait_results(qtbot, window, lambda: window.results.find_similar(gallery / "chelsea.png"))
     assert window.details.item is not None
-    result = wait_results(qtbot, window, lambda: window.min_score_box.setValue(0.999))
+    result = wait_results(qtbot, window, lambda: window.results_area.min_score_box.setValue(0.999))
     assert result.hits == [] and window.details.item is None
-    window.min_score_box.setValue(0)
+    window.results_area.min_score_box.setValue(0)
 
 
 def _copies(folder: Path) -> Path:
@@ -105,7 +107,7 @@ def test_duplicates_header_follows_the_trash_and_a_click_shows_details(qtbot, wi
     open_and_wait(qtbot, window, folder)
     window.tabs.setCurrentWidget(window.duplicates_page)
     page = window.duplicates_page
-    with qtbot.waitSignal(window.duplicates_ready, timeout=60_000):
+    with qtbot.waitSignal(window.cleanup.duplicates_ready, timeout=60_000):
         page.find.click()
     heads = [page.tree.topLevelItem(i).text(0) for i in range(page.tree.topLevelItemCount())]
     assert heads[0].startswith("Group 1 · 3 images") and heads[1].startswith("Group 2 · 2 images")
@@ -121,9 +123,9 @@ def test_duplicates_header_follows_the_trash_and_a_click_shows_details(qtbot, wi
     copy = next(it for it in page.image_items() if it.text(0).startswith("chelsea copy.png"))
     copy.setCheckState(0, Qt.CheckState.Checked)
     window.ctx.confirm.answer = True
-    with qtbot.waitSignal(window.trash_finished, timeout=30_000):
+    with qtbot.waitSignal(window.cleanup.trash_finished, timeout=30_000):
         page.trash.click()
     assert page.tree.topLevelItem(0).text(0).startswith("Group 1 · 2 images")
     assert page.summary.text().startswith("2 groups; 2 images beyond one per group")
     assert [len(g.members) for g in page.groups] == [2, 2]  # what the CSV export writes
-    qtbot.waitUntil(lambda: not window.index_jobs.busy(), timeout=INDEX_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.collection.jobs.busy(), timeout=INDEX_TIMEOUT_MS)

@@ -22,7 +22,7 @@ def tag_vocabulary(encoder, cache_dir: Path, extra_words: Sequence[str] = ()) ->
     words = [w.strip() for w in extra_words if w.strip()]
     if not words:
         return vocabulary
-    if getattr(encoder, "classifier", None) is not None:
+    if encoder.classifier is not None:
         raise ValueError(
             "the built-in model suggests tags from its 1,000 ImageNet categories only; "
             "own words need a CLIP model"

@@ -80,7 +80,11 @@ def main(
         last = Path(window.settings.recent_folders[0])
         if last.is_dir():
             window.open_folder(last)
-    return app.exec()
+    code = app.exec()
+    from visualsearch.qt.workers import wait_for_outliving
+
+    wait_for_outliving()
+    return code
 
 
 def _smoke_test(app, window) -> int:
@@ -92,7 +96,7 @@ def _smoke_test(app, window) -> int:
 
     def indexed(report) -> None:
         print(f"smoke test: indexed {report.indexed} images", flush=True)
-        window.run_query(TextQuery("a photo of a cat"))
+        window.results.run_query(TextQuery("a photo of a cat"))
 
     def shown(result) -> None:
         if result is None:
@@ -103,9 +107,9 @@ def _smoke_test(app, window) -> int:
         window.close()
         app.quit()
 
-    window.indexing_finished.connect(indexed)
-    window.results_shown.connect(shown)
-    window.indexing_failed.connect(lambda message: (print(message), app.quit()))
+    window.collection.indexing_finished.connect(indexed)
+    window.results.results_shown.connect(shown)
+    window.collection.indexing_failed.connect(lambda message: (print(message), app.quit()))
     QTimer.singleShot(600_000, app.quit)
     window.open_sample()
     app.exec()

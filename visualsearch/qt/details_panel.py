@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from visualsearch.core.names import human_size, printable
+from visualsearch.core.sorting import date_text
 from visualsearch.qt.image_list_model import GridItem
 from visualsearch.qt.thumbnails import ImageLoader
 
@@ -113,7 +114,7 @@ class DetailsPanel(QWidget):
             "Size": human_size(r.size) if r else None,
             "Dimensions": f"{r.width} × {r.height}" if r and r.width else None,
             "Format": r.format if r else None,
-            "Taken": r.taken if r else None,
+            "Taken": date_text(r),  # EXIF's, else the file's date marked "(file date)"
             "Similarity": None if item.score is None else f"{item.score:.3f}",
         }
         for key, value in values.items():

@@ -1,14 +1,14 @@
-"""The Duplicates tab: groups of copies side by side with their facts and a suggested
-copy to keep; marked images go to the system trash after a confirmation."""
+"""The Duplicates tab: groups of copies with their facts and a suggested copy to keep;
+a click on a group shows its copies side by side, large, their differences highlighted;
+marked images go to the system trash after a confirmation."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QComboBox,
@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSlider,
+    QSplitter,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -25,8 +26,10 @@ from PySide6.QtWidgets import (
 
 from visualsearch.core.duplicates import DuplicateGroup, presets
 from visualsearch.core.names import human_size
+from visualsearch.core.sorting import record_date
 from visualsearch.core.store import FileRecord
-from visualsearch.qt.thumbnails import ImageLoader
+from visualsearch.qt.duplicates_compare import ComparisonStrip
+from visualsearch.qt.thumbnails import ImageLoader, load_preview
 
 THUMB = QSize(72, 72)
 EXPANDED = 25  # groups shown open at first; the rest load their thumbnails when opened
@@ -42,13 +45,27 @@ class DuplicatesPage(QWidget):
     image_activated = Signal(Path)  # double-click
     image_clicked = Signal(Path)  # the current row changed: show its details
 
-    def __init__(self, thumbnails: ImageLoader, parent=None) -> None:
+    def __init__(
+        self, thumbnails: ImageLoader, previews: ImageLoader | None = None, parent=None
+    ) -> None:
+        """`previews` loads the large images compared side by side (keyed by path, as
+        `load_preview` does); without one the page makes its own."""
         super().__init__(parent)
         self._thumbnails = thumbnails
         self._presets = presets(0.9)
         self.groups: list[DuplicateGroup] = []
         self._root = Path()
+        self._compared: QTreeWidgetItem | None = None  # the group's header row
         thumbnails.loaded.connect(self._thumbnail_loaded)
+        if previews is None:
+            self._pool = QThreadPool(self)
+            previews = ImageLoader(load_preview, self._pool, "compare", threads=1)
+            previews.setParent(self)  # deleted after the pool, which waits for its loads
+        self._previews = previews
+        self.comparison = ComparisonStrip(previews)
+        self.comparison.member_clicked.connect(self._comparison_clicked)
+        self.comparison.member_activated.connect(self._comparison_activated)
+        self.comparison.mark_toggled.connect(self._comparison_marked)
         self.preset = QComboBox()
         self.preset.addItems(["identical", "near-identical", "similar"])
         self.preset.setCurrentText("near-identical")
@@ -80,6 +97,14 @@ class DuplicatesPage(QWidget):
         self.tree.itemExpanded.connect(self._load_thumbnails)
         self.tree.itemDoubleClicked.connect(self._double_clicked)
         self.tree.currentItemChanged.connect(self._current_changed)
+        self.tree.itemChanged.connect(self._item_changed)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.tree)
+        self.splitter.addWidget(self.comparison)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 3)  # the images get the larger share
+        self.splitter.setSizes([2000, 3000])  # as a ratio: the tree's size hint asks for more
         top = QHBoxLayout()
         top.addWidget(QLabel("How alike:"))
         top.addWidget(self.preset)
@@ -95,7 +120,7 @@ class DuplicatesPage(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.summary)  # a line of its own: beside the buttons it was squeezed
         layout.addLayout(actions)
-        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.splitter, 1)
         self.set_model_threshold(0.9)
         self._update_buttons()
 
@@ -118,6 +143,8 @@ class DuplicatesPage(QWidget):
     def set_groups(self, groups: list[DuplicateGroup], root: Path) -> None:
         self.groups = groups
         self._root = root
+        self._compared = None
+        self.comparison.clear()
         self.tree.clear()
         for n, group in enumerate(groups, 1):
             head = QTreeWidgetItem([_head_text(n, group)])
@@ -204,6 +231,35 @@ class DuplicatesPage(QWidget):
             self.tree.topLevelItem(n - 1).setText(0, _head_text(n, group))
         self.summary.setText(_summary_text(self.groups))
         self._update_buttons()
+        self._refresh_comparison()
+
+    def compared_group(self) -> DuplicateGroup | None:
+        """The group shown side by side, if any."""
+        if self._compared is None:
+            return None
+        n = self.tree.indexOfTopLevelItem(self._compared)
+        return self.groups[n] if 0 <= n < len(self.groups) else None
+
+    def _compare(self, head: QTreeWidgetItem) -> None:
+        """Show `head`'s group side by side (again, after its members changed)."""
+        n = self.tree.indexOfTopLevelItem(head)
+        if not 0 <= n < len(self.groups):
+            return
+        self._compared = head
+        marked = [
+            head.child(j).checkState(0) == Qt.CheckState.Checked for j in range(head.childCount())
+        ]
+        self.comparison.show_group(self.groups[n], self._root, marked)
+
+    def _refresh_comparison(self) -> None:
+        if self._compared is not None and self.compared_group() is not None:
+            self._compare(self._compared)
+            current = self.tree.currentItem()
+            if current is not None and current.parent() is self._compared:
+                self.comparison.select(self._compared.indexOfChild(current))
+        else:
+            self._compared = None
+            self.comparison.clear()
 
     def _update_buttons(self) -> None:
         has = self.tree.topLevelItemCount() > 0
@@ -231,9 +287,35 @@ class DuplicatesPage(QWidget):
             self.image_activated.emit(Path(path))
 
     def _current_changed(self, item: QTreeWidgetItem | None, _previous) -> None:
-        path = item.data(0, PATH_ROLE) if item is not None else None
+        if item is None:
+            return
+        head = item.parent() or item
+        if head is not self._compared:
+            self._compare(head)
+        self.comparison.select(head.indexOfChild(item) if item is not head else None)
+        path = item.data(0, PATH_ROLE)
         if path:
             self.image_clicked.emit(Path(path))
+
+    def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        """A row's check box changed: the comparison's trash box follows."""
+        if column == 0 and self._compared is not None and item.parent() is self._compared:
+            j = self._compared.indexOfChild(item)
+            if j < len(self.comparison.cells):
+                self.comparison.set_marked(j, item.checkState(0) == Qt.CheckState.Checked)
+
+    def _comparison_clicked(self, index: int) -> None:
+        if self._compared is not None:
+            self.tree.setCurrentItem(self._compared.child(index))
+
+    def _comparison_activated(self, index: int) -> None:
+        if self._compared is not None:
+            self.image_activated.emit(Path(self._compared.child(index).data(0, PATH_ROLE)))
+
+    def _comparison_marked(self, index: int, marked: bool) -> None:
+        if self._compared is not None:
+            state = Qt.CheckState.Checked if marked else Qt.CheckState.Unchecked
+            self._compared.child(index).setCheckState(0, state)
 
 
 def _head_text(n: int, group: DuplicateGroup) -> str:
@@ -262,22 +344,21 @@ def _without(group: DuplicateGroup, gone: set[str], root: Path) -> DuplicateGrou
     )
 
 
-_EXIF_DAY = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})")  # "2021:06:01 12:34:56", ISO too
-
-
 def date_text(record: FileRecord) -> str:
     """The day taken (EXIF), else the day the file was modified, marked as such."""
-    if record.taken:
-        day = _EXIF_DAY.match(record.taken.strip())
-        return "-".join(day.groups()) if day else record.taken
-    return f"{datetime.fromtimestamp(record.mtime_ns / 1e9):%Y-%m-%d} (file date)"
+    date = record_date(record)
+    if date is None:
+        return ""
+    return f"{date.when:%Y-%m-%d}" + (" (file date)" if date.source == "file" else "")
 
 
 def _date_tip(record: FileRecord) -> str:
-    if record.taken:
+    date = record_date(record)
+    if date is None:
+        return "No date taken in the file, nor a modification time"
+    if date.source == "taken":
         return f"Taken {record.taken} (EXIF)"
-    modified = datetime.fromtimestamp(record.mtime_ns / 1e9)
-    return f"No date taken in the file; modified {modified:%Y-%m-%d %H:%M:%S}"
+    return f"No date taken in the file; modified {date.when:%Y-%m-%d %H:%M:%S}"
 
 
 def _keep_text(reason: str) -> str:

@@ -20,6 +20,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QPixmap
 
 from visualsearch.core.names import human_size, printable
+from visualsearch.core.sorting import date_text
 from visualsearch.core.store import FileRecord
 from visualsearch.qt.thumbnails import ImageLoader
 
@@ -62,6 +63,8 @@ def describe_record(record: FileRecord | None) -> str:
     if record.format:
         parts.append(record.format)
     parts.append(human_size(record.size))
+    if when := date_text(record):  # the date taken, else the file's, marked as such
+        parts.append(when)
     return " · ".join(parts)
 
 

@@ -69,6 +69,10 @@ class ImageLoader(QObject):
         if start:
             self._pool.start(_Drain(self))
 
+    def failed(self, key: str) -> bool:
+        """Whether loading `key` failed (it is not asked for again until `reset`)."""
+        return key in self._failed
+
     def forget_pending(self) -> None:
         with self._lock:
             self._wanted.clear()

@@ -12,36 +12,28 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Qt, QThread, QThreadPool, Signal, Slot
 
-from visualsearch.core import imageio
 from visualsearch.core.collection import Collection, NotIndexed
-from visualsearch.core.collection_map import build_map
-from visualsearch.core.encoders import Encoder, ModelUnavailable, load_encoder
+from visualsearch.core.collection_map import CollectionMap, build_map
+from visualsearch.core.encoders import Encoder, load_encoder
+from visualsearch.core.encoders.base import ModelInfo
 from visualsearch.core.encoders.download import download_clip_weights
+from visualsearch.core.errors import is_user_error, user_message
 from visualsearch.core.export import export_groups
 from visualsearch.core.folder import ModelChoice, index_and_record, scan_problems
 from visualsearch.core.indexing import IndexOptions, IndexReport
 from visualsearch.core.progress import CancelToken
 from visualsearch.core.query import Query, run_query
-from visualsearch.core.store import FileRecord, Store, StoreError
+from visualsearch.core.store import FileRecord, Store
 from visualsearch.core.tags import suggest_tags, tag_vocabulary
 from visualsearch.core.vector_index import ANNOY_THRESHOLD
 
 log = logging.getLogger(__name__)
 
-# Errors that mean "tell the user", not "a bug": their text is written for people.
-USER_ERRORS = (
-    ModelUnavailable,
-    StoreError,
-    NotIndexed,
-    imageio.ImageError,
-    OSError,
-    ValueError,
-)
-
 
 def describe(exc: BaseException) -> str:
-    if isinstance(exc, USER_ERRORS):
-        return str(exc)
+    """The one line the CLI prints for the same failure (core.errors); a bug is logged."""
+    if is_user_error(exc):
+        return user_message(exc)
     log.exception("unexpected error in a worker", exc_info=exc)
     return f"Unexpected error: {exc!r}. Details were written to the log."
 
@@ -115,7 +107,7 @@ class IndexJob(WorkerJob):
     `finished` carries an IndexOutcome. Cancel stops after the batch in flight (kept)."""
 
     catalog = Signal(object)  # list[FileRecord] already in the store
-    model_ready = Signal(str)  # the encoder's id
+    model_ready = Signal(object)  # ModelInfo: what the window needs of the model
     batch = Signal(object)  # list[FileRecord] just committed
 
     def __init__(
@@ -132,7 +124,7 @@ class IndexJob(WorkerJob):
             self.catalog.emit(store.image_records())
             self.progress.emit(0, 0, "Loading the model…")
             encoder = self.encoders.get(t.model)
-            self.model_ready.emit(encoder.id)
+            self.model_ready.emit(ModelInfo.of(encoder))
             report = index_and_record(
                 t.folder,
                 store,
@@ -146,8 +138,15 @@ class IndexJob(WorkerJob):
             return IndexOutcome(report, store.image_records(), skipped)
 
 
+@dataclass
+class MapOutcome:
+    target: FolderTarget  # the folder it was asked for
+    model_id: str
+    cmap: CollectionMap
+
+
 class MapJob(WorkerJob):
-    """Builds (or loads) the collection's map; `finished` carries the CollectionMap."""
+    """Builds (or loads) the collection's map; `finished` carries a MapOutcome."""
 
     def __init__(
         self, target: FolderTarget, encoders: EncoderProvider, cache_dir: Path, k: int | None
@@ -158,7 +157,8 @@ class MapJob(WorkerJob):
     def work(self) -> object:
         with Store(self.target.store_dir) as store:
             encoder = self.encoders.get(self.target.model)
-            return build_map(store, encoder, self.cache_dir, self.k, self.token)
+            cmap = build_map(store, encoder, self.cache_dir, self.k, self.token)
+            return MapOutcome(self.target, encoder.id, cmap)
 
 
 class ExportJob(WorkerJob):
@@ -187,6 +187,12 @@ class DownloadJob(WorkerJob):
 # running QThread is destroyed (seen: the window closed while the text model was loading),
 # so they are kept here until the process ends; a closed window leaves at most a few.
 _OUTLIVING: list[QThread] = []
+
+
+def wait_for_outliving(ms: int = 30_000) -> bool:
+    """Before the process ends: give threads left running by closed windows time to end
+    (a QThread destroyed while running aborts the process). True if all ended."""
+    return all(thread.wait(ms) for thread in _OUTLIVING)
 
 
 def outlive(thread: QThread) -> None:
@@ -246,6 +252,23 @@ class JobSlot(QObject):
             return True
         outlive(self._current.thread)
         return False
+
+    def join(self, ms: int) -> bool:
+        """Wait up to `ms` for the running job's thread; True when none is running."""
+        return self._current is None or self._current.thread.wait(ms)
+
+    def detach(self) -> None:
+        """Let the running job's thread outlive its owner (the window may be deleted
+        before it ends); `idle` still follows when it ends while the owner lives."""
+        if self._current is not None:
+            outlive(self._current.thread)
+
+    def abandon(self) -> None:
+        """Stop waiting for the running job: it ends on its own and nothing follows it."""
+        if self._current is not None:
+            self._current.job.done.disconnect(self._ended)
+            outlive(self._current.thread)
+            self._current = None
 
     @Slot()
     def _ended(self) -> None:
@@ -316,7 +339,7 @@ class SearchEngine(QObject):
             return
         try:
             col = self._open()
-            builtin = getattr(col.encoder, "classifier", None) is not None  # takes no own words
+            builtin = col.encoder.classifier is not None  # takes no own words
             key = (col.encoder.id, () if builtin else tuple(self.tag_words))
             if self._vocabulary is None or self._vocabulary[0] != key:
                 self._vocabulary = (key, tag_vocabulary(col.encoder, self.cache_dir, key[1]))
@@ -386,3 +409,53 @@ def run_task(
     task.signals.failed.connect(on_failed)
     pool.start(task)
     return task
+
+
+class TaskSlot(QObject):
+    """Short background tasks of one kind in the pool, where the newest request wins.
+
+    `start` hands out a ticket; a result reaches its callback only while its ticket is
+    still the newest, so a task for folder A that ends after B was opened (`supersede`)
+    or after a newer request of the same kind is dropped, never shown with B's root.
+    """
+
+    def __init__(self, pool: QThreadPool, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = pool
+        self.ticket = 0
+        self._callbacks: dict[int, tuple[Callable, Callable]] = {}
+
+    def start(
+        self,
+        fn: Callable[[], object],
+        on_done: Callable[[object], None],
+        on_failed: Callable[[str], None],
+    ) -> int:
+        self.ticket += 1
+        ticket = self.ticket
+        self._callbacks = {ticket: (on_done, on_failed)}  # older ones will never be called
+
+        def work() -> object:
+            try:
+                return ticket, True, fn()
+            except Exception as exc:
+                return ticket, False, describe(exc)
+
+        # a bound slot of this GUI-thread object: the answer is queued here even when the
+        # task's own signal object is gone by then (a lambda's queued call would be lost)
+        run_task(self._pool, work, self._answered, self._answered)
+        return ticket
+
+    @Slot(object)
+    def _answered(self, answer: object) -> None:
+        if not isinstance(answer, tuple):
+            return  # describe() of an error outside fn: not expected
+        ticket, ok, value = answer
+        callbacks = self._callbacks.pop(ticket, None)
+        if callbacks is not None and ticket == self.ticket:
+            callbacks[0 if ok else 1](value)
+
+    def supersede(self) -> None:
+        """Results of the tasks running now are no longer wanted."""
+        self.ticket += 1
+        self._callbacks = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,12 @@ class Encoder(Protocol):
     id: str  # stable identifier; vectors in the store are keyed by it
     dim: int
     input_size: int  # the decoder downsamples no further than this
+    backend: str  # what runs it, for `info` and About ("onnxruntime", "pytorch (cpu)"…)
+    # cosine similarity above which two images count as copies of one another
+    near_duplicate_threshold: float
+    # (1000, dim) ImageNet class rows when the model's vocabulary is its own classifier
+    # (the built-in model), else None: then tags are "a photo of a {word}" prompts
+    classifier: np.ndarray | None
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """RGB image → CHW float32 array. Thread-safe: runs in decode threads."""
@@ -36,6 +43,19 @@ class Encoder(Protocol):
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         """Texts → (N, dim) unit vectors in the image space."""
         ...
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the window needs to know about a loaded model (so it never loads one)."""
+
+    id: str
+    near_duplicate_threshold: float
+    accepts_own_words: bool  # tags may include the user's own words (CLIP, not built-in)
+
+    @classmethod
+    def of(cls, encoder: Encoder) -> ModelInfo:
+        return cls(encoder.id, encoder.near_duplicate_threshold, encoder.classifier is None)
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -70,6 +70,7 @@ class ClipEncoder:
     # A common choice for CLIP image embeddings; not measured here (no real weights
     # offline), so duplicate finding with CLIP shows its threshold for the user to move.
     near_duplicate_threshold = 0.90
+    classifier = None  # tags come from "a photo of a {word}" prompts, own words welcome
 
     def __init__(
         self,

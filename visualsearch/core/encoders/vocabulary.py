@@ -61,7 +61,7 @@ def zero_shot_vocabulary(encoder, cache_dir: Path) -> Vocabulary:
     result is cached per model id.
     """
     names = [display_name(n) for n in imagenet_class_names()]
-    classifier = getattr(encoder, "classifier", None)
+    classifier = encoder.classifier
     if classifier is not None:
         return Vocabulary(names, np.asarray(classifier, np.float32))
     from visualsearch.core.store import slug

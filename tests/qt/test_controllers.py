@@ -1,0 +1,248 @@
+"""Each area's controller on its own, without the main window, with the fake encoder:
+what it shows, and the one "latest wins" rule for background results."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QThreadPool
+from PySide6.QtWidgets import QLineEdit
+
+from tests.conftest import distinct_images
+from tests.fakes import FakeEncoder
+from tests.qt.conftest import Answers
+from visualsearch.core.encoders.base import ModelInfo
+from visualsearch.core.folder import ModelChoice
+from visualsearch.core.indexing import IndexOptions
+from visualsearch.core.query import ImageQuery
+from visualsearch.qt.cleanup_controller import CleanupController
+from visualsearch.qt.collection_controller import CollectionController
+from visualsearch.qt.duplicates_page import DuplicatesPage
+from visualsearch.qt.image_list_model import ImageListModel
+from visualsearch.qt.map_controller import MapController
+from visualsearch.qt.map_page import MapPage
+from visualsearch.qt.model_controller import ModelController
+from visualsearch.qt.results_area import ResultsArea
+from visualsearch.qt.results_controller import ResultsController
+from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
+from visualsearch.qt.viewer import ImageViewer
+from visualsearch.qt.widgets import JobStatus
+from visualsearch.qt.workers import EncoderProvider, TaskSlot, wait_for_outliving
+
+TIMEOUT_MS = 60_000
+
+
+class Areas:
+    """The controllers wired as the window wires them, over widgets of their own."""
+
+    def __init__(self, qtbot, tmp_path: Path) -> None:
+        self.pool = QThreadPool()
+        self.pool.setMaxThreadCount(2)
+        self.encoder = FakeEncoder()
+        self.encoders = EncoderProvider(
+            tmp_path / "cache", preloaded={ModelChoice("builtin"): self.encoder}
+        )
+        self.status = JobStatus()
+        self.collection = CollectionController(
+            self.encoders, IndexOptions(), tmp_path / "stores", self.status, self.pool
+        )
+        thumbnails = ImageLoader(StoreThumbnails(), self.pool, "thumb")
+        previews = ImageLoader(load_preview, self.pool, "preview", threads=1)
+        self.viewer = ImageViewer(self.pool)
+        self.area = ResultsArea(ImageListModel(thumbnails, 96), 96, self.viewer)
+        self.search_box = QLineEdit()
+        self.results = ResultsController(
+            self.collection,
+            self.area,
+            self.search_box,
+            previews,
+            self.encoders,
+            tmp_path / "cache",
+            [],
+        )
+        self.page = DuplicatesPage(thumbnails)
+        self.confirm = Answers(answer=False)
+        self.cleanup = CleanupController(
+            self.page, self.collection, self.results, self.encoders, self.pool, self.confirm, None
+        )
+        self.map_page = MapPage(thumbnails)
+        self.maps = MapController(
+            self.map_page,
+            self.collection,
+            self.results,
+            self.encoders,
+            tmp_path / "cache",
+            self.status,
+            self.pool,
+            None,
+        )
+        self.messages: list[tuple[str, str]] = []
+        for source in (self.collection, self.cleanup, self.maps):
+            source.message.connect(lambda text, kind: self.messages.append((kind, text)))
+        self.qtbot = qtbot
+        for widget in (self.area, self.page, self.map_page, self.status):
+            qtbot.addWidget(widget)
+
+    def open(self, folder: Path):
+        with self.qtbot.waitSignal(self.collection.indexing_finished, timeout=TIMEOUT_MS) as b:
+            self.collection.open_folder(folder)
+        return b.args[0]
+
+    def shown(self) -> list[str]:
+        return [item.rel for item in self.area.model.items()]
+
+    def close(self) -> None:
+        self.results.shut_down()
+        assert self.results.join_engine(TIMEOUT_MS)
+        self.pool.waitForDone(TIMEOUT_MS)
+        assert wait_for_outliving()
+
+
+@pytest.fixture
+def areas(qtbot, tmp_path):
+    made = Areas(qtbot, tmp_path)
+    yield made
+    made.close()
+
+
+def test_collection_indexes_and_tells_the_model(qtbot, areas, tmp_path):
+    folder = tmp_path / "a"
+    distinct_images(folder, 5, size=64)
+    with qtbot.waitSignal(areas.collection.model_ready, timeout=TIMEOUT_MS) as ready:
+        report = areas.open(folder)
+    assert report.encoded == 5 and len(areas.collection.records) == 5
+    # what the window needs of the model comes with the signal: it never loads one itself
+    assert ready.args[0] == ModelInfo("fake-v1", 0.9, True)
+    assert sorted(areas.shown()) == sorted(areas.collection.records)  # all images, in the grid
+
+
+def test_opening_another_folder_during_a_run_opens_it_when_the_run_stops(qtbot, areas, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    distinct_images(a, 6, size=64)
+    distinct_images(b, 3, size=64)
+    areas.collection.index_options.batch_size = 1
+    with qtbot.waitSignal(areas.collection.folder_opened, timeout=TIMEOUT_MS):
+        areas.collection.open_folder(a)
+        areas.collection.open_folder(b)  # cancels a's run; b is opened once it has stopped
+    qtbot.waitUntil(lambda: areas.collection.target.folder == b.resolve(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not areas.collection.busy(), timeout=TIMEOUT_MS)
+    assert len(areas.collection.records) == 3
+    assert sorted(Path(p).name for p in areas.shown()) == sorted(p.name for p in b.iterdir())
+
+
+def test_results_answer_a_query_and_older_tickets_are_dropped(qtbot, areas, tmp_path):
+    folder = tmp_path / "a"
+    paths = distinct_images(folder, 6, size=64)
+    areas.open(folder)
+    with qtbot.waitSignal(areas.results.results_shown, timeout=TIMEOUT_MS) as shown:
+        areas.results.run_query(ImageQuery(paths[2]))
+    result = shown.args[0]
+    hits = [hit.path.name for hit in result.hits]
+    assert len(hits) == 5 and paths[2].name not in hits  # the others, most alike first
+    assert areas.shown() == hits
+    assert "images like" in areas.area.query_label.text()
+    old = areas.results.ticket
+    newer = areas.results.supersede()
+    item = areas.results.item_for(paths[0].name)
+    assert not areas.results.show_items(old, [item], "stale")  # superseded: dropped
+    assert areas.results.show_items(newer, [item], "one image")
+    assert areas.shown() == [paths[0].name]
+
+
+def test_odd_ones_out_for_a_folder_left_behind_are_dropped(qtbot, areas, tmp_path):
+    """Odd ones out computed for folder A and arriving after B was opened were shown
+    with B's root (and their ticket was taken on arrival, over newer queries)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    distinct_images(a, 6, size=64)
+    distinct_images(b, 4, size=64)
+    areas.open(a)
+    gate = threading.Event()
+    areas.pool.setMaxThreadCount(1)
+    areas.pool.start(lambda: gate.wait(TIMEOUT_MS / 1000))  # holds the only pool thread
+    areas.cleanup.show_outliers()  # queued behind the gate
+    areas.open(b)
+    gate.set()
+    areas.pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(200)  # any answer has been delivered by now
+    assert sorted(areas.shown()) == sorted(p.name for p in b.iterdir())
+    assert not areas.area.query_label.text().startswith("Odd ones out")
+
+
+def test_odd_ones_out_are_shown_for_the_open_folder(qtbot, areas, tmp_path):
+    folder = tmp_path / "a"
+    distinct_images(folder, 6, size=64)
+    areas.open(folder)
+    with qtbot.waitSignal(areas.results.results_shown, timeout=TIMEOUT_MS):
+        areas.cleanup.show_outliers()
+    assert areas.area.query_label.text().startswith("Odd ones out · 6 images")
+    scores = [item.score for item in areas.area.model.items()]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_duplicates_found_then_trash_refused_moves_nothing(qtbot, areas, tmp_path):
+    folder = tmp_path / "a"
+    paths = distinct_images(folder, 4, size=64)
+    (folder / "copy.jpg").write_bytes(paths[0].read_bytes())
+    areas.open(folder)
+    with qtbot.waitSignal(areas.cleanup.duplicates_ready, timeout=TIMEOUT_MS) as found:
+        areas.cleanup.find_duplicates(0.95)
+    groups = found.args[0]
+    assert len(groups) == 1
+    assert {Path(r.path).name for r in groups[0].members} == {paths[0].name, "copy.jpg"}
+    areas.cleanup.trash_files([folder / "copy.jpg"])  # the user answers no
+    assert areas.confirm.asked and (folder / "copy.jpg").exists()
+
+
+def test_map_controller_shows_a_cluster_in_the_grid(qtbot, areas, tmp_path):
+    folder = tmp_path / "a"
+    distinct_images(folder, 12, size=64)
+    areas.open(folder)
+    with qtbot.waitSignal(areas.maps.map_ready, timeout=TIMEOUT_MS) as ready:
+        areas.maps.set_visible(True)
+    cmap = ready.args[0]
+    assert len(cmap.paths) == 12
+    areas.maps.show_cluster(0)
+    assert sorted(areas.shown()) == sorted(cmap.paths[r] for r in cmap.members(0))
+    assert areas.area.query_label.text().startswith("Cluster “")
+
+
+def test_a_model_that_cannot_load_falls_back_to_the_previous(qtbot, areas, tmp_path):
+    folder = tmp_path / "a"
+    distinct_images(folder, 3, size=64)
+    areas.open(folder)
+    models = ModelController(
+        ModelChoice("builtin"), areas.collection, areas.status, Answers(), None
+    )
+    messages = []
+    models.message.connect(lambda text, kind: messages.append(text))
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not weights")
+    with qtbot.waitSignal(areas.collection.indexing_finished, timeout=TIMEOUT_MS):
+        models.set_model(ModelChoice("clip:ViT-B-32:laion2b_s34b_b79k", bogus))
+    assert models.choice == ModelChoice("builtin")
+    assert any("Still using the Built-in model" in m for m in messages)
+    assert areas.collection.model == ModelChoice("builtin")
+
+
+def test_task_slot_delivers_only_the_newest(qtbot):
+    pool = QThreadPool()
+    slot = TaskSlot(pool)
+    got: list[object] = []
+    gate = threading.Event()
+    slot.start(lambda: gate.wait(10) and "old", got.append, got.append)
+    slot.start(lambda: "new", got.append, got.append)
+    qtbot.waitUntil(lambda: got == ["new"], timeout=TIMEOUT_MS)
+    gate.set()
+    pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(100)
+    assert got == ["new"]  # the older answer came later and was dropped
+    slot.start(lambda: 1 / 0, got.append, lambda message: got.append(("failed", message)))
+    qtbot.waitUntil(lambda: len(got) == 2, timeout=TIMEOUT_MS)
+    assert got[1][0] == "failed" and "ZeroDivisionError" in got[1][1]
+    slot.start(lambda: "late", got.append, got.append)
+    slot.supersede()
+    pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(100)
+    assert got[-1] != "late"

@@ -1,0 +1,173 @@
+"""Cleaning up: duplicate groups (Duplicates tab), moving marked copies to the trash
+after a confirmation, and the odd ones out in the grid. The work runs in the pool;
+each result carries its ticket and is dropped when a newer request superseded it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtWidgets import QFileDialog, QWidget
+
+from visualsearch.core.duplicates import find_duplicates, outlier_scores, write_groups_csv
+from visualsearch.core.store import Store
+from visualsearch.core.trash import move_to_trash, trash_listing
+from visualsearch.qt.collection_controller import CollectionController
+from visualsearch.qt.duplicates_page import DuplicatesPage
+from visualsearch.qt.results_controller import ResultsController
+from visualsearch.qt.workers import EncoderProvider, FolderTarget, TaskSlot
+
+OUTLIERS_SHOWN = 500
+Confirm = Callable[[QWidget, str, str, str], bool]
+
+
+def vectors_and_records(target: FolderTarget, encoders: EncoderProvider, model_id: str | None):
+    """A function for a pool thread: the folder's vectors and their records."""
+
+    def load():
+        with Store(target.store_dir) as store:
+            paths, vectors = store.load_vectors(model_id or encoders.get(target.model).id)
+            return paths, vectors, store.records_for(paths)
+
+    return load
+
+
+class CleanupController(QObject):
+    duplicates_ready = Signal(object)  # [DuplicateGroup]
+    trash_finished = Signal(object)  # ([moved], [(path, reason)])
+    show_images = Signal()  # the grid got something to show: bring the Images tab forward
+    message = Signal(str, str)  # text, "info" | "error"
+
+    def __init__(
+        self,
+        page: DuplicatesPage,
+        collection: CollectionController,
+        results: ResultsController,
+        encoders: EncoderProvider,
+        pool: QThreadPool,
+        confirm: Confirm,
+        dialog_parent: QWidget,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.page = page
+        self.collection = collection
+        self.results = results
+        self.encoders = encoders
+        self.confirm = confirm
+        self.dialog_parent = dialog_parent
+        self.duplicates = TaskSlot(pool, self)
+        self.trash = TaskSlot(pool, self)
+        self.outliers = TaskSlot(pool, self)
+        page.find_requested.connect(self.find_duplicates)
+        page.trash_requested.connect(self.trash_files)
+        page.export_requested.connect(self._ask_csv)
+        collection.folder_changed.connect(self._folder_changed)
+        collection.model_ready.connect(
+            lambda info: page.set_model_threshold(info.near_duplicate_threshold)
+        )
+
+    def _folder_changed(self, _target: object) -> None:
+        for slot in (self.duplicates, self.trash, self.outliers):
+            slot.supersede()
+        self.page.set_groups([], Path())
+
+    def _error(self, text: str) -> None:
+        self.message.emit(text, "error")
+
+    def _loader(self):
+        target = self.collection.target
+        info = self.collection.model_info
+        return target, vectors_and_records(target, self.encoders, info.id if info else None)
+
+    def find_duplicates(self, threshold: float) -> None:
+        if self.collection.target is None:
+            self._error("Open a folder first.")
+            return
+        self.page.summary.setText("Looking for duplicates…")
+        target, load = self._loader()
+
+        def work():  # reads the group members' pixels to choose the keepers
+            _, vectors, records = load()
+            return find_duplicates(vectors, records, threshold, root=target.folder)
+
+        self.duplicates.start(work, lambda groups: self._on_duplicates(target, groups), self._error)
+
+    def _on_duplicates(self, target: FolderTarget, groups: object) -> None:
+        self.page.set_groups(groups, target.folder)
+        self.duplicates_ready.emit(groups)
+
+    def trash_files(self, paths: list[Path]) -> None:
+        """Move marked files to the system trash, after the user confirms the list."""
+        if not paths:
+            self.message.emit(
+                "Mark the images to move to the trash first (the checkboxes).", "info"
+            )
+            return
+        root = self.collection.target.folder
+        listing = "\n".join(trash_listing(paths, root))  # real paths; links are never moved
+        question = (
+            f"Move {len(paths)} image(s) to the trash?\n\nThey can be restored from the "
+            "trash; nothing is deleted. The list is under “Show Details”."
+        )
+        if not self.confirm(self.dialog_parent, "Move to trash", question, listing):
+            return
+        self.trash.start(lambda: move_to_trash(paths, root), self._on_trashed, self._error)
+
+    def _on_trashed(self, result: object) -> None:
+        moved, failed = result
+        self.page.remove_paths(moved)
+        text = f"Moved {len(moved)} image(s) to the trash."
+        if failed:
+            text += f" {len(failed)} could not be moved: " + "; ".join(
+                f"{p.name}: {why}" for p, why in failed[:3]
+            )
+        self.message.emit(text, "info")
+        self.trash_finished.emit(result)
+        self.collection.reindex()  # the catalog forgets them
+
+    def _ask_csv(self) -> None:
+        target = self.collection.target
+        if not self.page.groups or target is None:
+            return
+        start = str(Path.home() / f"{target.folder.name} duplicates.csv")
+        path, _ = QFileDialog.getSaveFileName(
+            self.dialog_parent, "Save the list", start, "CSV (*.csv)"
+        )
+        if path:
+            self.save_csv(Path(path))
+
+    def save_csv(self, path: Path) -> Path:
+        groups = self.page.groups
+        written = write_groups_csv(groups, self.collection.target.folder, path)
+        self.message.emit(f"Saved the list of {len(groups)} groups to {written}.", "info")
+        return written
+
+    def show_outliers(self) -> None:
+        """The grid lists the images least like their nearest neighbours."""
+        if self.collection.target is None:
+            self._error("Open a folder first.")
+            return
+        _, load = self._loader()
+
+        def work():
+            paths, vectors, records = load()
+            scores = outlier_scores(vectors)
+            order = np.argsort(-scores, kind="stable")[:OUTLIERS_SHOWN]
+            return [(paths[i], records[i], float(scores[i])) for i in order]
+
+        self.show_images.emit()
+        ticket = self.results.supersede()
+        self.results.area.query_label.setText("Finding the odd ones out…")
+        self.outliers.start(work, lambda ranked: self._on_outliers(ticket, ranked), self._error)
+
+    def _on_outliers(self, ticket: int, ranked: object) -> None:
+        items = [self.results.item_for(rel, score) for rel, _record, score in ranked]
+        self.results.show_items(
+            ticket,
+            items,
+            f"Odd ones out · {len(items):,} images, least like any other first "
+            "(score: 1 − similarity to the 5 nearest)",
+        )

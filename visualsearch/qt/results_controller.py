@@ -1,0 +1,487 @@
+"""What the Images tab shows: all images, a query's results (through the search engine's
+thread), or items another area hands over (a cluster, the odd ones out); the history
+of queries, "Show more", the minimum similarity and tag suggestions.
+
+One ticket rules everything that fills the grid: each request takes a new one, and an
+answer that arrives under an older ticket is dropped (ARCHITECTURE rule 11)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QObject, Qt, QThread, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QLineEdit
+
+from visualsearch.core.query import (
+    ImageDataQuery,
+    ImageQuery,
+    MixQuery,
+    Query,
+    QueryHistory,
+    QueryResult,
+    SelectionQuery,
+    TextQuery,
+)
+from visualsearch.core.sorting import RELEVANCE, in_folder, sort_items
+from visualsearch.qt.collection_controller import CollectionController
+from visualsearch.qt.image_list_model import GridItem, freeze_long_lived_objects
+from visualsearch.qt.results_area import QUERY_THUMB, ResultsArea
+from visualsearch.qt.thumbnails import ImageLoader
+from visualsearch.qt.workers import EncoderProvider, FolderTarget, SearchEngine, outlive
+
+RESULTS_PAGE = 200  # matches asked for at a time; "Show more" asks for the next page
+BUILTIN_TEXT_HINT = (
+    "The built-in model knows about 1,000 everyday things (ImageNet's categories: animals, "
+    "objects, vehicles, food…), not whole scenes. For free-form text such as “a dog on a "
+    "beach”, switch to a <a href='model'>CLIP model</a>."
+)
+
+
+def wait_text(seconds: float) -> str:
+    """How long the user waited, as the results' header says it."""
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def query_text(query: Query) -> str:
+    """What the search box shows for a query: its words ("+ words" when they steer an
+    image), else nothing."""
+    if isinstance(query, TextQuery):
+        return query.text
+    if isinstance(query, MixQuery):
+        return f"+ {query.text}"
+    return ""
+
+
+def count_text(result: QueryResult) -> str:
+    """'12 images', or 'The best 200 of 267 images' when more matches are left out."""
+    n = len(result.hits)
+    return f"The best {n:,} of {result.candidates:,} images" if result.more else f"{n:,} images"
+
+
+class ResultsController(QObject):
+    results_shown = Signal(object)  # QueryResult, or None for anything else
+    query_failed = Signal(str)
+    engine_ready = Signal(int)  # images searchable
+    tags_shown = Signal(object)  # [(tag, score)]
+    error = Signal(str)
+    history_changed = Signal()
+
+    # to the search engine's thread
+    _engine_target = Signal(object, bool)
+    _engine_query = Signal(int, object, object, int)  # request, query, min. score, k
+    _engine_tags = Signal(int, object)
+    _engine_shutdown = Signal()
+
+    def __init__(
+        self,
+        collection: CollectionController,
+        area: ResultsArea,
+        search_box: QLineEdit,
+        previews: ImageLoader,
+        encoders: EncoderProvider,
+        cache_dir: Path,
+        tag_words: list[str],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.collection = collection
+        self.area = area
+        self.model = area.model
+        self.grid = area.grid
+        self.search_box = search_box
+        self.previews = previews
+        self.history = QueryHistory()
+        self.ticket = 0  # the newest request for the grid's contents
+        self.min_score: float | None = None
+        self.page_size = RESULTS_PAGE
+        self.builtin_model = True  # text searches get a hint about the built-in model
+        self._browse_rows: dict[str, int] = {}  # rel path → row while showing all images
+        self._browsing = False  # the grid shows all images (new ones join as they come)
+        self._base: list[GridItem] = []  # what is shown, before the folder filter and sorting
+        self._presenting = False
+        self._viewed_rows: dict[Path, int] = {}  # the viewer's list: path → grid row
+        self._shown: QueryResult | None = None  # the query result the grid shows, if any
+        self._asked_at = 0.0  # when the latest query was asked (time.perf_counter)
+        self._query_image_key: str | None = None
+        self._tags_ticket = 0
+        self._abandoned = False
+
+        self.engine = SearchEngine(encoders, cache_dir)
+        self.engine.tag_words = list(tag_words)
+        self.thread = QThread(self)
+        self.thread.setObjectName("SearchEngine")
+        self.engine.moveToThread(self.thread)
+        self._engine_target.connect(self.engine.set_target)
+        self._engine_query.connect(self.engine.run)
+        self._engine_tags.connect(self.engine.suggest_tags)
+        self._engine_shutdown.connect(self.engine.shutdown)
+        self.engine.tags_ready.connect(self._on_tags)
+        self.engine.results.connect(self._on_results)
+        self.engine.failed.connect(self._on_query_failed)
+        self.engine.opened.connect(self._engine_opened)
+        self.thread.start()
+
+        area.all_button.clicked.connect(self.show_all)
+        area.more_button.clicked.connect(self.show_more)
+        area.every_match_action.triggered.connect(self.show_every_match)
+        area.min_score_box.valueChanged.connect(self._min_score_changed)
+        self.previews.loaded.connect(self._query_image_loaded)
+        self.model.modelReset.connect(self._results_replaced)
+        search_box.returnPressed.connect(self.search_entered)
+        area.sort_bar.sort_changed.connect(self._reapply)
+        area.folders.folder_chosen.connect(self._reapply)
+        self.grid.view_requested.connect(self.open_viewer)
+        area.viewer.current_changed.connect(self._viewer_moved)
+        area.viewer.closed.connect(self._viewer_closed)
+        collection.folder_changed.connect(self._folder_changed)
+        collection.searchable.connect(lambda target: self._engine_target.emit(target, False))
+        collection.catalog_loaded.connect(self._catalog_loaded)
+        collection.batch_committed.connect(self._batch_committed)
+        collection.catalog_replaced.connect(self._catalog_replaced)
+
+    # -- the folder ------------------------------------------------------------------------
+
+    def _folder_changed(self, target: FolderTarget) -> None:
+        self.supersede()
+        self.history.clear()
+        self.history_changed.emit()
+        self._browse_rows = {}
+        self.model.set_items([])
+        self.search_box.clear()
+        self._engine_target.emit(target, True)
+
+    def _catalog_loaded(self) -> None:
+        self.area.folders.set_paths(self.collection.records)
+        if self.history.current is None:
+            self._show_browse()
+
+    def _batch_committed(self, records: list) -> None:
+        """Newly indexed images join "all images" as they come (changed ones in place)."""
+        target = self.collection.target
+        if not self._browsing or target is None:
+            return
+        folder = self.area.folders.folder()
+        new_items = []
+        for r in records:
+            item = GridItem(target.folder / r.path, r.path, r)
+            row = self._browse_rows.get(r.path)
+            if row is not None:
+                self.model.replace_item(row, item)
+                continue
+            self._base.append(item)  # sorted in with the others when the run ends
+            if not folder or in_folder(r.path, folder):
+                self._browse_rows[r.path] = self.model.rowCount() + len(new_items)
+                new_items.append(item)
+        self.model.append_items(new_items)
+        self.area.query_label.setText(f"All images · {len(self._base):,}")
+
+    def _catalog_replaced(self) -> None:
+        """A run has ended with other files than shown: all images again, in path order."""
+        self.area.folders.set_paths(self.collection.records)
+        if not self._browsing:
+            return
+        current = self.grid.currentIndex()
+        keep = self.model.item(current.row()).rel if current.isValid() else None
+        self._show_browse()
+        if keep in self._browse_rows:
+            self.grid.setCurrentIndex(self.model.index(self._browse_rows[keep]))
+
+    # -- requests --------------------------------------------------------------------------
+
+    def supersede(self) -> int:
+        """A new request for the grid: answers to older ones are dropped. The ticket."""
+        self._browsing = False
+        self.ticket += 1
+        self.engine.latest_request = self.ticket
+        return self.ticket
+
+    def run_query(self, query: Query, push: bool = True, k: int = 0) -> None:
+        """Ask the engine for the best `k` matches (0: a page)."""
+        if self.collection.target is None:
+            self.error.emit("Open a folder first: the query needs images to search.")
+            return
+        if push:
+            self.history.push(query)
+            self.history_changed.emit()
+        self.search_box.setText(query_text(query))
+        ticket = self.supersede()
+        self.area.query_label.setText(f"Searching {query.label()}…")
+        self._show_query_image(query)
+        self._asked_at = time.perf_counter()  # the user's wait: engine queue, model loading…
+        self._engine_query.emit(ticket, query, self.min_score, k or self.page_size)
+
+    def search_entered(self) -> None:
+        text = self.search_box.text().strip()
+        current = self.history.current
+        if isinstance(current, MixQuery):
+            current = current.base  # "+ other words" steer the same image
+        if text.startswith("+") and isinstance(
+            current, ImageQuery | ImageDataQuery | SelectionQuery
+        ):
+            self.run_query(MixQuery(current, text[1:].strip()))  # "like this + at night"
+        elif text:
+            self.run_query(TextQuery(text))
+        else:
+            self.show_all()
+
+    def find_similar(self, path: Path) -> None:
+        self.run_query(ImageQuery(Path(path)))
+
+    def show_more(self) -> None:
+        """The next page of the shown result's matches, below the ones shown."""
+        if self._shown is not None:
+            k = len(self._shown.hits) + self.page_size
+            self.run_query(self._shown.query, push=False, k=k)
+
+    def show_every_match(self) -> None:
+        if self._shown is not None:
+            self.run_query(self._shown.query, push=False, k=max(self._shown.candidates, 1))
+
+    def show_all(self) -> None:
+        self.search_box.clear()
+        if self.history.current is not None:
+            self.history.push(None)
+            self.history_changed.emit()
+        self._show_browse()
+
+    def go_back(self) -> None:
+        self._show_query(self.history.back())
+
+    def go_forward(self) -> None:
+        self._show_query(self.history.forward())
+
+    def _show_query(self, query: Query | None) -> None:
+        self.history_changed.emit()
+        if query is None:
+            self.search_box.clear()
+            self._show_browse()
+        else:
+            self.run_query(query, push=False)
+
+    def _min_score_changed(self, value: float) -> None:
+        self.min_score = value if value > 0 else None
+        if self.history.current is not None:
+            self.run_query(self.history.current, push=False)
+
+    # -- what the grid shows ---------------------------------------------------------------
+
+    def _show_browse(self) -> None:
+        target = self.collection.target
+        if target is None:
+            return
+        self.supersede()  # results still on their way are no longer wanted
+        records = self.collection.records
+        items = [GridItem(target.folder / rel, rel, r) for rel, r in sorted(records.items())]
+        self._browsing = True
+        self._present(items, ranked=False)
+        self.area.query_label.setText(f"All images · {len(items):,}")
+        self._show_query_image(None)
+        self.area.all_button.setVisible(False)
+        self.results_shown.emit(None)
+
+    def show_items(
+        self, ticket: int, items: list[GridItem], header: str, ranked: bool = True
+    ) -> bool:
+        """Items computed elsewhere (a cluster, a map selection, the odd ones out), if
+        `ticket` is still the newest request. False when it was superseded. `ranked`:
+        their order means something (it is what "Relevance" sorts by)."""
+        if ticket != self.ticket:
+            return False
+        self._present(items, ranked)
+        self.area.query_label.setText(header)
+        self._show_query_image(None)
+        self.area.all_button.setVisible(True)
+        self.results_shown.emit(None)
+        return True
+
+    def _present(self, items: list[GridItem], ranked: bool) -> None:
+        """Show `items` through the folder filter and the chosen order."""
+        self._base = list(items)
+        self._presenting = True  # the sort bar's own signal would show them twice
+        try:
+            self.area.sort_bar.set_relevance_available(ranked)
+        finally:
+            self._presenting = False
+        self._set_view()
+
+    def _view_is_identity(self) -> bool:
+        return self.area.sort_bar.key() == RELEVANCE and not self.area.folders.folder()
+
+    def _set_view(self) -> None:
+        items, folder = self._base, self.area.folders.folder()
+        if folder:
+            items = [it for it in items if it.rel is not None and in_folder(it.rel, folder)]
+        key = self.area.sort_bar.key()
+        if key != RELEVANCE:
+            descending = self.area.sort_bar.descending()
+            items = sort_items(items, key, descending, record=lambda it: it.record)
+        self.model.set_items(items)
+        self._browse_rows = {it.rel: row for row, it in enumerate(items)} if self._browsing else {}
+
+    def _reapply(self, *_args) -> None:
+        """The sort order or the folder filter changed: the same items, shown anew."""
+        if self._presenting:
+            return
+        current = self.grid.currentIndex()
+        keep = self.model.item(current.row()).path if current.isValid() else None
+        self._set_view()
+        row = self.model.row_of(keep) if keep is not None else None
+        if row is not None:
+            self.grid.setCurrentIndex(self.model.index(row))
+
+    # -- the viewer ------------------------------------------------------------------------
+
+    def open_viewer(self, index: QModelIndex) -> None:
+        """Space or double-click: the image large, with the grid's images for ←/→."""
+        paths = [it.path for it in self.model.items()]
+        self._viewed_rows = {p: row for row, p in enumerate(paths)}
+        self.area.show_viewer(True)
+        self.area.viewer.show_items(paths, index.row())
+
+    def cached_pixmap(self, path: Path) -> QPixmap | None:
+        """The grid's thumbnail of `path`, shown by the viewer while the file loads."""
+        row = self._viewed_rows.get(path)
+        return self.model.thumbnail(self.model.item(row)) if row is not None else None
+
+    def _viewer_moved(self, path: Path) -> None:
+        row = self._viewed_rows.get(path)
+        if row is not None and row < self.model.rowCount():
+            self.grid.setCurrentIndex(self.model.index(row))  # the details panel follows
+
+    def _viewer_closed(self) -> None:
+        self.area.show_viewer(False)
+        self.grid.scrollTo(self.grid.currentIndex())
+
+    def item_for(self, rel: str, score: float | None = None) -> GridItem:
+        target = self.collection.target
+        return GridItem(target.folder / rel, rel, self.collection.records.get(rel), score)
+
+    def _on_results(self, ticket: int, result: QueryResult) -> None:
+        target = self.collection.target
+        if ticket != self.ticket or target is None:
+            return
+        items = []
+        for hit in result.hits:
+            try:
+                rel = hit.path.relative_to(target.folder).as_posix()
+            except ValueError:
+                rel = None
+            record = self.collection.records.get(rel) if rel else None
+            items.append(GridItem(hit.path, rel, record, hit.score))
+        if self._extends_shown(result) and self._view_is_identity():
+            self._base = items  # "Show more": the rows shown stay as they are
+            self.model.append_items(items[self.model.rowCount() :])
+        else:
+            self._present(items, ranked=True)
+            if self.model.rowCount():
+                self.grid.setCurrentIndex(self.model.index(0))
+        self._show_more_button(result)
+        self.area.query_label.setText(self._header(result, len(items)))
+        self.area.all_button.setVisible(True)
+        self.results_shown.emit(result)
+
+    def _header(self, result: QueryResult, shown: int) -> str:
+        label = result.query.label()
+        text = f"{count_text(result)} {label} · {wait_text(time.perf_counter() - self._asked_at)}"
+        if not shown and self.min_score is not None and result.best_score is not None:
+            text = (
+                f"No image {label} reaches similarity {self.min_score:.2f} "
+                f"(the best: {result.best_score:.2f})."
+            )
+        elif not shown:
+            text = f"No images {label}."
+        if result.missing:
+            text += f" ({result.missing} left out: deleted since indexing; press F5)"
+        if isinstance(result.query, TextQuery) and self.builtin_model:
+            text += f"<br><small>{BUILTIN_TEXT_HINT}</small>"
+        return text
+
+    def _extends_shown(self, result: QueryResult) -> bool:
+        """Whether `result` is the shown result and further matches ("Show more")."""
+        shown = self._shown
+        if shown is None or shown.query != result.query or len(result.hits) <= len(shown.hits):
+            return False
+        return [h.path for h in result.hits[: len(shown.hits)]] == [h.path for h in shown.hits]
+
+    def _show_more_button(self, result: QueryResult) -> None:
+        self._shown = result
+        rest = result.candidates - len(result.hits)
+        self.area.more_button.setToolTip(f"Show the next {min(self.page_size, rest):,} matches")
+        self.area.every_match_action.setText(f"Show all {result.candidates:,}")
+        self.area.more_button.setVisible(result.more)
+
+    def _results_replaced(self) -> None:
+        """The grid shows something else (all images, a cluster…): nothing more to show,
+        and the viewer's list is gone."""
+        self._shown = None
+        self.area.more_button.hide()
+        if self.area.viewing():
+            self.area.viewer.close_viewer()
+
+    def _on_query_failed(self, ticket: int, message: str) -> None:
+        if ticket != self.ticket:
+            return
+        self.area.query_label.setText("The query failed.")
+        self.error.emit(message)
+        self.query_failed.emit(message)
+
+    def _show_query_image(self, query: Query | None) -> None:
+        self._query_image_key = str(query.path) if isinstance(query, ImageQuery) else None
+        self.area.query_image.clear()
+        self.area.query_image.setVisible(self._query_image_key is not None)
+        if self._query_image_key is not None:
+            self._query_image_loaded(self._query_image_key)
+
+    def _query_image_loaded(self, key: str) -> None:
+        if key == self._query_image_key:
+            pixmap = self.previews.pixmap(key, QUERY_THUMB)
+            if pixmap is not None:
+                self.area.query_image.setPixmap(pixmap)
+
+    # -- tags ------------------------------------------------------------------------------
+
+    def request_tags(self, paths: list[Path]) -> None:
+        """Tags for these images (their mean vector); [] at once for none."""
+        self._tags_ticket += 1
+        self.engine.latest_tags = self._tags_ticket
+        if paths:
+            self._engine_tags.emit(self._tags_ticket, list(paths))
+        else:
+            self.tags_shown.emit([])
+
+    def set_tag_words(self, words: list[str]) -> None:
+        self.engine.tag_words = list(words)  # read by the engine's thread on the next request
+
+    def _on_tags(self, ticket: int, tags: object) -> None:
+        if ticket == self._tags_ticket:
+            self.tags_shown.emit(tags)
+
+    def _engine_opened(self, count: int) -> None:
+        freeze_long_lived_objects()  # the text model was just imported: keep GC passes short
+        self.engine_ready.emit(count)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def shut_down(self) -> None:
+        """Close the engine's store and let its thread end (it may be loading a model)."""
+        self.supersede()
+        self._engine_shutdown.emit()
+        self.thread.quit()
+
+    def join_engine(self, ms: int) -> bool:
+        """Wait up to `ms` for the engine's thread to end (after `shut_down`)."""
+        return self._abandoned or self.thread.wait(ms)
+
+    def detach_engine(self, then: Callable[[], object]) -> None:
+        """The engine is busy (e.g. loading a model): let its thread outlive the window,
+        and call `then` when it has ended."""
+        self.thread.finished.connect(then, Qt.ConnectionType.UniqueConnection)
+        outlive(self.thread)
+
+    def abandon_engine(self) -> None:
+        """Let a busy engine thread end on its own, after the window has gone."""
+        outlive(self.thread)
+        self._abandoned = True
