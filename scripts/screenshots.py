@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1400x900x24" python scripts/screenshots.py docs/screenshots
 
 Opens the sample collection with the built-in model, then captures the window from
-the X screen: all images, a similar-image result, a text search result and the map.
+the X screen: all images, the viewer, a similar-image result, a text search result,
+sorting with the folder filter, the map, and duplicates side by side.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def main() -> None:
         if window.model.item(r).path.name == "astronaut.png"
     )
     window.grid.setCurrentIndex(window.model.index(row))
+    window.results.open_viewer(window.model.index(row))
+    settle(app, 3)  # decoded at full size
+    shot("viewer.png")
+    window.viewer.close_viewer()
+
     window.results.find_similar(window.model.item(row).path)
     wait(window.results.results_shown)
     shot("similar.png")
@@ -73,6 +79,16 @@ def main() -> None:
     window.results.run_query(TextQuery("a cup of coffee"))
     wait(window.results.results_shown)
     shot("text-search.png")
+
+    window.results.show_all()
+    area = window.results_area
+    area.folders.select_folder("photos")
+    area.sort_bar.set_sort("size", descending=True)
+    window.results.show_all()  # shown through the filter and the order
+    shot("sort-and-filter.png")
+    area.folders.select_folder("")
+    area.sort_bar.set_sort("folder")
+    window.results.show_all()
 
     window.tabs.setCurrentWidget(window.map_page)
     wait(window.maps.map_ready, 300)
@@ -83,6 +99,9 @@ def main() -> None:
     window.tabs.setCurrentWidget(window.duplicates_page)
     window.cleanup.find_duplicates(window.duplicates_page.threshold())
     wait(window.cleanup.duplicates_ready, 60)
+    page = window.duplicates_page
+    page.tree.setCurrentItem(page.tree.topLevelItem(0))  # the group side by side
+    settle(app, 3)
     shot("duplicates.png")
     window.close()
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -96,3 +98,23 @@ def distinct_images(dest: Path, n: int, size: int = 320) -> list[Path]:
         src.crop(box).resize((size, size)).save(path, quality=90)
         out.append(path)
     return out
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MB tmpfs: a real disk that fills up; unmounted afterwards."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", where], check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    yield where
+    subprocess.run(["umount", where], check=True)
+
+
+def fill_disk(disk: Path) -> None:
+    """Write to `disk` until it has no space left."""
+    with open(disk / "filler", "wb", buffering=0) as f, contextlib.suppress(OSError):
+        while f.write(b"x" * 4096):
+            pass

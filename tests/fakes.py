@@ -6,6 +6,7 @@ The real encoders are exercised in tests/core/test_semantics.py and test_clip.py
 from __future__ import annotations
 
 import hashlib
+import threading
 
 import numpy as np
 from PIL import Image
@@ -39,3 +40,27 @@ class FakeEncoder:
             seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
             rows.append(np.random.default_rng(seed).standard_normal(self.dim))
         return l2_normalize(np.array(rows, np.float32).reshape(len(texts), self.dim))
+
+
+class HeldEncoder(FakeEncoder):
+    """Holds its first call of `held` ("embed_text" or "embed_images") until `release`
+    is set: a query or an index batch being worked on."""
+
+    def __init__(self, held: str = "embed_text", timeout_s: float = 60) -> None:
+        super().__init__()
+        self.held, self.timeout_s = held, timeout_s
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def _hold(self, method: str) -> None:
+        if method == self.held and not self.holding.is_set():
+            self.holding.set()
+            self.release.wait(self.timeout_s)
+
+    def embed_text(self, texts):
+        self._hold("embed_text")
+        return super().embed_text(texts)
+
+    def embed_images(self, batch):
+        self._hold("embed_images")
+        return super().embed_images(batch)

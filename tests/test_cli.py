@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import distinct_images
-from visualsearch.cli import main
+from tests.conftest import distinct_images, near_duplicate
+from visualsearch.cli import build_parser, main
 from visualsearch.core.sample import exif_rotate_variant, skimage_photos
 
 
@@ -264,3 +264,111 @@ def test_default_store_lives_outside_the_folder(photos_dir, app_paths, capsys):
     info = json.loads(out)
     assert Path(info["store"]).is_relative_to(app_paths.data_dir)
     assert info["store_bytes"] > 0 and info["model_spec"] == "builtin"
+
+
+def test_similar_leaves_out_files_deleted_since_indexing(tmp_path, app_paths, capsys):
+    """`similar` runs the one query path: a deleted nearest neighbour is not listed (was:
+    listed first, a path that no longer exists)."""
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    wanted = ("chelsea", "coffee", "rocket", "astronaut", "horse")
+    for p in skimage_photos():
+        if p.stem in wanted:
+            Image.open(p).convert("RGB").save(folder / f"{p.stem}.png")
+    near_duplicate(Image.open(folder / "chelsea.png")).save(folder / "chelsea copy.jpg")
+    store = str(tmp_path / "store")
+    query = ["similar", str(folder), str(folder / "chelsea.png"), "--store", store]
+    code, out, err = run_cli(capsys, app_paths, *query, "-k", "1", "--json")
+    assert code == 0, err
+    assert [Path(h["path"]).name for h in json.loads(out)] == ["chelsea copy.jpg"]
+    (folder / "chelsea copy.jpg").unlink()
+    code, out, err = run_cli(capsys, app_paths, *query, "-k", "3", "--json")
+    assert code == 0, err
+    names = [Path(h["path"]).name for h in json.loads(out)]
+    assert len(names) == 3 and "chelsea copy.jpg" not in names and "chelsea.png" not in names
+    code, out, _ = run_cli(capsys, app_paths, *query, "-k", "1", "--include-self", "--json")
+    assert [Path(h["path"]).name for h in json.loads(out)] == ["chelsea.png"]
+    code, out, _ = run_cli(capsys, app_paths, *query, "--min-score", "0.999")
+    assert code == 0 and "no match reaches 0.999" in out
+
+
+class Typed(io.StringIO):
+    """What a user types at the demo's prompt: a terminal, one line at a time; `before`
+    runs as the first line is read (the user changing files meanwhile)."""
+
+    def __init__(self, lines: list[str], before=None) -> None:
+        super().__init__("".join(f"{line}\n" for line in lines))
+        self.before = before
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, *args) -> str:
+        if self.before is not None:
+            self.before, before = None, self.before
+            before()
+        return super().readline(*args)
+
+
+def test_demo_queries_take_minus_words_and_skip_deleted_files(
+    tmp_path, app_paths, capsys, monkeypatch
+):
+    """The demo's prompt runs the same queries as `search` and the window (was: -words
+    searched as plain text, and deleted files listed)."""
+    from visualsearch.core.settings import AppPaths
+
+    paths = AppPaths(tmp_path / "data", app_paths.cache_dir)
+    sample = paths.sample_dir
+    chelsea = sample / "photos" / "chelsea.png"
+
+    def delete_the_copies() -> None:
+        for copy in (sample / "copies").glob("chelsea-*"):
+            copy.unlink()
+
+    typed = Typed(["-cat", str(chelsea), ""], before=delete_the_copies)
+    monkeypatch.setattr(sys, "stdin", typed)
+    code = main(["demo", "--model", "builtin"], paths=paths)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    prompt = out[out.index("query> ") :]
+    assert "a query needs words to look for, not only -words" in prompt
+    listed = prompt[prompt.index("Images like chelsea.png") :].splitlines()[1:9]
+    assert len(listed) == 8 and not any("chelsea" in line for line in listed)
+    assert "copies/chelsea-" in out[: out.index("query> ")]  # they were there before
+
+
+def test_models_lists_each_model_with_its_size_and_whether_it_is_here(
+    app_paths, capsys, monkeypatch, tmp_path
+):
+    from huggingface_hub import constants
+
+    from visualsearch.core.encoders.catalog import CLIP_MODELS
+    from visualsearch.core.encoders.clip import hub_files
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    code, out, _ = run_cli(capsys, app_paths, "models", "--json")
+    rows = json.loads(out)
+    assert code == 0 and [r["spec"] for r in rows] == ["builtin"] + [m.spec for m in CLIP_MODELS]
+    assert rows[0]["cached"] and rows[0]["default"]
+    assert [r["download_mb"] for r in rows[1:]] == [m.download_mb for m in CLIP_MODELS]
+    assert not any(r["cached"] or r["default"] for r in rows[1:])
+
+    first = CLIP_MODELS[0]  # its weights land in the Hugging Face cache, as a download does
+    repo, files = hub_files(first.arch, first.tag)
+    cached = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
+    (cached / "refs").mkdir(parents=True)
+    (cached / "refs" / "main").write_text("abc123")
+    weights = cached / "snapshots" / "abc123" / files[0]
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+    code, out, _ = run_cli(capsys, app_paths, "models", "--json")
+    rows = json.loads(out)
+    assert rows[1]["cached"] and rows[1]["weights"] == str(weights) and rows[1]["default"]
+    assert not rows[0]["default"] and not any(r["cached"] for r in rows[2:])
+    code, out, _ = run_cli(capsys, app_paths, "models")
+    lines = out.splitlines()
+    assert code == 0 and "--model SPEC" in lines[0]
+    assert lines[1].split()[:3] == ["builtin", "here", "offline,"]
+    assert lines[2].split()[:3] == ["*", first.spec, "here"]
+    assert f"{CLIP_MODELS[2].download_mb:,} MB to download" in lines[4]
+    assert "models" in build_parser().format_help()

@@ -6,20 +6,21 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import distinct_images
+from tests.conftest import distinct_images, fill_disk
 from tests.fakes import FakeEncoder
 from tests.test_cli import run_cli
 from visualsearch.core.collection import Collection
 from visualsearch.core.folder import system_folder_warning
 from visualsearch.core.indexing import index_folder
 from visualsearch.core.names import printable
-from visualsearch.core.query import TextQuery, run_query
+from visualsearch.core.query import ImageQuery, TextQuery, run_query
 from visualsearch.core.store import CATALOG, Store
 
 LATIN1_NAME = os.fsdecode(b"caf\xe9.jpg")  # not valid UTF-8: a name from an old camera/Windows
@@ -44,9 +45,8 @@ def test_a_name_that_is_not_utf8_is_indexed_and_kept_losslessly(hostile_names, t
     assert LATIN1_NAME in store.file_records()
     assert os.fsencode(LATIN1_NAME) == b"caf\xe9.jpg"  # the very bytes, stored and read back
     col = Collection(hostile_names, store, FakeEncoder())
-    assert col.similar_to(hostile_names / LATIN1_NAME, k=1, include_self=True)[0].path == (
-        hostile_names / LATIN1_NAME
-    )
+    query = ImageQuery(hostile_names / LATIN1_NAME, include_self=True)
+    assert run_query(col, query, k=1).hits[0].path == hostile_names / LATIN1_NAME
     assert index_folder(hostile_names, store, FakeEncoder()).unchanged == 3  # and found again
     (hostile_names / LATIN1_NAME).rename(hostile_names / "moved.jpg")
     try:
@@ -157,7 +157,6 @@ def test_ctrl_c_during_index_exits_130_and_the_rerun_encodes_exactly_the_rest(tm
     """The process leaves at once after Ctrl+C (no slow teardown), with every finished
     batch committed: the rerun encodes exactly what is missing."""
     import signal
-    import subprocess
     import sys
 
     folder = tmp_path / "photos"
@@ -191,3 +190,17 @@ def test_ctrl_c_during_index_exits_130_and_the_rerun_encodes_exactly_the_rest(tm
     assert 0 < committed < 160
     rerun = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, check=True)
     assert json.loads(rerun.stdout)["encoded"] == 160 - committed
+
+
+def test_a_full_disk_under_the_store_is_named_not_called_damage(
+    tmp_path, app_paths, capsys, small_disk
+):
+    """Was: 'the catalog … is damaged … move that folder aside', for a disk that was full."""
+    folder = tmp_path / "photos"
+    distinct_images(folder, 2, size=64)
+    fill_disk(small_disk)
+    code, out, err = run_cli(
+        capsys, app_paths, "index", str(folder), "--store", str(small_disk / "store")
+    )
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "is full" in err and "damaged" not in err and str(small_disk / "store") in err

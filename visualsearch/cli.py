@@ -1,4 +1,6 @@
-"""Headless commands: index, search, similar, info, sample, demo.
+"""Headless commands: index, search, similar, info, clusters, export, duplicates,
+outliers, tags, models, sample, demo. Each parses its arguments, calls core and
+renders what it returns.
 
 Every command prints a readable table, or JSON with --json. Errors print one
 clear line on stderr and exit with status 1; Ctrl+C exits with 130 after the
@@ -10,17 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sqlite3
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from visualsearch import __version__
-from visualsearch.core import imageio
-from visualsearch.core.collection import Collection, Hit, NotIndexed
-from visualsearch.core.encoders import ModelUnavailable, load_encoder
+from visualsearch.core.collection import Collection, Hit
+from visualsearch.core.encoders import default_model_spec, load_encoder
+from visualsearch.core.errors import USER_ERRORS, user_message
 from visualsearch.core.folder import (
     ModelChoice,
     index_and_record,
@@ -31,8 +30,9 @@ from visualsearch.core.folder import (
 )
 from visualsearch.core.indexing import IndexOptions, IndexReport, ensure_dir_exists
 from visualsearch.core.names import printable
+from visualsearch.core.query import ImageQuery, MixQuery, Query, TextQuery, run_query
 from visualsearch.core.settings import AppPaths
-from visualsearch.core.store import Store, StoreError, StoreMissing, corrupt_catalog_message
+from visualsearch.core.store import Store, StoreMissing
 
 COMMANDS = (
     "index",
@@ -44,6 +44,7 @@ COMMANDS = (
     "duplicates",
     "outliers",
     "tags",
+    "models",
     "sample",
     "gui",
     "demo",
@@ -90,7 +91,9 @@ class TqdmProgress:
 
 def _open_store(args, folder: Path, create: bool = True) -> Store:
     store_dir = Path(args.store) if args.store else None
-    return open_store(folder, args.paths.data_dir, store_dir, create=create)
+    store = open_store(folder, args.paths.data_dir, store_dir, create=create)
+    args.store_dir = store.directory  # named in an error message if its catalog fails later
+    return store
 
 
 def _finite(value):
@@ -169,6 +172,24 @@ def _print_hits(hits: list[Hit], root: Path, as_json: bool, header: str) -> None
         print(f"  {h.rank:>3}  {h.score:6.3f}  {printable(shown)}")
 
 
+def _print_result(
+    col: Collection, query: Query, k: int, min_score: float | None, as_json: bool
+) -> None:
+    """Run `query` the one way the window does too (-words, deleted files left out), and
+    print its hits, or why there are none."""
+    result = run_query(col, query, k=k, min_score=min_score)
+    _print_hits(result.hits, col.root, as_json, f"Images {query.label()} ({col.encoder.id}):")
+    if result.hits or as_json:
+        return
+    if result.best_score is not None and min_score is not None:
+        print(f"  no match reaches {min_score} (the best scores {result.best_score:.3f})")
+    elif result.missing:
+        print(
+            f"  the {result.missing} best matches were deleted since the folder was "
+            "indexed; run index (or add --update) to bring it up to date"
+        )
+
+
 def _collection(args, need_update: bool = False) -> Collection:
     folder = ensure_dir_exists(Path(args.folder)).resolve()
     store = _open_store(args, folder)
@@ -193,7 +214,7 @@ def cmd_index(args) -> int:
     if not args.json:
         print(
             f"Indexing {printable(str(folder))}\n"
-            f"  model {encoder.id} ({getattr(encoder, 'backend', '')})\n"
+            f"  model {encoder.id} ({encoder.backend})\n"
             f"  store {printable(str(store.directory))}",
             file=sys.stderr,
         )
@@ -227,30 +248,18 @@ def cmd_index(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from visualsearch.core.query import ImageQuery, MixQuery, TextQuery, run_query
-
     query = TextQuery(args.query)
     if args.like:
         query = MixQuery(ImageQuery(_image_arg(args.like)), args.query, args.text_weight)
     col = _collection(args)
-    result = run_query(col, query, k=args.k, min_score=args.min_score)
-    _print_hits(result.hits, col.root, args.json, f"Images {query.label()} ({col.encoder.id}):")
-    if not result.hits and not args.json:
-        if result.best_score is not None and args.min_score is not None:
-            print(f"  no match reaches {args.min_score} (the best scores {result.best_score:.3f})")
-        elif result.missing:
-            print(
-                f"  the {result.missing} best matches were deleted since the folder was "
-                "indexed; run index (or add --update) to bring it up to date"
-            )
+    _print_result(col, query, args.k, args.min_score, args.json)
     return 0
 
 
 def cmd_similar(args) -> int:
-    image = _image_arg(args.image)
+    query = ImageQuery(_image_arg(args.image), include_self=args.include_self)
     col = _collection(args)
-    hits = col.similar_to(image, k=args.k, include_self=args.include_self)
-    _print_hits(hits, col.root, args.json, f"Images like {image} ({col.encoder.id}):")
+    _print_result(col, query, args.k, args.min_score, args.json)
     return 0
 
 
@@ -330,25 +339,28 @@ def cmd_clusters(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from visualsearch.core.export import ExportInterrupted, ExportItem, export_groups
+def _cluster_numbers(text: str | None) -> list[int] | None:
+    """--clusters 0,3,4 → [0, 3, 4]; None when not given (all clusters)."""
+    if not text:
+        return None
+    try:
+        return [int(c) for c in text.split(",")]
+    except ValueError as exc:
+        raise CliError(f"--clusters takes numbers like 0,3,4: {text!r}") from exc
 
+
+def cmd_export(args) -> int:
+    from visualsearch.core.export import (
+        ExportInterrupted,
+        cluster_items,
+        cluster_rows,
+        export_groups,
+    )
+
+    wanted = _cluster_numbers(args.clusters)  # before any work: a typo costs nothing
     col, cmap = _map(args)
-    wanted = set(range(cmap.clustering.k))
-    if args.clusters:
-        try:
-            wanted = {int(c) for c in args.clusters.split(",")}
-        except ValueError as exc:
-            raise CliError(f"--clusters takes numbers like 0,3,4: {args.clusters!r}") from exc
-        unknown = wanted - set(range(cmap.clustering.k))
-        if unknown:
-            k = cmap.clustering.k
-            raise CliError(f"no cluster {sorted(unknown)}: there are {k} (0-{k - 1})")
-    items = [
-        ExportItem(col.root / cmap.paths[r], cmap.names[c], c, float(cmap.scores[r]))
-        for c in sorted(wanted)
-        for r in cmap.members(c)
-    ]
+    rows = cluster_rows(cmap, range(cmap.clustering.k) if wanted is None else wanted)
+    items = cluster_items(cmap, col.root, rows)
     progress = TqdmProgress(quiet=args.json)
     interrupted = False
     try:
@@ -407,37 +419,18 @@ def _print_export(report, link: bool) -> None:
 
 
 def cmd_duplicates(args) -> int:
-    from visualsearch.core.duplicates import check_threshold, find_duplicates, presets
+    from visualsearch.core.duplicates import check_threshold, find_duplicates, group_dicts, presets
 
     if args.threshold is not None:
         check_threshold(args.threshold)  # before any work: a ValueError is one line, exit 1
     col = _collection(args)
-    named = presets(getattr(col.encoder, "near_duplicate_threshold", 0.9))
+    named = presets(col.encoder.near_duplicate_threshold)
     threshold = args.threshold if args.threshold is not None else named[args.preset]
     records = col.store.records_for(col.paths)
     groups = find_duplicates(col.matrix, records, threshold, root=col.root)
-    data = [
-        {
-            "similarity": round(g.similarity, 4),
-            "exact": g.exact,
-            "keep": col.paths[g.rows[0]],
-            "reason": g.keep_reason,
-            "images": [
-                {
-                    "path": r.path,
-                    "width": r.width,
-                    "height": r.height,
-                    "bytes": r.size,
-                    "format": r.format,
-                    "taken": r.taken,
-                }
-                for r in g.members
-            ],
-        }
-        for g in groups
-    ]
+    data = group_dicts(groups)
     if args.json:
-        print(json.dumps(data, indent=2))
+        _print_json(data)
         return 0
     extra = sum(len(g.rows) - 1 for g in groups)
     print(
@@ -445,19 +438,19 @@ def cmd_duplicates(args) -> int:
     )
     for i, g in enumerate(data, 1):
         kind = "identical files" if g["exact"] else f"similarity >= {g['similarity']:.3f}"
-        print(f"\n  group {i} ({kind}); keep {g['keep']}: {g['reason']}")
+        print(f"\n  group {i} ({kind}); keep {printable(g['keep'])}: {g['reason']}")
         for im in g["images"]:
-            print(f"    {im['width']}×{im['height']} {im['bytes'] / 1e6:6.2f} MB  {im['path']}")
+            size = f"{im['width']}×{im['height']} {im['bytes'] / 1e6:6.2f} MB"
+            print(f"    {size}  {printable(im['path'])}")
     return 0
 
 
 def cmd_outliers(args) -> int:
-    from visualsearch.core.duplicates import outlier_scores
+    from visualsearch.core.duplicates import odd_ones_out
 
     col = _collection(args)
-    scores = outlier_scores(col.matrix)
-    order = np.argsort(-scores, kind="stable")[: args.k]
-    hits = [Hit(i + 1, col.root / col.paths[r], float(scores[r])) for i, r in enumerate(order)]
+    ranked = odd_ones_out(col.matrix, args.k)
+    hits = [Hit(i + 1, col.root / col.paths[r], s) for i, (r, s) in enumerate(ranked)]
     _print_hits(hits, col.root, args.json, "Odd ones out (score: 1 - similarity to the nearest 5):")
     return 0
 
@@ -497,11 +490,13 @@ def cmd_demo(args) -> int:
     col = _collection(args)
     print(f"{len(col)} images indexed with {col.encoder.id}.\n")
     for q in ("a photo of a cat", "a cup of coffee", "a rocket", "a motorcycle"):
-        _print_hits(col.search_text(q, k=3), col.root, False, f"{q!r}:")
+        _print_result(col, TextQuery(q), 3, None, False)
     probe = next(p for p in col.paths if p.startswith("copies/"))
-    _print_hits(col.similar_to(col.root / probe, k=3), col.root, False, f"Images like {probe}:")
+    _print_result(col, ImageQuery(col.root / probe), 3, None, False)
     if sys.stdin.isatty():
-        print("\nType a text query, or the path of an image; an empty line quits.")
+        print(
+            "\nType a text query (-words steer away), or the path of an image; an empty line quits."
+        )
         while True:
             try:
                 line = input("query> ").strip()
@@ -509,12 +504,61 @@ def cmd_demo(args) -> int:
                 break
             if not line:
                 break
+            image = Path(line).expanduser()
+            query = ImageQuery(image) if image.is_file() else TextQuery(line)
             try:
-                p = Path(line).expanduser()
-                hits = col.similar_to(p, k=8) if p.is_file() else col.search_text(line, k=8)
-                _print_hits(hits, col.root, False, "")
-            except (imageio.ImageError, ValueError) as exc:
-                print(f"  {exc}")
+                _print_result(col, query, 8, None, False)
+            except USER_ERRORS as exc:  # say why, and take the next query
+                print(f"  {printable(user_message(exc))}")
+    return 0
+
+
+BUILTIN_NOTE = "offline, ImageNet categories; ships with visualsearch"
+
+
+def cmd_models(args) -> int:
+    """The built-in model and the CLIP models, with whether their weights are here."""
+    from visualsearch.core.encoders.catalog import CLIP_MODELS
+    from visualsearch.core.encoders.clip import cached_weights
+
+    default = default_model_spec()
+    rows = [
+        {
+            "spec": "builtin",
+            "name": ModelChoice("builtin").label(),
+            "download_mb": 0,
+            "note": BUILTIN_NOTE,
+            "cached": True,
+            "weights": None,
+            "default": default == "builtin",
+        }
+    ]
+    for clip in CLIP_MODELS:
+        weights = cached_weights(clip.arch, clip.tag)
+        rows.append(
+            {
+                "spec": clip.spec,
+                "name": ModelChoice(clip.spec).label(),
+                "download_mb": clip.download_mb,
+                "note": clip.note,
+                "cached": weights is not None,
+                "weights": str(weights) if weights else None,
+                "default": default == clip.spec,
+            }
+        )
+    if args.json:
+        _print_json(rows)
+        return 0
+    width = max(len(r["spec"]) for r in rows)
+    print("Models (--model SPEC; * the default for a folder not indexed yet):")
+    for r in rows:
+        mark = "*" if r["default"] else " "
+        here = "here" if r["cached"] else f"{r['download_mb']:,} MB to download"
+        print(f"  {mark} {r['spec']:<{width}}  {here:<20}  {r['note']}")
+    print(
+        "CLIP weights download in the window (Model menu); or pass a checkpoint file "
+        "with --weights FILE."
+    )
     return 0
 
 
@@ -577,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("similar", parents=[common, query], help="find images like an image")
     p.add_argument("folder")
     p.add_argument("image", help="an image file, inside the folder or not")
+    p.add_argument("--min-score", type=float, default=None, help="drop results below this score")
     p.add_argument("--include-self", action="store_true", help="list the query image too")
     p.set_defaults(func=cmd_similar)
 
@@ -625,6 +670,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--update", action="store_true", help="index new/changed files first")
     p.set_defaults(func=cmd_tags)
 
+    p = sub.add_parser("models", help="the models, their download sizes and which are here")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("sample", parents=[common], help="create the sample collection")
     p.add_argument("dest", nargs="?", help="where (default: in the user data folder)")
     p.set_defaults(func=cmd_sample)
@@ -658,22 +707,14 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
         return cmd_gui(args)  # the window shows its own errors
     try:
         return args.func(args)
-    except (
-        CliError,
-        ModelUnavailable,
-        NotIndexed,
-        StoreError,
-        imageio.ImageError,
-        FileNotFoundError,
-        NotADirectoryError,
-        PermissionError,
-        ValueError,
-    ) as exc:
+    except CliError as exc:
         print(f"visualsearch: error: {printable(str(exc))}", file=sys.stderr)
         return 1
-    except sqlite3.DatabaseError as exc:  # damage found after the catalog was opened
-        store = getattr(args, "store", None) or "the collection's store"
-        print(f"visualsearch: error: {corrupt_catalog_message(store, exc)}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        message = user_message(
+            exc, store=getattr(args, "store_dir", None) or getattr(args, "store", None)
+        )
+        print(f"visualsearch: error: {printable(message)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.metrics import adjusted_rand_score
 
+from tests.fakes import FakeEncoder
 from visualsearch.cli import main as cli_main
 from visualsearch.core import analysis
-from visualsearch.core.collection_map import build_map, rename_cluster
+from visualsearch.core.collection_map import CLUSTER_LINK_SLACK, build_map, rename_cluster
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.export import folder_name
 from visualsearch.core.indexing import index_folder
+from visualsearch.core.sample import subject_of
 from visualsearch.core.store import Store
 
 
@@ -65,6 +68,172 @@ def test_map_is_cached_and_names_the_user_gives_are_kept(photo_map, builtin_enco
     fewer = build_map(store, builtin_encoder, app_paths.cache_dir, k=3)
     assert fewer.clustering.k == 3 and not fewer.clustering.auto
     assert fewer.coords.shape == (len(cmap.paths), 2)
+
+
+def _former_choose_k(points: np.ndarray) -> int:
+    """The rule analysis.choose_k had before bench/cluster_k.py measured it: the smallest
+    k within 5 % of the best silhouette, 2 <= k <= n/3 (kept here to print its figure)."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    reduced = analysis.reduce(points)
+    scores = {}
+    for k in range(2, max(2, min(40, len(points) // 3)) + 1):
+        labels = KMeans(k, n_init=1, random_state=0).fit_predict(reduced)
+        scores[k] = silhouette_score(reduced, labels)
+    best = max(scores.values())
+    return min(k for k, v in scores.items() if v >= best - 0.05 * abs(best))
+
+
+def _grouped(vectors: np.ndarray, must_link: float) -> np.ndarray:
+    """The points analysis.cluster chooses k on: copies of a photo merged into one."""
+    groups = analysis.near_duplicate_groups(vectors, must_link)
+    points = np.zeros((groups.max() + 1, vectors.shape[1]), np.float32)
+    np.add.at(points, groups, vectors)
+    return l2_normalize(points)
+
+
+def test_automatic_k_agrees_with_the_subjects_of_the_photos(photo_map, builtin_encoder):
+    """12 clusters for ~37 subjects put an astronaut, a beaker, a chair and a drum in one:
+    the number of clusters now comes from a rule measured on labelled photos."""
+    _, cmap = photo_map
+    subjects = [subject_of(Path(_stem(p))) for p in cmap.paths]
+    count = len(set(subjects))
+    must_link = builtin_encoder.near_duplicate_threshold - CLUSTER_LINK_SLACK
+    ari = adjusted_rand_score(subjects, cmap.labels)
+    former_k = _former_choose_k(_grouped(cmap.vectors, must_link))
+    former = analysis.cluster(cmap.vectors, k=former_k, must_link=must_link)
+    former_ari = adjusted_rand_score(subjects, former.labels)
+    print(
+        f"\n{count} subjects: now k={cmap.clustering.k}, ARI {ari:.3f}; "
+        f"the former rule k={former_k}, ARI {former_ari:.3f}"
+    )
+    assert cmap.clustering.auto
+    assert ari >= 0.8 > former_ari
+
+    # a collection of a few subjects gets a few clusters, not as many as it can hold
+    rng = np.random.default_rng(0)
+    for few in (rng.choice(sorted(set(subjects)), 8, replace=False) for _ in range(3)):
+        rows = np.flatnonzero(np.isin(subjects, few))
+        labels = analysis.cluster(cmap.vectors[rows], must_link=must_link).labels
+        some = [subjects[r] for r in rows]
+        assert adjusted_rand_score(some, labels) >= 0.8, (sorted(few), labels)
+
+
+def test_choose_k_finds_the_groups_and_stays_bounded_for_many_vectors():
+    x, _ = _blobs(30, 12, dim=64)
+    assert analysis.choose_k(x) == 12
+    assert analysis.choose_k(x[:1]) == 1 and analysis.choose_k(x[:2]) in (1, 2)
+    many, _ = _blobs(1_000, 60, dim=64)  # 60,000 vectors: scored on a sample, at most 40
+    assert analysis.choose_k(many) == analysis.MAX_CLUSTERS
+
+
+# pixel colours whose fake-encoder vectors make clear families: red and orange are alike
+COLOURS = {
+    "red": (255, 0, 0),
+    "orange": (255, 128, 0),
+    "blue": (0, 0, 255),
+    "green": (0, 255, 0),
+    "cyan": (0, 255, 255),
+}
+
+
+def _paint(folder: Path, colour: str, count: int) -> None:
+    from PIL import Image
+
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        img = Image.new("RGB", (16, 16), COLOURS[colour])
+        img.putpixel((0, 0), (i * 7 % 256, 40, 90))  # each file its own content
+        img.save(folder / f"{colour}_{i}.png")
+
+
+def _cluster_of(cmap, prefix: str) -> int:
+    clusters = {int(cmap.labels[r]) for r, p in enumerate(cmap.paths) if p.startswith(prefix)}
+    assert len(clusters) == 1, (prefix, clusters)
+    return clusters.pop()
+
+
+def _named(cmap, name: str) -> list[int]:
+    return [c for c, n in enumerate(cmap.names) if n == name]
+
+
+@pytest.fixture
+def colour_store(tmp_path):
+    folder, encoder = tmp_path / "colours", FakeEncoder()
+    for colour, count in (("red", 2), ("orange", 4), ("blue", 4), ("green", 4)):
+        _paint(folder, colour, count)
+    with Store(tmp_path / "store", root=folder) as store:
+        index_folder(folder, store, encoder)
+        yield folder, store, encoder, tmp_path / "cache"
+
+
+def _rename(store, encoder, cmap, cluster: int, name: str) -> None:
+    members = [cmap.paths[r] for r in cmap.members(cluster)]
+    rename_cluster(store, encoder.id, cmap.clustering.k, cluster, name, members=members)
+
+
+def test_a_renamed_cluster_loses_its_name_when_a_recompute_leaves_few_of_its_images(
+    colour_store,
+):
+    """A cluster renamed "cars and yurts" kept that name after a recompute left it with
+    yurts only: the name stuck to the cluster's number."""
+    folder, store, encoder, cache = colour_store
+    first = build_map(store, encoder, cache, k=3)
+    warm = _cluster_of(first, "orange")
+    assert warm == _cluster_of(first, "red")  # red and orange together: "cars and yurts"
+    _rename(store, encoder, first, warm, "cars and yurts")
+    assert _named(build_map(store, encoder, cache, k=3), "cars and yurts") == [warm]
+
+    for p in folder.glob("orange_*"):  # the cars go: the yurts (2 of 6) are left
+        p.unlink()
+    index_folder(folder, store, encoder)
+    after = build_map(store, encoder, cache, k=3)
+    assert after.clustering.k == 3 and _cluster_of(after, "red") == warm  # the same number
+    assert _named(after, "cars and yurts") == []  # but not the same images: no name
+    assert after.names[warm] == after.suggested[warm]
+    assert after.lost_names == ["cars and yurts"]
+    # most of its images are gone for good: the name is dropped, not reported again
+    assert build_map(store, encoder, cache, k=3).lost_names == []
+
+
+def test_a_renamed_cluster_keeps_its_name_where_its_images_go(colour_store):
+    folder, store, encoder, cache = colour_store
+    first = build_map(store, encoder, cache, k=3)
+    warm = _cluster_of(first, "orange")
+    _rename(store, encoder, first, warm, "cars and yurts")
+    _rename(store, encoder, first, _cluster_of(first, "blue"), "sea")
+
+    _paint(folder, "cyan", 8)  # a larger new cluster takes the first number
+    index_folder(folder, store, encoder)
+    grown = build_map(store, encoder, cache, k=4)
+    assert _cluster_of(grown, "cyan") == 0 and _cluster_of(grown, "orange") != warm
+    assert _named(grown, "cars and yurts") == [_cluster_of(grown, "orange")]
+    assert _named(grown, "sea") == [_cluster_of(grown, "blue")] and not grown.lost_names
+
+    split = build_map(store, encoder, cache, k=5)  # red and orange apart: most were orange
+    assert _cluster_of(split, "red") != _cluster_of(split, "orange")
+    assert _named(split, "cars and yurts") == [_cluster_of(split, "orange")]
+
+    _rename(store, encoder, split, _cluster_of(split, "orange"), "")  # the suggested name back
+    again = build_map(store, encoder, cache, k=5)
+    assert _named(again, "cars and yurts") == [] and not again.lost_names
+    assert _named(again, "sea") == [_cluster_of(again, "blue")]
+
+
+def test_names_saved_by_cluster_number_are_placed_once_and_then_follow(colour_store):
+    """Names saved before they followed their images (by number, for one k) still name
+    the cluster they were given to."""
+    folder, store, encoder, cache = colour_store
+    first = build_map(store, encoder, cache, k=3)
+    blue = _cluster_of(first, "blue")
+    store.set_meta(f"cluster_names:{encoder.id}", json.dumps({"k": 3, "names": {blue: "sea"}}))
+    again = build_map(store, encoder, cache, k=3)
+    assert _named(again, "sea") == [blue]
+    _paint(folder, "cyan", 8)
+    index_folder(folder, store, encoder)
+    grown = build_map(store, encoder, cache, k=4)
+    assert _named(grown, "sea") == [_cluster_of(grown, "blue")] != [blue]
 
 
 def _blobs(n_per: int, centres: int, dim: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

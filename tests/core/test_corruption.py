@@ -205,3 +205,16 @@ def test_an_image_the_model_gives_nan_for_is_skipped_with_a_reason(tmp_path):
     assert report.encoded == 6 and report.failed == 1
     assert report.errors == [("dark.jpg", "the model computed no valid vector for this image")]
     assert np.isfinite(store.load_vectors(FakeEncoder.id)[1]).all()
+
+
+def test_replace_meta_never_overwrites_a_change_made_in_between(tmp_path):
+    """Cluster names are saved by read-modify-write from two threads (a rename, a map
+    being named): the second write must see that the first changed the value."""
+    with Store(tmp_path / "store") as store:
+        assert store.replace_meta("names", None, "a")
+        assert not store.replace_meta("names", None, "b")  # it exists now
+        other = Store(tmp_path / "store")
+        assert other.replace_meta("names", "a", "from the other thread")
+        other.close()
+        assert not store.replace_meta("names", "a", "stale")  # read "a", but it changed
+        assert store.get_meta("names") == "from the other thread"

@@ -14,9 +14,12 @@ from PIL import Image
 from visualsearch.core.duplicates import (
     DuplicateGroup,
     find_duplicates,
+    group_dicts,
+    odd_ones_out,
     outlier_scores,
     presets,
     suggest_keeper,
+    write_groups_csv,
 )
 from visualsearch.core.image_detail import ImageDetail
 from visualsearch.core.indexing import index_folder
@@ -272,9 +275,37 @@ def test_odd_ones_out_rank_first(tmp_path, builtin_encoder):
     with Store(tmp_path / "store", root=folder) as store:
         index_folder(folder, store, builtin_encoder)
         paths, vectors = store.load_vectors(builtin_encoder.id)
+    ranked = odd_ones_out(vectors, limit=len(odd))
+    assert {Path(paths[r]).stem for r, _ in ranked} == {p.stem for p in odd}
     scores = outlier_scores(vectors)
-    top = {Path(paths[i]).stem for i in np.argsort(-scores)[: len(odd)]}
-    assert top == {p.stem for p in odd}
+    assert [s for _, s in ranked] == sorted(scores, reverse=True)[: len(odd)]
+    everyone = odd_ones_out(vectors)  # no limit: every image, the oddest first
+    assert sorted(r for r, _ in everyone) == list(range(len(paths)))
+    assert [s for _, s in everyone] == sorted(scores, reverse=True)
+
+
+def test_the_json_groups_and_the_csv_rows_are_the_same_data(copies_collection, tmp_path):
+    """The CLI's JSON, its table and the window's CSV list the same groups and keepers."""
+    import csv
+    import json
+
+    paths, vectors, records, _ = copies_collection
+    groups = find_duplicates(vectors, records, 0.9)
+    data = group_dicts(groups)
+    assert json.loads(json.dumps(data)) == data  # plain data, ready for JSON
+    assert len(data) == len(groups) >= 10
+    for g, d in zip(groups, data, strict=True):
+        assert [im["path"] for im in d["images"]] == [paths[r] for r in g.rows]
+        assert d["keep"] == paths[g.rows[0]] and d["reason"] == g.keep_reason
+        assert d["images"][0]["bytes"] == records[g.rows[0]].size
+    root = Path("/photos")
+    with open(write_groups_csv(groups, root, tmp_path / "dups.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == sum(len(d["images"]) for d in data)
+    keepers = [r for r in rows if r["keep"] == "yes"]
+    assert [r["path"] for r in keepers] == [str(root / d["keep"]) for d in data]
+    assert [r["reason"] for r in keepers] == [d["reason"] for d in data]
+    assert [r["similarity"] for r in keepers] == [f"{d['similarity']:.4f}" for d in data]
 
 
 def test_self_knn_leaves_out_each_row_itself():

@@ -10,14 +10,21 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tests.conftest import distinct_images
+from visualsearch.core import analysis
+from visualsearch.core.collection_map import CollectionMap
 from visualsearch.core.export import (
     MANIFEST,
     NAME_MAX,
     ExportItem,
+    cluster_items,
+    cluster_rows,
     export_groups,
     folder_name,
     write_new_text,
@@ -353,3 +360,36 @@ def test_the_no_hard_link_fallback_never_replaces(tmp_path):
         tmp_path / "free"
     ).read_bytes() == b"new"
     assert not (tmp_path / "tmp").exists()
+
+
+def test_cluster_items_name_folders_as_the_user_sees_the_clusters(tmp_path):
+    """The CLI's `export` and the window's Export share what goes into which folder."""
+    folder = tmp_path / "photos"
+    paths = [p.name for p in distinct_images(folder, 12, size=64)]
+    rng = np.random.default_rng(0)
+    centres = np.eye(8, dtype=np.float32)[:3] * 4  # three clear groups of four
+    vectors = centres[np.arange(12) % 3] + rng.standard_normal((12, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    clustering = analysis.cluster(vectors, k=3)
+    names = [f"cluster {c}" for c in range(3)]
+    scores = np.einsum("ij,ij->i", vectors, clustering.centres[clustering.labels])
+    cmap = CollectionMap(
+        paths, vectors, np.zeros((12, 2)), clustering, names, list(names), [[]] * 3, scores
+    )
+    cmap.names[1] = "Holiday: cars/yurts"  # renamed by the user, as the window does
+    rows = cluster_rows(cmap, [1, 0, 1])
+    assert rows == cmap.members(0) + cmap.members(1)  # each cluster once, in number order
+    items = cluster_items(cmap, folder, rows)
+    assert [i.source for i in items] == [folder / cmap.paths[r] for r in rows]
+    assert [i.cluster for i in items] == [int(cmap.labels[r]) for r in rows]
+    assert {i.group for i in items if i.cluster == 1} == {"Holiday: cars/yurts"}
+    assert [i.score for i in items] == [pytest.approx(float(cmap.scores[r])) for r in rows]
+    with pytest.raises(ValueError, match=r"no cluster \[3, 7\]: there are 3 \(0-2\)"):
+        cluster_rows(cmap, [0, 7, 3])
+
+    report = export_groups(items, tmp_path / "out")
+    written = Counter(target.parent.name for _, target in report.written)
+    assert written == {
+        folder_name("Holiday: cars/yurts"): len(cmap.members(1)),
+        folder_name(cmap.names[0]): len(cmap.members(0)),
+    }

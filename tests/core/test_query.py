@@ -107,3 +107,15 @@ def test_mix_and_selection_queries_and_min_score(tmp_path):
     strict = run_query(col, ImageQuery(paths[0]), min_score=1.01)
     assert strict.hits == [] and strict.best_score is not None and strict.best_score < 1.01
     store.close()
+
+
+def test_an_image_query_can_list_the_image_itself(tmp_path):
+    """`similar --include-self` goes through run_query like every other query."""
+    paths, store, col = _fake_collection(tmp_path, 5)
+    with_self = run_query(col, ImageQuery(paths[2], include_self=True), k=2)
+    assert with_self.hits[0].path == paths[2] and with_self.hits[0].score > 0.999
+    assert with_self.candidates == 5
+    without = run_query(col, ImageQuery(paths[2]), k=2)
+    assert paths[2] not in [h.path for h in without.hits] and without.candidates == 4
+    assert without.hits[0].path == with_self.hits[1].path  # the same ranking after it
+    store.close()

@@ -11,7 +11,7 @@ from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import QLineEdit
 
 from tests.conftest import distinct_images
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, HeldEncoder
 from tests.qt.conftest import Answers
 from visualsearch.core.encoders.base import ModelInfo
 from visualsearch.core.folder import ModelChoice
@@ -246,3 +246,41 @@ def test_task_slot_delivers_only_the_newest(qtbot):
     pool.waitForDone(TIMEOUT_MS)
     qtbot.wait(100)
     assert got[-1] != "late"
+
+
+def test_closing_during_a_batch_says_so_and_closes_when_it_is_kept(
+    qtbot, tmp_path, app_paths, settings_file
+):
+    """Closing used to block the GUI thread for up to 4 × 60 s, with no word."""
+    from PySide6.QtCore import QSettings
+
+    from tests.qt.conftest import UrlRecorder
+    from visualsearch.core.store import Store, default_store_dir
+    from visualsearch.qt.context import AppContext
+    from visualsearch.qt.main_window import MainWindow
+    from visualsearch.qt.settings import SettingsStore
+
+    encoder = HeldEncoder("embed_images", TIMEOUT_MS / 1000)
+    ctx = AppContext(
+        app_paths,
+        SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat)),
+        EncoderProvider(tmp_path / "cache", preloaded={ModelChoice("builtin"): encoder}),
+        open_url=UrlRecorder(),
+        confirm=Answers(),
+    )
+    ctx.index_options.batch_size = 2
+    window = MainWindow(ctx)
+    qtbot.addWidget(window)
+    window.show()
+    folder = tmp_path / "photos"
+    distinct_images(folder, 6, size=64)
+    window.open_folder(folder)
+    assert encoder.holding.wait(TIMEOUT_MS / 1000)
+    window.close()  # returns at once: the batch in flight is still being encoded
+    assert window.isVisible()
+    assert "Closing" in window.indexing.label.text() and window.indexing.isVisible()
+    encoder.release.set()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
+    store_dir = default_store_dir(folder.resolve(), app_paths.data_dir)
+    with Store(store_dir) as store:
+        assert len(store.load_vectors(encoder.id)[0]) == 2  # the batch in flight was kept

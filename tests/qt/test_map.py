@@ -15,22 +15,22 @@ from visualsearch.qt.map_view import MapView, points_in_polygon
 
 def _open_map(qtbot, window, gallery):
     open_and_wait(qtbot, window, gallery)
-    with qtbot.waitSignal(window.map_ready, timeout=240_000) as blocker:
-        window.show_map()
+    with qtbot.waitSignal(window.maps.map_ready, timeout=240_000) as blocker:
+        window.tabs.setCurrentWidget(window.map_page)
     return blocker.args[0]
 
 
 def test_map_shows_every_image_and_named_clusters(qtbot, window, gallery):
     cmap = _open_map(qtbot, window, gallery)
     view = window.map_page.view
-    assert len(view.world) == len(cmap.paths) == len(window.records)
+    assert len(view.world) == len(cmap.paths) == len(window.collection.records)
     tree = window.map_page.clusters.tree
     assert tree.topLevelItemCount() == cmap.clustering.k
     cat = cmap.labels[cmap.paths.index("chelsea.png")]
     assert "cat" in tree.topLevelItem(int(cat)).text(0).lower()
 
     # click a cluster: the grid lists its images, closest to the centre first
-    window.show_cluster(int(cat))
+    window.maps.show_cluster(int(cat))
     names = [window.model.item(r).path.name for r in range(window.model.rowCount())]
     assert "chelsea.png" in names and len(names) == len(cmap.members(int(cat)))
     scores = [window.model.item(r).score for r in range(window.model.rowCount())]
@@ -39,10 +39,10 @@ def test_map_shows_every_image_and_named_clusters(qtbot, window, gallery):
     # rename it; the name is kept in the store for the next map
     item = tree.topLevelItem(int(cat))
     item.setText(0, "Chelsea the cat")
-    assert window.cmap.names[int(cat)] == "Chelsea the cat"
+    assert window.maps.cmap.names[int(cat)] == "Chelsea the cat"
     window.pool.waitForDone(10_000)
-    with qtbot.waitSignal(window.map_ready, timeout=240_000) as blocker:
-        window.refresh_map()
+    with qtbot.waitSignal(window.maps.map_ready, timeout=240_000) as blocker:
+        window.maps.refresh()
     assert blocker.args[0].names[int(cat)] == "Chelsea the cat"
     item = window.map_page.clusters.tree.topLevelItem(int(cat))
     item.setText(0, "")  # back to the suggested name
@@ -71,7 +71,7 @@ def test_lasso_selects_points_shows_them_and_finds_more_like_them(qtbot, window,
     )
     grid = {window.model.item(r).rel for r in range(window.model.rowCount())}
     assert grid == {cmap.paths[r] for r in rows}
-    assert "selected on the map" in window.query_label.text()
+    assert "selected on the map" in window.results_area.query_label.text()
 
     result = wait_results(qtbot, window, window.map_page.more.click)
     assert isinstance(result.query, SelectionQuery)
@@ -90,8 +90,8 @@ def test_export_the_selection_and_clusters_into_folders(qtbot, window, gallery, 
     cat = int(cmap.labels[cmap.paths.index("chelsea.png")])
     rows = cmap.members(cat)
     dest = tmp_path / "export"
-    with qtbot.waitSignal(window.export_finished, timeout=60_000) as blocker:
-        window.export_rows(rows, dest)
+    with qtbot.waitSignal(window.maps.export_finished, timeout=60_000) as blocker:
+        window.maps.export_rows(rows, dest)
     report = blocker.args[0]
     folder = dest / report.folders[cmap.names[cat]].name
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -101,8 +101,8 @@ def test_export_the_selection_and_clusters_into_folders(qtbot, window, gallery, 
     with open(dest / MANIFEST, newline="", encoding="utf-8") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
 
-    with qtbot.waitSignal(window.export_finished, timeout=60_000) as blocker:
-        window.export_rows(rows, dest)  # again: the same files are there, none copied twice
+    with qtbot.waitSignal(window.maps.export_finished, timeout=60_000) as blocker:
+        window.maps.export_rows(rows, dest)  # again: the same files are there, none copied twice
     assert blocker.args[0].renamed == 0 and len(blocker.args[0].already) == len(rows)
     assert "already there with the same content" in window.message.text()
 
@@ -131,3 +131,147 @@ def test_map_view_zoom_pan_hover_and_paint(qtbot, tmp_path):
     with qtbot.waitSignal(view.clicked) as blocker:
         qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPointF(x, y).toPoint())
     assert blocker.args[0] == view.row_at(x, y)
+
+
+def _loader():
+    from PySide6.QtCore import QThreadPool
+
+    from visualsearch.qt.thumbnails import ImageLoader
+
+    return ImageLoader(lambda key, size: None, QThreadPool(), "map-test")
+
+
+def test_24_clusters_get_24_clearly_distinct_colours_and_more_get_other_markers(qtbot):
+    """Golden-ratio hues gave pairs of clusters colours a person cannot tell apart."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from visualsearch.qt.map_view import BACKGROUND, OUTLINE, PALETTE, cluster_colours
+
+    colours = cluster_colours(24)
+    rgb = np.array([[c.red(), c.green(), c.blue()] for c in [*colours, BACKGROUND]]) / 255.0
+    lab = rgb2lab(rgb[None])[0]
+    distance = deltaE_ciede2000(lab[:, None, :], lab[None, :, :])
+    np.fill_diagonal(distance, np.inf)
+    print(
+        f"\nclosest two of 24 cluster colours (or one and the background): ΔE {distance.min():.1f}"
+    )
+    assert distance.min() >= 15  # clearly different (ΔE 2.3 is a just noticeable difference)
+
+    # drawn: one point per cluster, far apart; clusters beyond the palette repeat its
+    # colours with an outline, then as outlined squares
+    k = 2 * len(PALETTE) + 1
+    view = MapView(_loader())
+    qtbot.addWidget(view)
+    view.resize(800, 800)
+    side = int(np.ceil(np.sqrt(k)))
+    coords = np.array([(c % side, c // side) for c in range(k)], float)
+    view.set_data(coords, np.arange(k), [None] * k, k)
+    image = view.render_points()
+    reach = int(np.ceil(view.point_radius()))
+    seen = {}
+    for c in range(k):
+        x, y = np.rint(view.to_screen(view.world[c : c + 1])[0]).astype(int)
+        seen[c] = image.pixelColor(x, y).rgb()
+        edge = image.pixelColor(x + reach - 1, y).rgb()
+        corner = image.pixelColor(x + reach, y + reach).rgb()
+        assert seen[c] == view.colours[c].rgb()
+        if c < len(PALETTE):
+            assert edge == seen[c] and corner == BACKGROUND.rgb(), c  # a plain disc
+        elif c < 2 * len(PALETTE):
+            assert edge == OUTLINE.rgb() and corner == BACKGROUND.rgb(), c  # outlined disc
+        else:
+            assert corner == OUTLINE.rgb(), c  # an outlined square
+    assert len({seen[c] for c in range(24)}) == 24
+    assert seen[0] == seen[len(PALETTE)] == seen[2 * len(PALETTE)]
+
+
+def test_points_are_large_enough_to_hit_and_a_click_at_the_edge_finds_one(qtbot):
+    from visualsearch.qt.map_view import POINT_MIN
+
+    view = MapView(_loader())
+    qtbot.addWidget(view)
+    view.resize(400, 400)
+    view.show()
+    grid = np.array([(i % 20, i // 20) for i in range(400)], float)  # 16 px apart on screen
+    view.set_data(grid, np.arange(400) % 5, [None] * 400, 5)
+    image = view.render_points()
+    row = 210
+    x, y = np.rint(view.to_screen(view.world[row : row + 1])[0]).astype(int)
+    colour = image.pixelColor(x, y)
+    right = next(d for d in range(1, 20) if image.pixelColor(x + d, y) != colour) - 1
+    print(f"\npoint radius drawn: {right} px")
+    assert right >= POINT_MIN and image.pixelColor(x - right, y) == colour
+    for dx, dy in ((right, 0), (0, -right), (-right, 0), (right + 2, 0)):
+        with qtbot.waitSignal(view.clicked) as blocker:
+            qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=QPointF(x + dx, y + dy).toPoint())
+        assert blocker.args[0] == row, (dx, dy)
+
+    # many points: never smaller than POINT_MIN; zoomed in, larger
+    rng = np.random.default_rng(0)
+    view.set_data(rng.standard_normal((100_000, 2)), np.zeros(100_000, int), [None] * 100_000, 1)
+    dense = view.point_radius()
+    while len(view.visible_rows()) > 1_000:
+        view.zoom(2.0)
+    assert dense >= POINT_MIN and view.point_radius() > dense
+
+
+def _cluster_map(names: list[str]):
+    from visualsearch.core.analysis import Clustering
+    from visualsearch.core.collection_map import CollectionMap
+
+    k, n = len(names), 10 * len(names)
+    labels = np.arange(n) % k
+    vectors = np.eye(k, dtype=np.float32)
+    coords = np.random.default_rng(0).standard_normal((k, 2))[labels] * 5
+    clustering = Clustering(labels, vectors, True)
+    paths = [f"p{i}.jpg" for i in range(n)]
+    reps = [[c, c + k] for c in range(k)]
+    return CollectionMap(
+        paths, vectors[labels], coords, clustering, names, list(names), reps, np.ones(n)
+    )
+
+
+def test_the_map_gets_most_of_the_tab(qtbot):
+    """The cluster list took a third of the tab beside the details panel."""
+    from visualsearch.qt.map_page import MapPage
+
+    page = MapPage(_loader())
+    qtbot.addWidget(page)
+    names = ["Egyptian cat", "jeep", "thatched roof", "folding chair", "prayer rug"] * 7
+    cmap = _cluster_map([f"{name} {i}" if i >= 5 else name for i, name in enumerate(names)])
+    page.resize(1280, 800)
+    page.show()
+    qtbot.waitExposed(page)
+    page.view.set_data(cmap.coords, cmap.labels, [None] * len(cmap.paths), cmap.clustering.k)
+    page.clusters.set_map(cmap, [None] * len(cmap.paths))
+    qtbot.wait(10)
+    shares = {}
+    for width in (1280, 900):  # a 1280 × 800 window: the tab alone, or beside the details
+        page.resize(width, 800)
+        qtbot.waitUntil(lambda w=width: page.width() == w)
+        shares[width] = page.view.width() / width
+    print(f"\nthe map's share of the tab: {shares}")
+    assert shares[1280] >= 0.78 and shares[900] >= 0.7
+    assert page.clusters.width() <= 0.2 * 1280
+    stretch = page.splitter.sizes()
+    page.resize(1600, 800)  # a larger window widens the map only
+    qtbot.waitUntil(lambda: page.width() == 1600)
+    assert page.splitter.sizes()[1] == stretch[1] and page.view.width() > 0.8 * 1600
+    # and a cluster's usual name still fits beside its check box and colour
+    tree = page.clusters.tree
+    assert tree.topLevelItem(2).text(0) == "thatched roof"
+    assert tree.columnWidth(0) >= tree.fontMetrics().horizontalAdvance("thatched roof") + 40
+
+
+def test_the_cluster_list_says_which_names_no_cluster_took(qtbot):
+    from visualsearch.qt.map_page import ClusterPanel
+
+    panel = ClusterPanel(_loader())
+    qtbot.addWidget(panel)
+    cmap = _cluster_map(["yurt", "jeep"])
+    panel.set_map(cmap, [None] * len(cmap.paths))
+    assert panel.status.text() == "20 images in 2 clusters."
+    cmap.lost_names = ["cars and yurts"]
+    panel.set_map(cmap, [None] * len(cmap.paths))
+    assert "“cars and yurts”" in panel.status.text()
+    assert [panel.tree.topLevelItem(c).text(0) for c in range(2)] == ["yurt", "jeep"]

@@ -117,3 +117,13 @@ def test_the_viewer_shows_the_reason_a_file_cannot_be_shown(qtbot, window, tmp_p
     qtbot.keyClick(window.grid, Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: bool(window.viewer.message()), timeout=30_000)
     qtbot.waitUntil(lambda: "cannot" in (window.viewer.message() or "").lower(), timeout=30_000)
+
+
+def test_the_chosen_order_is_remembered(qtbot, make_window):
+    first = make_window()
+    _step_sort_to(qtbot, first.results_area.sort_bar.combo, "Date taken")
+    qtbot.mouseClick(first.results_area.sort_bar.direction, Qt.MouseButton.LeftButton)
+    first.close()
+    second = make_window()
+    bar = second.results_area.sort_bar
+    assert (bar.key(), bar.descending()) == ("date", True)

@@ -12,7 +12,7 @@ import pytest
 from PySide6.QtCore import QObject, QThread, Signal
 
 from tests.conftest import distinct_images
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, HeldEncoder
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.indexing import index_folder
 from visualsearch.core.query import TextQuery
@@ -145,21 +145,6 @@ def test_a_job_outliving_its_slot_does_not_abort_the_process():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
-class GatedEncoder(FakeEncoder):
-    """Holds the first text it embeds until `release` is set (a query being worked on)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.holding = threading.Event()
-        self.release = threading.Event()
-
-    def embed_text(self, texts):
-        if not self.holding.is_set():
-            self.holding.set()
-            self.release.wait(TIMEOUT_MS / 1000)
-        return super().embed_text(texts)
-
-
 class Requests(QObject):
     """The GUI side: requests reach the engine's thread queued, as in the window."""
 
@@ -174,7 +159,7 @@ def engine_thread(qtbot, tmp_path):
     distinct_images(folder, 6, size=64)
     with Store(tmp_path / "store", root=folder) as store:
         index_folder(folder, store, FakeEncoder())
-    encoder = GatedEncoder()
+    encoder = HeldEncoder("embed_text", TIMEOUT_MS / 1000)
     model = ModelChoice("fake")
     engine = SearchEngine(EncoderProvider(tmp_path / "cache", preloaded={model: encoder}), tmp_path)
     engine.set_target(FolderTarget(folder, tmp_path / "store", model), live=True)

@@ -7,7 +7,8 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 CACHE_VERSION = 5
 CLUSTER_LINK_SLACK = 0.05
+# A name the user gave goes to the cluster that shares at least this much (Jaccard) with
+# the images it was given to; with less, no cluster is theirs any more.
+NAME_OVERLAP = 0.5
 
 
 @dataclass
@@ -33,6 +37,7 @@ class CollectionMap:
     names: list[str]  # what the user sees: their own name where they gave one
     representatives: list[list[int]]  # rows closest to each centre
     scores: np.ndarray  # (n,) similarity to the image's cluster centre
+    lost_names: list[str] = field(default_factory=list)  # user names no cluster took now
 
     @property
     def labels(self) -> np.ndarray:
@@ -82,14 +87,14 @@ def build_map(
     else:
         progress.report(1, 3, "Finding clusters…")
         previous = cached["centres"] if cached is not None else None
-        threshold = getattr(encoder, "near_duplicate_threshold", None)
+        threshold = encoder.near_duplicate_threshold
         clustering = analysis.cluster(
             vectors,
             k=k,
             previous_centres=previous,
             # looser than for duplicates: two photos this alike belong in one cluster
             # anyway, and harder edits (crop + resize + JPEG q40: 0.75) stay with theirs
-            must_link=None if threshold is None else threshold - CLUSTER_LINK_SLACK,
+            must_link=threshold - CLUSTER_LINK_SLACK,
         )
 
     progress.report(2, 3, "Naming clusters…")
@@ -97,12 +102,7 @@ def build_map(
     suggested = analysis.name_clusters(clustering, vocabulary) if clustering.k else []
     if not reused:
         _save_cache(store, encoder.id, loaded.key, len(paths), coords, clustering)
-    names = list(suggested)
-    own = json.loads(store.get_meta(_names_key(encoder.id)) or "{}")
-    if own.get("k") == clustering.k:
-        for i, name in own.get("names", {}).items():
-            if int(i) < len(names) and name.strip():
-                names[int(i)] = name.strip()
+    names, lost = _apply_user_names(store, encoder.id, paths, clustering, suggested, cached, fresh)
     progress.report(3, 3, "Map ready")
     return CollectionMap(
         paths,
@@ -113,17 +113,162 @@ def build_map(
         names,
         analysis.representatives(vectors, clustering),
         analysis.centre_scores(vectors, clustering) if len(paths) else np.zeros(0, np.float32),
+        lost,
     )
 
 
-def rename_cluster(store: Store, model: str, k: int, cluster: int, name: str) -> None:
-    """Keep the user's name for a cluster; it holds while k stays the same (clusters keep
-    their numbers across small changes of the collection, see analysis.cluster)."""
-    own = json.loads(store.get_meta(_names_key(model)) or "{}")
-    if own.get("k") != k:
-        own = {"k": k, "names": {}}
-    own["names"][str(cluster)] = name
-    store.set_meta(_names_key(model), json.dumps(own))
+def rename_cluster(
+    store: Store,
+    model: str,
+    k: int,
+    cluster: int,
+    name: str,
+    members: Sequence[str] | None = None,
+) -> None:
+    """Keep the user's name for a cluster with the paths of its images, `members` (read
+    from the cached map when not given): the name follows those images into whichever
+    cluster holds them after the map is computed again (see build_map). An empty name
+    gives the cluster its suggested name back."""
+    if members is None:
+        members = _cached_members(store, model, k, cluster)
+    chosen = set(members)
+    key = _names_key(model)
+    for _attempt in range(5):  # a map being named meanwhile never loses this name
+        raw = store.get_meta(key)
+        entries = [  # a name given to the same images before is replaced
+            e for e in _entries(raw) if _jaccard(set(e["members"]), chosen) < NAME_OVERLAP
+        ]
+        if name.strip() and chosen:
+            entries.append({"name": name.strip(), "members": sorted(chosen)})
+        if store.replace_meta(key, raw, json.dumps({"entries": entries})):
+            return
+    raise RuntimeError("the cluster names kept changing while saving; try again")
+
+
+def _jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 0.0
+
+
+def _load_names(store: Store, model: str) -> list[dict]:
+    """[{"name", "members"}] in the order given; names saved by number (before names
+    followed their images) are left to build_map, which can still place them once."""
+    return _entries(store.get_meta(_names_key(model)))
+
+
+def _entries(raw: str | None) -> list[dict]:
+    try:
+        own = json.loads(raw or "{}")
+    except ValueError:
+        return []
+    entries = own.get("entries") if isinstance(own, dict) else None
+    if not isinstance(entries, list):
+        return []
+    return [
+        e
+        for e in entries
+        if isinstance(e, dict)
+        and isinstance(e.get("name"), str)
+        and isinstance(e.get("members"), list)
+    ]
+
+
+def _cached_members(store: Store, model: str, k: int, cluster: int) -> list[str]:
+    """The paths of a cluster of the cached map (for callers that do not pass them)."""
+    cached = _load_cache(store, model)
+    if cached is None or cached["k"] != k:
+        return []
+    loaded = store.load_vector_set(model)
+    if cached["content"] != loaded.key or cached["n"] != len(loaded.paths):
+        return []
+    return [loaded.paths[r] for r in np.flatnonzero(cached["labels"] == cluster)]
+
+
+def _apply_user_names(
+    store: Store,
+    model: str,
+    paths: list[str],
+    clustering: analysis.Clustering,
+    suggested: list[str],
+    cached: dict | None,
+    fresh: bool,
+) -> tuple[list[str], list[str]]:
+    """What each cluster is called, and the user's names that no cluster took.
+
+    Each name goes to the cluster that shares the most with the images it was given to
+    (Jaccard, at least NAME_OVERLAP), best matches first, one name per cluster; those
+    images then become the ones the name follows. A name that matches no cluster is kept
+    in the store (it comes back when a later map has those images together again),
+    unless most of its images are gone from the collection.
+    """
+    for _attempt in range(5):  # a rename saved meanwhile is placed, never overwritten
+        raw = store.get_meta(_names_key(model))
+        names, lost, new = _place_user_names(raw, paths, clustering, suggested, cached, fresh)
+        if new is None or store.replace_meta(_names_key(model), raw, new):
+            break
+    return names, lost
+
+
+def _place_user_names(
+    raw: str | None,
+    paths: list[str],
+    clustering: analysis.Clustering,
+    suggested: list[str],
+    cached: dict | None,
+    fresh: bool,
+) -> tuple[list[str], list[str], str | None]:
+    """The names as _apply_user_names places them, and the stored value to write (None
+    when it is unchanged)."""
+    names = list(suggested)
+    entries = _entries(raw)
+    if raw and not entries:
+        entries = _numbered_names(raw, paths, cached, fresh)
+    if not entries:
+        return names, [], None
+    row_of = {p: i for i, p in enumerate(paths)}
+    sizes = clustering.sizes()
+    pairs, gone = [], set()
+    for e, entry in enumerate(entries):
+        members = set(entry["members"])
+        rows = [row_of[p] for p in members if p in row_of]
+        if len(rows) < NAME_OVERLAP * len(members):
+            gone.add(e)
+        shared = np.bincount(clustering.labels[rows], minlength=clustering.k)
+        jaccard = shared / np.maximum(len(members) + sizes - shared, 1)
+        pairs += [(float(jaccard[c]), e, c) for c in np.flatnonzero(jaccard >= NAME_OVERLAP)]
+    taken_entries, taken_clusters, changed = set(), set(), False
+    for _, e, c in sorted(pairs, key=lambda t: (-t[0], -t[1])):  # ties: the latest name
+        if e in taken_entries or c in taken_clusters:
+            continue
+        taken_entries.add(e)
+        taken_clusters.add(c)
+        names[c] = entries[e]["name"]
+        now = sorted(paths[r] for r in np.flatnonzero(clustering.labels == c))
+        if now != sorted(entries[e]["members"]):
+            entries[e] = {"name": entries[e]["name"], "members": now}
+            changed = True
+    lost = [entry["name"] for e, entry in enumerate(entries) if e not in taken_entries]
+    entries = [entry for e, entry in enumerate(entries) if e in taken_entries or e not in gone]
+    new = json.dumps({"entries": entries})
+    return names, lost, new if changed or raw != new else None
+
+
+def _numbered_names(raw: str, paths: list[str], cached: dict | None, fresh: bool) -> list[dict]:
+    """Names saved by cluster number (the former format), as names of the images that
+    cluster held in the cached map; without a current cache they cannot be placed."""
+    try:
+        own = json.loads(raw)
+    except ValueError:
+        return []
+    if not (isinstance(own, dict) and isinstance(own.get("names"), dict)):
+        return []
+    if not fresh or cached is None or own.get("k") != cached["k"]:
+        return []
+    out = []
+    for i, name in own["names"].items():
+        if str(i).isdigit() and isinstance(name, str) and name.strip():
+            rows = np.flatnonzero(cached["labels"] == int(i))
+            out.append({"name": name.strip(), "members": [paths[r] for r in rows]})
+    return out
 
 
 def _load_cache(store: Store, model: str) -> dict | None:

@@ -242,7 +242,10 @@ def _detail(
     return measured[key]
 
 
-def outlier_scores(vectors: np.ndarray, neighbours: int = 5) -> np.ndarray:
+ODD_NEIGHBOURS = 5  # an odd one out is unlike its 5 nearest images
+
+
+def outlier_scores(vectors: np.ndarray, neighbours: int = ODD_NEIGHBOURS) -> np.ndarray:
     """How unlike its nearest neighbours each image is: 1 - mean similarity to its
     `neighbours` nearest images (0: has close copies, ~1: nothing like it)."""
     if len(vectors) < 2:
@@ -251,44 +254,81 @@ def outlier_scores(vectors: np.ndarray, neighbours: int = 5) -> np.ndarray:
     return (1.0 - sims.mean(1)).astype(np.float32)
 
 
+def odd_ones_out(
+    vectors: np.ndarray, limit: int | None = None, neighbours: int = ODD_NEIGHBOURS
+) -> list[tuple[int, float]]:
+    """(row, score) of the images least like any other, the oddest first (ties in row
+    order), at most `limit` of them; the score is `outlier_scores`'."""
+    scores = outlier_scores(vectors, neighbours)
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [(int(r), float(scores[r])) for r in order]
+
+
+def group_dicts(groups: list[DuplicateGroup]) -> list[dict]:
+    """The groups as plain data (the CLI's JSON, the CSV's rows): how alike, whether the
+    files are identical, the copy to keep and why, and each member, the keeper first,
+    with its path in the folder, pixel size, bytes, format and date taken."""
+    return [
+        {
+            "similarity": round(g.similarity, 4),
+            "exact": g.exact,
+            "keep": g.members[0].path,
+            "reason": g.keep_reason,
+            "images": [
+                {
+                    "path": r.path,
+                    "width": r.width,
+                    "height": r.height,
+                    "bytes": r.size,
+                    "format": r.format,
+                    "taken": r.taken,
+                }
+                for r in g.members
+            ],
+        }
+        for g in groups
+    ]
+
+
+CSV_COLUMNS = (
+    "group",
+    "keep",
+    "path",
+    "width",
+    "height",
+    "bytes",
+    "format",
+    "taken",
+    "similarity",
+    "reason",
+)
+
+
 def write_groups_csv(groups: list[DuplicateGroup], root: Path, path: Path) -> Path:
-    """The groups as CSV (group, keep, path, width, height, bytes, format, taken,
-    similarity, reason). An existing file is never overwritten: a suffix is added."""
+    """The groups as CSV (`CSV_COLUMNS`, one row per image, absolute paths). An existing
+    file is never overwritten: a suffix is added."""
     import csv
 
     from visualsearch.core.export import write_new_text
 
     def write(f) -> None:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                "group",
-                "keep",
-                "path",
-                "width",
-                "height",
-                "bytes",
-                "format",
-                "taken",
-                "similarity",
-                "reason",
-            ]
-        )
-        for g_no, g in enumerate(groups, 1):
-            for i, r in enumerate(g.members):
+        writer.writerow(CSV_COLUMNS)
+        for g_no, g in enumerate(group_dicts(groups), 1):
+            for i, im in enumerate(g["images"]):
                 keep = i == 0
                 writer.writerow(
                     [
                         g_no,
                         "yes" if keep else "",
-                        str(Path(root) / r.path),
-                        r.width,
-                        r.height,
-                        r.size,
-                        r.format,
-                        r.taken or "",
-                        f"{g.similarity:.4f}",
-                        g.keep_reason if keep else "",
+                        str(Path(root) / im["path"]),
+                        im["width"],
+                        im["height"],
+                        im["bytes"],
+                        im["format"],
+                        im["taken"] or "",
+                        f"{g['similarity']:.4f}",
+                        g["reason"] if keep else "",
                     ]
                 )
 

@@ -19,10 +19,13 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from visualsearch.core import imageio
 from visualsearch.core.progress import NullProgress, Progress
+
+if TYPE_CHECKING:
+    from visualsearch.core.collection_map import CollectionMap
 
 MANIFEST = "visualsearch-export.csv"
 NAME_MAX = 255  # bytes in one file or folder name (Linux filesystems)
@@ -46,6 +49,32 @@ class ExportItem:
     group: str  # folder name to be (cluster name)
     cluster: int | None = None
     score: float | None = None  # similarity to the cluster's centre
+
+
+def cluster_rows(cmap: CollectionMap, clusters: Iterable[int]) -> list[int]:
+    """The map rows of `clusters`, cluster by cluster in number order; a ValueError names
+    the clusters the map does not have."""
+    wanted = sorted(set(clusters))
+    k = cmap.clustering.k
+    unknown = [c for c in wanted if not 0 <= c < k]
+    if unknown:
+        raise ValueError(f"no cluster {unknown}: there are {k} (0-{k - 1})")
+    return [r for c in wanted for r in cmap.members(c)]
+
+
+def cluster_items(cmap: CollectionMap, root: Path, rows: Iterable[int]) -> list[ExportItem]:
+    """What exporting these map rows writes: each image (under `root`) into a folder named
+    after its cluster as the user sees it (their own name where they gave one), with
+    the cluster's number and the image's similarity to the cluster's centre."""
+    items = []
+    for r in rows:
+        cluster = int(cmap.labels[r])
+        items.append(
+            ExportItem(
+                Path(root) / cmap.paths[r], cmap.names[cluster], cluster, float(cmap.scores[r])
+            )
+        )
+    return items
 
 
 @dataclass

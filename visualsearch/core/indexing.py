@@ -542,9 +542,12 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report,
                 arrive(
                     _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=reason), transient=True)
                 )
-            while len(batch) >= batch_size:
-                flush(batch[:batch_size])
+            while len(batch) >= batch_size and not progress.cancelled():
+                flush(batch[:batch_size])  # each batch may take seconds: check between them
                 batch = batch[batch_size:]
+            if progress.cancelled():
+                report.cancelled = True
+                break
             if batch and exhausted and not pending and not held:
                 flush(batch)
                 batch = []

@@ -25,9 +25,11 @@ class TextQuery:
 
 @dataclass(frozen=True)
 class ImageQuery:
-    """Images like the file at `path` (inside the collection or not)."""
+    """Images like the file at `path` (inside the collection or not); with `include_self`
+    the image itself is listed too (first, when it is in the collection)."""
 
     path: Path
+    include_self: bool = False
 
     def label(self) -> str:
         return f"like {self.path.name}"
@@ -120,7 +122,7 @@ def query_vector(collection: Collection, query: Query) -> tuple[np.ndarray, set[
         return text_vector(collection.encoder, query.text), exclude
     if isinstance(query, ImageQuery):
         vector, rel = collection.image_vector(query.path)
-        return vector, {rel} if rel is not None else exclude
+        return vector, {rel} if rel is not None and not query.include_self else exclude
     if isinstance(query, ImageDataQuery):
         return collection.embed_image_bytes(query.data), exclude
     if isinstance(query, SelectionQuery):

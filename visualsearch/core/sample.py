@@ -149,3 +149,44 @@ def build_sample_collection(dest: Path, variants_of: int = 6) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+# -- labelled photos, for measuring clusterings ----------------------------------------
+
+
+def subject_of(path: Path) -> str:
+    """What a sample photo shows: its ImageNet class for foolbox's photos (two of them
+    are jeeps), else its own name."""
+    path = Path(path)
+    if path.name.startswith("imagenet_"):
+        return f"imagenet class {imagenet_label(path)}"
+    return path.stem
+
+
+# other shots of the same scene: (left, top, side) as fractions of the photo
+FRAMINGS = ((0.0, 0.0, 0.6), (0.4, 0.0, 0.6), (0.0, 0.4, 0.6), (0.4, 0.4, 0.6), (0.25, 0.25, 0.5))
+
+
+def framing(img: Image.Image, left: float, top: float, side: float) -> bytes:
+    w, h = img.size
+    box = (int(left * w), int(top * h), int((left + side) * w), int((top + side) * h))
+    return _jpeg(img.crop(box))
+
+
+def labelled_sample(variants: bool = True, framings: bool = False) -> list[tuple[str, bytes, str]]:
+    """(name, encoded image, subject) for each sample photo, with `variants` each of its
+    VARIANTS (near-duplicates), with `framings` each of its FRAMINGS (other shots of
+    the same scene, not near-duplicates): these have the subject of their photo."""
+    out = []
+    for p in skimage_photos() + imagenet_photos():
+        subject = subject_of(p)
+        out.append((p.name, p.read_bytes(), subject))
+        with Image.open(p) as img:
+            rgb = img.convert("RGB")
+        if variants:
+            out += [(f"{p.stem}-{v}.jpg", make(rgb), subject) for v, make in VARIANTS.items()]
+        if framings:
+            out += [
+                (f"{p.stem}-shot{i}.jpg", framing(rgb, *f), subject) for i, f in enumerate(FRAMINGS)
+            ]
+    return out

@@ -123,15 +123,6 @@ class StoreMissing(StoreError):
     """The folder has no store yet (it was never indexed)."""
 
 
-def corrupt_catalog_message(directory: Path, exc: Exception) -> str:
-    """One line: what is wrong with a damaged catalog and how to recover."""
-    return (
-        f"the catalog in {directory} is damaged ({exc}). Nothing in your image folder is "
-        f"affected: move that folder aside (e.g. mv '{directory}' '{directory}.damaged') "
-        "and index again"
-    )
-
-
 class Store:
     """One collection's catalog, vectors and thumbnails in `directory/catalog.sqlite`."""
 
@@ -153,9 +144,11 @@ class Store:
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
             version = self.get_meta("schema_version")
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.DatabaseError as exc:  # damaged, or a full disk, a lock…: say which
+            from visualsearch.core.errors import catalog_message  # it imports this module
+
             self.conn.close()
-            raise StoreError(corrupt_catalog_message(self.directory, exc)) from exc
+            raise StoreError(catalog_message(self.directory, exc)) from exc
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         elif int(version) > SCHEMA_VERSION:
@@ -187,6 +180,18 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self.conn:
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def replace_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Set `key` to `value` only if it still holds `expected` (None: absent), in one
+        statement, so that another writer's change in between is never overwritten."""
+        with self.conn:
+            if expected is None:
+                cur = self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+            else:
+                cur = self.conn.execute(
+                    "UPDATE meta SET value=? WHERE key=? AND value=?", (value, key, expected)
+                )
+            return cur.rowcount == 1
 
     @property
     def generation(self) -> int:

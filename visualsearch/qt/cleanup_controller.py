@@ -7,11 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from visualsearch.core.duplicates import find_duplicates, outlier_scores, write_groups_csv
+from visualsearch.core.duplicates import find_duplicates, odd_ones_out, write_groups_csv
 from visualsearch.core.store import Store
 from visualsearch.core.trash import move_to_trash, trash_listing
 from visualsearch.qt.collection_controller import CollectionController
@@ -154,9 +153,7 @@ class CleanupController(QObject):
 
         def work():
             paths, vectors, records = load()
-            scores = outlier_scores(vectors)
-            order = np.argsort(-scores, kind="stable")[:OUTLIERS_SHOWN]
-            return [(paths[i], records[i], float(scores[i])) for i in order]
+            return [(paths[r], records[r], s) for r, s in odd_ones_out(vectors, OUTLIERS_SHOWN)]
 
         self.show_images.emit()
         ticket = self.results.supersede()

@@ -8,6 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from visualsearch.core.encoders.base import ModelInfo
+from visualsearch.core.errors import as_sentence, user_message
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.indexing import IndexOptions, IndexReport, ensure_dir_exists
 from visualsearch.core.store import FileRecord, default_store_dir
@@ -72,7 +73,7 @@ class CollectionController(QObject):
         try:
             path = ensure_dir_exists(Path(folder)).resolve()
         except OSError as exc:
-            self.message.emit(f"Cannot open {folder}: {exc}", "error")
+            self.message.emit(as_sentence(user_message(exc)), "error")
             return
         if self.jobs.busy():
             self._pending_open = path  # opened when the current run has stopped

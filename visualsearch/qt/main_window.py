@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.query import TextQuery
 from visualsearch.core.settings import UserSettings
+from visualsearch.core.sorting import RELEVANCE, SORT_KEYS
 from visualsearch.qt.cleanup_controller import CleanupController
 from visualsearch.qt.collection_controller import CollectionController, skipped_text
 from visualsearch.qt.context import AppContext
@@ -214,6 +215,10 @@ class MainWindow(QMainWindow):
         self.welcome.open_sample.connect(self.open_sample)
         self.welcome.open_recent.connect(self.open_folder)
         self.indexing.cancel_requested.connect(self.cancel_jobs)
+        sort_bar = self.results_area.sort_bar
+        key = self.settings.sort_key if self.settings.sort_key in SORT_KEYS else RELEVANCE
+        sort_bar.set_sort(key, self.settings.sort_descending)
+        sort_bar.sort_changed.connect(self._sort_chosen)
         self._model_chosen(self.models.choice)
 
     # -- folders ----------------------------------------------------------------------------
@@ -264,6 +269,11 @@ class MainWindow(QMainWindow):
             f"Collections' data now goes under {self.collection.store_base}. Stores made "
             "elsewhere stay there; a folder opened again is indexed anew in the new place."
         )
+
+    def _sort_chosen(self, _key: str, _descending: bool) -> None:
+        bar = self.results_area.sort_bar
+        self.settings.sort_key, self.settings.sort_descending = bar.wanted(), bar.descending()
+        self.ctx.settings.save(self.settings)
 
     def cancel_jobs(self) -> None:
         """The status bar's Cancel: stops whatever it shows (indexing, export, download)."""

@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtWidgets import QDialog, QWidget
 
 from visualsearch.core.collection_map import CollectionMap, rename_cluster
-from visualsearch.core.export import ExportItem, ExportReport
+from visualsearch.core.export import ExportReport, cluster_items, cluster_rows
 from visualsearch.core.query import SelectionQuery
 from visualsearch.core.store import Store
 from visualsearch.qt.collection_controller import CollectionController
@@ -216,10 +216,11 @@ class MapController(QObject):
             self.model_id,
             self.cmap.clustering.k,
         )
+        members = [self.cmap.paths[r] for r in self.cmap.members(cluster)]
 
-        def save() -> None:
+        def save() -> None:  # the name follows these images when the map is made again
             with Store(store_dir) as store:
-                rename_cluster(store, model, k, cluster, name)
+                rename_cluster(store, model, k, cluster, name, members)
 
         self.saves.start(
             save,
@@ -231,7 +232,7 @@ class MapController(QObject):
 
     def _export_clusters(self, clusters: list[int]) -> None:
         if self.cmap is not None:
-            self.ask_export([r for c in clusters for r in self.cmap.members(c)])
+            self.ask_export(cluster_rows(self.cmap, clusters))
 
     def ask_export(self, rows: list[int]) -> None:
         target = self.collection.target
@@ -252,16 +253,7 @@ class MapController(QObject):
         if self.export_jobs.busy():
             self.message.emit("An export is still running.", "info")
             return
-        cmap, folder = self.cmap, self.collection.target.folder
-        items = [
-            ExportItem(
-                folder / cmap.paths[r],
-                cmap.names[cmap.labels[r]],
-                int(cmap.labels[r]),
-                float(cmap.scores[r]),
-            )
-            for r in rows
-        ]
+        items = cluster_items(self.cmap, self.collection.target.folder, rows)
         job = ExportJob(items, dest, link)
         job.progress.connect(self.status.update_progress)
         job.finished.connect(lambda report: self._exported(report, link))

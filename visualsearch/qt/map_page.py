@@ -22,8 +22,9 @@ from visualsearch.core.collection_map import CollectionMap
 from visualsearch.qt.map_view import MapView, cluster_colours
 from visualsearch.qt.thumbnails import ImageLoader
 
-EXAMPLE = QSize(36, 36)
-EXAMPLES = 3
+EXAMPLE = QSize(30, 30)
+EXAMPLES = 2
+PANEL_WIDTH = 250  # the list beside the map: the map gets the rest of the tab
 
 
 class ClusterPanel(QWidget):
@@ -39,7 +40,10 @@ class ClusterPanel(QWidget):
         self._filling = False
         thumbnails.loaded.connect(self._thumbnail_loaded)
         self.auto = QCheckBox("Automatic", checked=True)
-        self.auto.setToolTip("Let visualsearch choose how many clusters (silhouette score)")
+        self.auto.setToolTip(
+            "Let visualsearch choose how many clusters: one per group of clearly alike"
+            " images, at most 40"
+        )
         self.k = QSpinBox(minimum=1, maximum=60, value=8)
         self.k.setEnabled(False)
         self.k.setToolTip("How many clusters")
@@ -47,8 +51,10 @@ class ClusterPanel(QWidget):
         self.k.editingFinished.connect(self._k_edited)
         self.tree = QTreeWidget()
         self.tree.setColumnCount(3)
-        self.tree.setHeaderLabels(["Cluster", "Images", "Closest to its centre"])
+        self.tree.setHeaderLabels(["Cluster", "#", "Examples"])
         self.tree.headerItem().setToolTip(0, "Double-click a name to change it")
+        self.tree.headerItem().setToolTip(1, "Images in the cluster")
+        self.tree.headerItem().setToolTip(2, "The images closest to the cluster's centre")
         self.tree.setRootIsDecorated(False)
         self.tree.setIconSize(
             QSize(EXAMPLE.width() * EXAMPLES + 3 * (EXAMPLES - 1), EXAMPLE.height())
@@ -58,7 +64,7 @@ class ClusterPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
-        self.setMinimumWidth(320)  # with the map beside it, the window fits 960 px
+        self.setMinimumWidth(200)
         self.tree.itemChanged.connect(self._item_changed)
         self.tree.itemClicked.connect(self._item_clicked)
         self.export_button = QPushButton("Export checked clusters…")
@@ -68,6 +74,7 @@ class ClusterPanel(QWidget):
         self.export_button.clicked.connect(self._export_clicked)
         self.status = QLabel()
         self.status.setWordWrap(True)
+        self.status.setMinimumWidth(1)  # wrapped text never widens the panel
         top = QHBoxLayout()
         top.addWidget(QLabel("Clusters:"))
         top.addWidget(self.auto)
@@ -80,6 +87,9 @@ class ClusterPanel(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.export_button)
 
+    def sizeHint(self) -> QSize:
+        return QSize(PANEL_WIDTH, super().sizeHint().height())
+
     def set_map(self, cmap: CollectionMap, hashes: list[str | None]) -> None:
         self._filling = True
         self.tree.clear()
@@ -89,7 +99,7 @@ class ClusterPanel(QWidget):
         for c in range(cmap.clustering.k):
             item = QTreeWidgetItem([cmap.names[c], f"{sizes[c]:,}", ""])
             item.setData(0, Qt.ItemDataRole.UserRole, c)
-            item.setToolTip(0, f"Suggested: {cmap.suggested[c]}")
+            item.setToolTip(0, f"{cmap.names[c]}\nSuggested: {cmap.suggested[c]}")
             item.setFlags(
                 item.flags() | Qt.ItemFlag.ItemIsEditable | Qt.ItemFlag.ItemIsUserCheckable
             )
@@ -105,7 +115,14 @@ class ClusterPanel(QWidget):
         self.auto.blockSignals(False)
         self.k.setEnabled(not cmap.clustering.auto)
         self.k.setValue(cmap.clustering.k)
-        self.status.setText(f"{len(cmap.paths):,} images in {cmap.clustering.k} clusters.")
+        status = f"{len(cmap.paths):,} images in {cmap.clustering.k} clusters."
+        if cmap.lost_names:
+            lost = ", ".join(f"“{name}”" for name in cmap.lost_names)
+            status += (
+                f" No cluster holds most of the images named {lost} now; the name"
+                " comes back when a cluster does."
+            )
+        self.status.setText(status)
         self._filling = False
 
     def checked(self) -> list[int]:
@@ -199,9 +216,11 @@ class MapPage(QWidget):
         for w in (self.lasso, reset, self.more, self.export):
             bar.addWidget(w)
         bar.addWidget(self.selection_label, 1)
-        splitter = QSplitter()
+        self.splitter = splitter = QSplitter()
         splitter.addWidget(self.view)
         splitter.addWidget(self.clusters)
+        splitter.setCollapsible(0, False)
+        # growing the window widens the map only; the list keeps its width (drag to change)
         splitter.setStretchFactor(0, 1)
         splitter.setStretchFactor(1, 0)
         layout = QVBoxLayout(self)

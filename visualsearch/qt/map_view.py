@@ -7,8 +7,6 @@ Wheel zooms around the cursor, dragging pans, Shift+drag (or lasso mode) selects
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPolygonF
@@ -16,20 +14,38 @@ from PySide6.QtWidgets import QWidget
 
 from visualsearch.qt.thumbnails import ImageLoader
 
-POINT = 2  # half-size of a point, pixels
+POINT_MIN = 4.0  # radius of a point, pixels: never smaller, so that a point is easy to hit
+POINT_MAX = 8.0
+POINT_SHARE = 0.25  # radius = this × the side of the square each visible point has to itself
+HIT_MARGIN = 3.0  # a click this far outside a point's edge still hits it
 THUMBS_BELOW = 150  # at most this many points on screen: draw thumbnails instead
-HOVER_PX = 8
+BACKGROUND = QColor(250, 250, 250)
+OUTLINE = QColor(30, 30, 30)
+
+# Glasbey's method (Glasbey et al., 2007): each colour the one farthest (CIEDE2000) from
+# those before it, the background and black, among an RGB grid of 17 steps with
+# lightness L* 30-82 (visible on the light background). The closest two of the first 24
+# differ by ΔE 19; the golden-ratio hues used before had pairs at ΔE 4 among 24.
+PALETTE = (
+    "#BE0032", "#0077FF", "#558800", "#DD8800", "#FF66DD", "#00AAAA", "#771199",
+    "#774400", "#998888", "#005544", "#CCCC00", "#00DD77", "#BBBBFF", "#FF6655",
+    "#555566", "#44BBFF", "#AAAA88", "#EEBBCC", "#666655", "#995577", "#9955FF",
+    "#0044AA", "#337788", "#FFBB99", "#FF1177", "#335500", "#338866", "#CC5500",
+)  # fmt: skip
+# Clusters beyond the palette take its colours again with another marker:
+# a filled disc, then a disc with a dark outline, then a square with a dark outline.
+DISC, OUTLINED, SQUARE = 0, 1, 2
 
 
 def cluster_colours(k: int) -> list[QColor]:
-    """Distinct, stable colours: cluster i always gets the same one (golden-ratio hues)."""
-    out = []
-    for i in range(k):
-        h = (i * 0.618033988749895) % 1.0
-        s, v = (0.65, 0.85) if i % 2 == 0 else (0.55, 0.65)
-        r, g, b = colorsys.hsv_to_rgb(h, s, v)
-        out.append(QColor(int(r * 255), int(g * 255), int(b * 255)))
-    return out
+    """A colour per cluster: cluster i always gets the same one; beyond the palette the
+    colours repeat (and `cluster_marker` tells those clusters apart)."""
+    return [QColor(PALETTE[i % len(PALETTE)]) for i in range(k)]
+
+
+def cluster_marker(cluster: int) -> int:
+    """DISC, OUTLINED or SQUARE: how a cluster's points are drawn."""
+    return min(cluster // len(PALETTE), SQUARE)
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -44,6 +60,21 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
             at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
         inside ^= crosses & (x < at)
     return inside
+
+
+def _stamp(radius: float, row: int, square: bool) -> list[tuple[int, bool]]:
+    """A disc (or square) of `radius` as offsets into a buffer `row` pixels wide, each
+    with whether it is an outer pixel (drawn in the outline colour)."""
+    reach = int(np.ceil(radius))
+    out = []
+    for dy in range(-reach, reach + 1):
+        for dx in range(-reach, reach + 1):
+            d2 = dx * dx + dy * dy
+            if square:
+                out.append((dy * row + dx, max(abs(dx), abs(dy)) == reach))
+            elif d2 <= radius * radius:
+                out.append((dy * row + dx, d2 > (radius - 1.5) ** 2))
+    return out
 
 
 class MapView(QWidget):
@@ -62,7 +93,10 @@ class MapView(QWidget):
         self.labels = np.zeros(0, np.int64)
         self.hashes: list[str | None] = []
         self.colours: list[QColor] = []
-        self._rgb = np.zeros((0,), np.uint32)
+        self._rgb = np.zeros((0,), np.uint32)  # each point's fill
+        self._edge = np.zeros((0,), np.uint32)  # and its outline (= fill for plain discs)
+        self._square = np.zeros((0,), bool)
+        self._radius = POINT_MIN
         self.selected = np.zeros(0, np.int64)
         self.scale = 1.0  # pixels per world unit, relative to fitting the view
         self.offset = np.zeros(2)  # world point at the view's centre
@@ -94,8 +128,11 @@ class MapView(QWidget):
 
     def set_cluster_count(self, k: int) -> None:
         self.colours = cluster_colours(max(k, 1))
-        rgb = np.array([c.rgba() for c in self.colours], np.uint32)
-        self._rgb = rgb[self.labels] if len(self.labels) else np.zeros(0, np.uint32)
+        fill = np.array([c.rgba() for c in self.colours], np.uint32)
+        markers = np.array([cluster_marker(c) for c in range(len(fill))])
+        edge = np.where(markers == DISC, fill, np.uint32(OUTLINE.rgba())).astype(np.uint32)
+        labels = self.labels if len(self.labels) else np.zeros(0, np.int64)
+        self._rgb, self._edge, self._square = fill[labels], edge[labels], markers[labels] == SQUARE
         self._raster = None
         self.update()
 
@@ -126,9 +163,26 @@ class MapView(QWidget):
         ppu = self._pixels_per_unit()
         return (np.array([x - self.width() / 2.0, y - self.height() / 2.0]) / ppu) + self.offset
 
-    def row_at(self, x: float, y: float, radius: float = HOVER_PX) -> int:
+    def point_radius(self, visible: int | None = None) -> float:
+        """Points share the screen: fewer on screen (zoomed in, or a small collection),
+        larger each, between POINT_MIN and POINT_MAX pixels."""
+        visible = len(self.visible_rows()) if visible is None else visible
+        side = np.sqrt(max(1, self.width() * self.height()) / max(visible, 1))
+        return float(np.clip(POINT_SHARE * side, POINT_MIN, POINT_MAX))
+
+    def hit_radius(self) -> float:
+        """How far from a point's centre a click or hover still finds it: its edge and a
+        little more, or half a thumbnail where thumbnails are shown."""
+        visible = len(self.visible_rows())
+        if 0 < visible <= THUMBS_BELOW:
+            return self._thumb_size(visible) / 2.0
+        return self.point_radius(visible) + HIT_MARGIN
+
+    def row_at(self, x: float, y: float, radius: float | None = None) -> int:
+        """The point nearest (x, y) within `radius` pixels (the hit radius), or -1."""
         if not len(self.world):
             return -1
+        radius = self.hit_radius() if radius is None else radius
         screen = self.to_screen(self.world)
         d2 = (screen[:, 0] - x) ** 2 + (screen[:, 1] - y) ** 2
         row = int(np.argmin(d2))
@@ -156,14 +210,27 @@ class MapView(QWidget):
         """All points drawn into one image with numpy: the cost of 100,000 points is a few
         array operations, not 100,000 QPainter calls."""
         w, h = max(1, self.width()), max(1, self.height())
-        buf = np.full((h, w), QColor(250, 250, 250).rgba(), np.uint32)
+        self._radius = radius = self.point_radius()
+        reach = int(np.ceil(radius))
+        # drawn with a margin of two radii on every side: a point centred up to a radius
+        # off screen still shows its edge, and no stamp needs clipping
+        pad = 2 * reach
+        pw, ph = w + 2 * pad, h + 2 * pad
+        buf = np.full(ph * pw, BACKGROUND.rgba(), np.uint32)
         if len(self.world):
-            s = np.rint(self.to_screen(self.world)).astype(np.int64)
-            for dy in range(-POINT, POINT + 1):
-                for dx in range(-POINT, POINT + 1):
-                    x, y = s[:, 0] + dx, s[:, 1] + dy
-                    ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-                    buf[y[ok], x[ok]] = self._rgb[ok]
+            s = np.rint(self.to_screen(self.world)).astype(np.int64) + pad
+            near = (
+                (s[:, 0] >= reach) & (s[:, 0] < pw - reach)
+                & (s[:, 1] >= reach) & (s[:, 1] < ph - reach)
+            )  # fmt: skip
+            for square in (False, True):
+                rows = np.flatnonzero(near & (self._square == square))
+                if len(rows):
+                    flat = s[rows, 1] * pw + s[rows, 0]
+                    fill, edge = self._rgb[rows], self._edge[rows]
+                    for offset, on_edge in _stamp(radius, pw, square):
+                        buf[flat + offset] = edge if on_edge else fill
+        buf = np.ascontiguousarray(buf.reshape(ph, pw)[pad : pad + h, pad : pad + w])
         image = QImage(buf.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
         return image.copy()  # own the pixels: `buf` goes away
 
@@ -173,14 +240,14 @@ class MapView(QWidget):
             self._raster = self.render_points()
         visible = self.visible_rows()
         if 0 < len(visible) <= THUMBS_BELOW:
-            painter.fillRect(self.rect(), QColor(250, 250, 250))
+            painter.fillRect(self.rect(), BACKGROUND)
             self._paint_thumbnails(painter, visible)
         else:
             painter.drawImage(0, 0, self._raster)
         if len(self.selected):
             s = self.to_screen(self.world[self.selected])
             thumbs = 0 < len(visible) <= THUMBS_BELOW
-            radius = self._thumb_size(len(visible)) * 0.6 if thumbs else POINT + 3
+            radius = self._thumb_size(len(visible)) * 0.6 if thumbs else self._radius + 3
             painter.setPen(QPen(QColor(20, 20, 20), 2.5 if thumbs else 1.5))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             for x, y in s:
@@ -228,7 +295,7 @@ class MapView(QWidget):
         pixmap = self._thumbnails.pixmap(digest, QSize(128, 128)) if digest else None
         x, y = self.to_screen(self.world[row : row + 1])[0]
         painter.setPen(QPen(QColor(0, 0, 0), 2))
-        painter.drawEllipse(QPointF(x, y), POINT + 4, POINT + 4)
+        painter.drawEllipse(QPointF(x, y), self._radius + 4, self._radius + 4)
         if pixmap is None:
             return
         left = x + 12 if x + 12 + pixmap.width() < self.width() else x - 12 - pixmap.width()

@@ -68,6 +68,10 @@ class SortBar(QWidget):
         """The order the grid should show: one of core.sorting.SORT_KEYS."""
         return self._wanted if self._wanted != RELEVANCE or self._relevance else self._fallback
 
+    def wanted(self) -> str:
+        """The user's choice (shown whenever it can be): what to remember."""
+        return self._wanted
+
     def descending(self) -> bool:
         return self.direction.isChecked()
 
