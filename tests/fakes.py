@@ -46,16 +46,21 @@ class HeldEncoder(FakeEncoder):
     """Holds its first call of `held` ("embed_text" or "embed_images") until `release`
     is set: a query or an index batch being worked on."""
 
-    def __init__(self, held: str = "embed_text", timeout_s: float = 60) -> None:
+    def __init__(self, held: str = "embed_text", timeout_s: float = 60, after: int = 0) -> None:
         super().__init__()
         self.held, self.timeout_s = held, timeout_s
+        self.calls_before_hold = after  # this many calls go through first
         self.holding = threading.Event()
         self.release = threading.Event()
 
     def _hold(self, method: str) -> None:
-        if method == self.held and not self.holding.is_set():
-            self.holding.set()
-            self.release.wait(self.timeout_s)
+        if method != self.held or self.holding.is_set():
+            return
+        if self.calls_before_hold > 0:
+            self.calls_before_hold -= 1
+            return
+        self.holding.set()
+        self.release.wait(self.timeout_s)
 
     def embed_text(self, texts):
         self._hold("embed_text")

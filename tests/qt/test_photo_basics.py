@@ -84,13 +84,17 @@ def test_sort_by_name_and_size_and_filter_by_folder(qtbot, window, tmp_path):
     rect = folders.view.visualRect(row)
     qtbot.mouseClick(folders.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert sorted(_names(window)) == ["a.jpg", "beach.jpg", "z.jpg"]
-    # a search keeps the folder: only that folder's images answer
+    assert "3 in “2022/summer”" in window.results_area.query_label.text()
+    # a search within the folder ranks that folder's images (not the best overall that
+    # happen to lie there), best first whatever order all images are shown in
     window.search_box.setText("a photo of a cat")
     result = wait_results(qtbot, window, window.results.search_entered)
-    assert result.query == TextQuery("a photo of a cat") and len(result.hits) == 6
-    assert all(item.rel.startswith("2022/summer/") for item in window.model.items())
-    assert window.model.rowCount() == 3
-    assert bar.key() == "size"  # the user's order stays for query results too
+    assert result.query == TextQuery("a photo of a cat") and result.candidates == 3
+    assert all(hit.path.parent.name == "summer" for hit in result.hits)
+    assert [item.path for item in window.model.items()] == [hit.path for hit in result.hits]
+    assert bar.key() == "relevance" and "in “2022/summer”" in window.results_area.query_label.text()
+    window.results.show_all()  # all images: the order chosen for them comes back
+    assert (bar.key(), bar.descending()) == ("size", True) and window.model.rowCount() == 3
 
 
 def test_help_lists_every_shortcut(qtbot, window):
@@ -127,3 +131,94 @@ def test_the_chosen_order_is_remembered(qtbot, make_window):
     second = make_window()
     bar = second.results_area.sort_bar
     assert (bar.key(), bar.descending()) == ("date", True)
+
+
+def test_a_long_file_name_never_widens_the_window(qtbot, window, tmp_path):
+    """A 118-character name made the window 1555 px wide on a 1400 px screen."""
+    folder = tmp_path / "phone"
+    (shot,) = distinct_images(tmp_path / "src", 1, size=96)
+    long_name = "Screenshot_2024-04-13-18-35-12-" + "many.parts.and.more-" * 4 + "end.jpg"
+    folder.mkdir()
+    shutil.copy(shot, folder / long_name)
+    deep = folder / ("a_folder_with_a_very_long_name_" * 3) / "and_deeper_still"
+    deep.mkdir(parents=True)
+    shutil.copy(shot, deep / "x.jpg")
+    open_and_wait(qtbot, window, folder)
+    window.resize(960, 700)
+    qtbot.waitUntil(lambda: window.width() == 960)
+    for row in range(window.model.rowCount()):
+        window.grid.setCurrentIndex(window.model.index(row))
+        qtbot.wait(50)  # layouts settle
+        assert window.width() == 960 and window.minimumSizeHint().width() <= 960
+    window.grid.setCurrentIndex(window.model.index(window.model.row_of(folder / long_name)))
+    assert window.details.name.text() == long_name  # in full, where it is asked for
+    assert long_name in window.details.name.toolTip()
+
+
+def test_the_folder_tree_follows_a_first_indexing_run(qtbot, tmp_path, app_paths, settings_file):
+    """The tree showed "All images (0)" for the whole of a long first run."""
+    from PySide6.QtCore import QSettings
+
+    from tests.fakes import HeldEncoder
+    from tests.qt.conftest import Answers, UrlRecorder
+    from visualsearch.core.folder import ModelChoice
+    from visualsearch.qt.context import AppContext
+    from visualsearch.qt.main_window import MainWindow
+    from visualsearch.qt.settings import SettingsStore
+    from visualsearch.qt.workers import EncoderProvider
+
+    encoder = HeldEncoder("embed_images", 60, after=1)  # the second batch waits
+    ctx = AppContext(
+        app_paths,
+        SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat)),
+        EncoderProvider(tmp_path / "cache", preloaded={ModelChoice("builtin"): encoder}),
+        open_url=UrlRecorder(),
+        confirm=Answers(),
+    )
+    ctx.index_options.batch_size = 2
+    window = MainWindow(ctx)
+    qtbot.addWidget(window)
+    window.show()
+    folder = tmp_path / "photos"
+    shots = distinct_images(tmp_path / "src", 6, size=64)
+    for i, shot in enumerate(shots):
+        (folder / ("2021" if i < 2 else "2022")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, folder / ("2021" if i < 2 else "2022") / shot.name)
+    window.open_folder(folder)
+    try:
+        assert encoder.holding.wait(60)  # one batch is in, the run goes on
+        folders = window.results_area.folders
+        shown = window.collection
+        qtbot.waitUntil(lambda: 0 < folders.count("") == len(shown.records) < 6, timeout=5_000)
+        assert window.collection.busy()
+    finally:
+        encoder.release.set()
+    qtbot.waitUntil(lambda: not window.collection.busy(), timeout=60_000)
+    qtbot.waitUntil(lambda: folders.count("") == 6, timeout=5_000)
+    assert folders.count("2022") == 4
+
+
+def test_duplicates_tab_invites_before_anything_was_looked_for(qtbot, window, tmp_path):
+    folder = tmp_path / "photos"
+    distinct_images(folder, 3, size=64)
+    open_and_wait(qtbot, window, folder)
+    window.tabs.setCurrentWidget(window.duplicates_page)
+    assert window.duplicates_page.summary.text().startswith("Find groups of copies")
+    assert window.details.name.text() == ""  # not the Images tab's image
+
+
+def test_the_viewer_keeps_position_and_scale_in_a_narrow_window(qtbot, window, tmp_path):
+    folder = tmp_path / "phone"
+    (shot,) = distinct_images(tmp_path / "src", 1, size=96)
+    folder.mkdir()
+    shutil.copy(shot, folder / ("PXL_20240414_101010123.MP." * 4 + "jpg"))
+    open_and_wait(qtbot, window, folder)
+    window.resize(960, 700)
+    window.grid.setFocus()
+    window.grid.setCurrentIndex(window.model.index(0))
+    qtbot.keyClick(window.grid, Qt.Key.Key_Space)
+    viewer = window.viewer
+    qtbot.waitUntil(lambda: viewer.info.text().endswith("%"), timeout=30_000)
+    text = viewer.info.text()
+    assert "… " not in text[-12:] and " — 1 / 1 — 96×96 — " in text
+    assert viewer.info.fontMetrics().horizontalAdvance(text) <= viewer.info.width()

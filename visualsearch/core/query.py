@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from visualsearch.core.collection import Collection, Hit
 from visualsearch.core.encoders.base import l2_normalize
+from visualsearch.core.sorting import in_folder
 
 
 @dataclass(frozen=True)
@@ -146,19 +148,31 @@ def query_vector(collection: Collection, query: Query) -> tuple[np.ndarray, set[
 
 
 def run_query(
-    collection: Collection, query: Query, k: int = 200, min_score: float | None = None
+    collection: Collection,
+    query: Query,
+    k: int = 200,
+    min_score: float | None = None,
+    within: str = "",
 ) -> QueryResult:
     """Run `query`; the images it is made of are left out, and so are files deleted since
     indexing (more are fetched when deleted files filled the top `k`). With `min_score`,
-    weaker matches are dropped: the result may honestly be empty. `more` says whether
+    weaker matches are dropped: the result may honestly be empty. `within` (a folder of
+    the collection, "" = all) ranks only the images under it. `more` says whether
     matches were left out because of `k`."""
     started = time.perf_counter()
     vector, exclude = query_vector(collection, query)
     vector = np.asarray(vector)
-    candidates = len(collection) - sum(1 for rel in exclude if rel in collection)
+    if within:
+        search, candidates = _ranking_within(collection, vector, within, exclude)
+    else:
+        candidates = len(collection) - sum(1 for rel in exclude if rel in collection)
+
+        def search(want: int) -> list[Hit]:
+            return collection.search_vector(vector, want, exclude=exclude)
+
     want = k
     while True:
-        hits = collection.search_vector(vector, want, exclude=exclude)
+        hits = search(want)
         best = hits[0].score if hits else None
         if min_score is not None:
             hits = [h for h in hits if h.score >= min_score]
@@ -172,6 +186,28 @@ def run_query(
     kept = [Hit(i + 1, h.path, h.score) for i, h in enumerate(kept[:k])]
     seconds = time.perf_counter() - started
     return QueryResult(query, kept, seconds, missing, best, candidates, more)
+
+
+def _ranking_within(
+    collection: Collection, vector: np.ndarray, folder: str, exclude: set[str]
+) -> tuple[Callable[[int], list[Hit]], int]:
+    """An exact ranking of the images under `folder` (a product with their rows only:
+    ~20 ms for 100,000 images), and how many there are."""
+    rows = np.array(
+        [i for i, p in enumerate(collection.paths) if in_folder(p, folder) and p not in exclude],
+        np.int64,
+    )
+    scores = collection.matrix[rows] @ vector.astype(np.float32) if len(rows) else np.zeros(0)
+    order = np.argsort(-scores, kind="stable")
+
+    def search(want: int) -> list[Hit]:
+        top = order[:want]
+        return [
+            Hit(i + 1, collection.root / collection.paths[rows[j]], float(scores[j]))
+            for i, j in enumerate(top)
+        ]
+
+    return search, len(rows)
 
 
 class QueryHistory:

@@ -36,7 +36,7 @@ class UserSettings:
     thumbnail_size: int = 160  # pixels on screen; the store keeps 256 px thumbnails
     tag_words: list[str] = field(default_factory=list)  # own candidate tags (CLIP models)
     store_root: str = ""  # where collections' stores go; "" = the user data folder
-    sort_key: str = "relevance"  # the grid's order (core.sorting.SORT_KEYS)
+    sort_key: str = "folder"  # all images' order (core.sorting.SORT_KEYS); results: relevance
     sort_descending: bool = False
 
     def add_recent(self, folder: Path) -> None:

@@ -71,7 +71,7 @@ class CleanupController(QObject):
     def _folder_changed(self, _target: object) -> None:
         for slot in (self.duplicates, self.trash, self.outliers):
             slot.supersede()
-        self.page.set_groups([], Path())
+        self.page.clear()
 
     def _error(self, text: str) -> None:
         self.message.emit(text, "error")

@@ -20,6 +20,7 @@ from visualsearch.core.names import human_size, printable
 from visualsearch.core.sorting import date_text
 from visualsearch.qt.image_list_model import GridItem
 from visualsearch.qt.thumbnails import ImageLoader
+from visualsearch.qt.widgets import ElidedLabel
 
 PREVIEW = QSize(360, 360)
 
@@ -40,7 +41,7 @@ class DetailsPanel(QWidget):
         self.preview = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
         self.preview.setMinimumSize(200, 200)
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.name = QLabel(wordWrap=True)
+        self.name = ElidedLabel()  # a 120-character name must not widen the window
         self.name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         font = self.name.font()
         font.setBold(True)
@@ -50,7 +51,7 @@ class DetailsPanel(QWidget):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for key in ("Folder", "Size", "Dimensions", "Format", "Taken", "Similarity"):
-            label = QLabel(wordWrap=True)
+            label = ElidedLabel() if key == "Folder" else QLabel(wordWrap=True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = label
             form.addRow(f"{key}:", label)

@@ -31,6 +31,7 @@ from visualsearch.core.store import FileRecord
 from visualsearch.qt.duplicates_compare import ComparisonStrip
 from visualsearch.qt.thumbnails import ImageLoader, load_preview
 
+INTRO = "Find groups of copies: exact copies and edited ones (crops, resizes…)."
 THUMB = QSize(72, 72)
 EXPANDED = 25  # groups shown open at first; the rest load their thumbnails when opened
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -82,9 +83,7 @@ class DuplicatesPage(QWidget):
         self.trash.clicked.connect(lambda: self.trash_requested.emit(self.marked()))
         self.export = QPushButton("Export list as CSV…")
         self.export.clicked.connect(self.export_requested)
-        self.summary = QLabel(
-            "Find groups of copies: exact copies and edited ones (crops, resizes…)."
-        )
+        self.summary = QLabel(INTRO)
         self.summary.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Image", "Resolution", "Size", "Date", "Format", "Folder"])
@@ -139,6 +138,11 @@ class DuplicatesPage(QWidget):
 
     def _slider_moved(self, _value: int) -> None:
         self.value.setText(f"{self.threshold():.2f}")
+
+    def clear(self) -> None:
+        """Another folder: no groups, and nothing looked for yet."""
+        self.set_groups([], Path())
+        self.summary.setText(INTRO)
 
     def set_groups(self, groups: list[DuplicateGroup], root: Path) -> None:
         self.groups = groups

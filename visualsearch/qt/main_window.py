@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.query import TextQuery
 from visualsearch.core.settings import UserSettings
-from visualsearch.core.sorting import RELEVANCE, SORT_KEYS
+from visualsearch.core.sorting import SORT_KEYS
 from visualsearch.qt.cleanup_controller import CleanupController
 from visualsearch.qt.collection_controller import CollectionController, skipped_text
 from visualsearch.qt.context import AppContext
@@ -98,6 +98,10 @@ class MainWindow(QMainWindow):
         self.model = ImageListModel(self.thumbnails, self.settings.thumbnail_size, self)
         self.viewer = ImageViewer(self.pool, cached=lambda path: self.results.cached_pixmap(path))
         self.results_area = ResultsArea(self.model, self.settings.thumbnail_size, self.viewer)
+        key = self.settings.sort_key
+        self.results_area.sort_bar.set_sort(
+            key if key in SORT_KEYS[1:] else "folder", self.settings.sort_descending
+        )
         self.grid = self.results_area.grid
         self.details = DetailsPanel(self.previews)
         self.details.tag_words.setText(", ".join(self.settings.tag_words))
@@ -208,17 +212,12 @@ class MainWindow(QMainWindow):
         self.details.tag_words_changed.connect(self._tag_words_changed)
         self.duplicates_page.image_activated.connect(self._show_path_details)
         self.duplicates_page.image_clicked.connect(self._show_path_details)
-        self.tabs.currentChanged.connect(
-            lambda _i: self.maps.set_visible(self.tabs.currentWidget() is self.map_page)
-        )
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.welcome.open_folder.connect(self.choose_folder)
         self.welcome.open_sample.connect(self.open_sample)
         self.welcome.open_recent.connect(self.open_folder)
         self.indexing.cancel_requested.connect(self.cancel_jobs)
-        sort_bar = self.results_area.sort_bar
-        key = self.settings.sort_key if self.settings.sort_key in SORT_KEYS else RELEVANCE
-        sort_bar.set_sort(key, self.settings.sort_descending)
-        sort_bar.sort_changed.connect(self._sort_chosen)
+        r.browse_sort_changed.connect(self._sort_chosen)
         self._model_chosen(self.models.choice)
 
     # -- folders ----------------------------------------------------------------------------
@@ -270,9 +269,8 @@ class MainWindow(QMainWindow):
             "elsewhere stay there; a folder opened again is indexed anew in the new place."
         )
 
-    def _sort_chosen(self, _key: str, _descending: bool) -> None:
-        bar = self.results_area.sort_bar
-        self.settings.sort_key, self.settings.sort_descending = bar.wanted(), bar.descending()
+    def _sort_chosen(self, key: str, descending: bool) -> None:
+        self.settings.sort_key, self.settings.sort_descending = key, descending
         self.ctx.settings.save(self.settings)
 
     def cancel_jobs(self) -> None:
@@ -289,10 +287,19 @@ class MainWindow(QMainWindow):
 
     # -- the grid and the details panel -----------------------------------------------------
 
+    def _tab_changed(self, _index: int) -> None:
+        """The details panel shows the tab's own current image (none yet on the others)."""
+        tab = self.tabs.currentWidget()
+        self.maps.set_visible(tab is self.map_page)
+        current = self.grid.currentIndex()
+        shown = tab is self.results_area and current.isValid()
+        self._show_item(self.model.item(current.row()) if shown else None)
+
     def _grid_reset(self) -> None:
         """New items, none current: on the Images tab the details panel is emptied (the
-        other tabs show their own image there)."""
-        if self.tabs.currentIndex() == 0:
+        other tabs show their own image there). A grid given the focus meanwhile made its
+        first item current, and the panel shows that already."""
+        if self.tabs.currentIndex() == 0 and not self.grid.currentIndex().isValid():
             self._show_item(None)
 
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:

@@ -61,20 +61,28 @@ class ResultsArea(QWidget):
         self.more_button.setMenu(menu)
         self.more_button.hide()
 
+        # two rows: the header's text gets the whole width (one row left it ~175 px at
+        # 1280 px, and the built-in model's hint wrapped into 8 lines)
         header = QHBoxLayout()
-        header.setContentsMargins(4, 2, 4, 2)
+        header.setContentsMargins(4, 2, 4, 0)
         header.addWidget(self.query_image)
         header.addWidget(self.query_label, 1)
-        header.addWidget(QLabel("Min. similarity:"))
-        header.addWidget(self.min_score_box)
-        header.addWidget(self.sort_bar)
         header.addWidget(self.more_button)
         header.addWidget(self.all_button)
+        controls = QHBoxLayout()
+        controls.setContentsMargins(4, 0, 4, 2)
+        controls.addWidget(self.sort_bar)
+        controls.addSpacing(16)
+        controls.addWidget(QLabel("Min. similarity:"))
+        controls.addWidget(self.min_score_box)
+        controls.addStretch(1)
         self.header = header
         grid_page = QWidget()
         grid_layout = QVBoxLayout(grid_page)
         grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.setSpacing(2)
         grid_layout.addLayout(header)
+        grid_layout.addLayout(controls)
         grid_layout.addWidget(self.grid, 1)
         self.pages = QStackedWidget()
         self.pages.addWidget(grid_page)
@@ -89,6 +97,8 @@ class ResultsArea(QWidget):
         layout.addWidget(self.splitter)
 
     def show_viewer(self, on: bool) -> None:
+        """The viewer in the grid's place; the folder tree makes room for it meanwhile."""
+        self.folders.setVisible(not on)
         self.pages.setCurrentIndex(1 if on else 0)
         (self.viewer if on else self.grid).setFocus()
 

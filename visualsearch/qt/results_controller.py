@@ -11,10 +11,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QObject, Qt, QThread, Signal
+from PySide6.QtCore import QModelIndex, QObject, Qt, QThread, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QLineEdit
 
+from visualsearch.core.names import printable
 from visualsearch.core.query import (
     ImageDataQuery,
     ImageQuery,
@@ -68,10 +69,11 @@ class ResultsController(QObject):
     tags_shown = Signal(object)  # [(tag, score)]
     error = Signal(str)
     history_changed = Signal()
+    browse_sort_changed = Signal(str, bool)  # the order for all images (remembered)
 
     # to the search engine's thread
     _engine_target = Signal(object, bool)
-    _engine_query = Signal(int, object, object, int)  # request, query, min. score, k
+    _engine_query = Signal(int, object, object, int, str)  # request, query, min. score, k, folder
     _engine_tags = Signal(int, object)
     _engine_shutdown = Signal()
 
@@ -102,6 +104,11 @@ class ResultsController(QObject):
         self._browsing = False  # the grid shows all images (new ones join as they come)
         self._base: list[GridItem] = []  # what is shown, before the folder filter and sorting
         self._presenting = False
+        self._ranked = False  # the shown items are a ranking (a query, a cluster…)
+        self._browse_sort = (area.sort_bar.key(), area.sort_bar.descending())
+        self._header = ""  # what is shown, before the folder filter's note
+        self._tree_timer = QTimer(self, singleShot=True, interval=500)
+        self._tree_timer.timeout.connect(self._update_folders)
         self._viewed_rows: dict[Path, int] = {}  # the viewer's list: path → grid row
         self._shown: QueryResult | None = None  # the query result the grid shows, if any
         self._asked_at = 0.0  # when the latest query was asked (time.perf_counter)
@@ -131,8 +138,8 @@ class ResultsController(QObject):
         self.previews.loaded.connect(self._query_image_loaded)
         self.model.modelReset.connect(self._results_replaced)
         search_box.returnPressed.connect(self.search_entered)
-        area.sort_bar.sort_changed.connect(self._reapply)
-        area.folders.folder_chosen.connect(self._reapply)
+        area.sort_bar.sort_changed.connect(self._sort_changed)
+        area.folders.folder_chosen.connect(self._folder_chosen)
         self.grid.view_requested.connect(self.open_viewer)
         area.viewer.current_changed.connect(self._viewer_moved)
         area.viewer.closed.connect(self._viewer_closed)
@@ -162,6 +169,8 @@ class ResultsController(QObject):
         """Newly indexed images join "all images" as they come (changed ones in place)."""
         target = self.collection.target
         if not self._browsing or target is None:
+            if not self._tree_timer.isActive():
+                self._tree_timer.start()
             return
         folder = self.area.folders.folder()
         new_items = []
@@ -176,7 +185,12 @@ class ResultsController(QObject):
                 self._browse_rows[r.path] = self.model.rowCount() + len(new_items)
                 new_items.append(item)
         self.model.append_items(new_items)
-        self.area.query_label.setText(f"All images · {len(self._base):,}")
+        self._set_header(f"All images · {len(self._base):,}")
+        if not self._tree_timer.isActive():
+            self._tree_timer.start()  # the folder tree follows a run, twice a second at most
+
+    def _update_folders(self) -> None:
+        self.area.folders.set_paths(self.collection.records)
 
     def _catalog_replaced(self) -> None:
         """A run has ended with other files than shown: all images again, in path order."""
@@ -211,7 +225,8 @@ class ResultsController(QObject):
         self.area.query_label.setText(f"Searching {query.label()}…")
         self._show_query_image(query)
         self._asked_at = time.perf_counter()  # the user's wait: engine queue, model loading…
-        self._engine_query.emit(ticket, query, self.min_score, k or self.page_size)
+        within = self.area.folders.folder()
+        self._engine_query.emit(ticket, query, self.min_score, k or self.page_size, within)
 
     def search_entered(self) -> None:
         text = self.search_box.text().strip()
@@ -277,7 +292,7 @@ class ResultsController(QObject):
         items = [GridItem(target.folder / rel, rel, r) for rel, r in sorted(records.items())]
         self._browsing = True
         self._present(items, ranked=False)
-        self.area.query_label.setText(f"All images · {len(items):,}")
+        self._set_header(f"All images · {len(items):,}")
         self._show_query_image(None)
         self.area.all_button.setVisible(False)
         self.results_shown.emit(None)
@@ -291,7 +306,7 @@ class ResultsController(QObject):
         if ticket != self.ticket:
             return False
         self._present(items, ranked)
-        self.area.query_label.setText(header)
+        self._set_header(header)
         self._show_query_image(None)
         self.area.all_button.setVisible(True)
         self.results_shown.emit(None)
@@ -300,9 +315,13 @@ class ResultsController(QObject):
     def _present(self, items: list[GridItem], ranked: bool) -> None:
         """Show `items` through the folder filter and the chosen order."""
         self._base = list(items)
+        self._ranked = ranked
+        bar = self.area.sort_bar
         self._presenting = True  # the sort bar's own signal would show them twice
         try:
-            self.area.sort_bar.set_relevance_available(ranked)
+            bar.set_relevance_available(ranked)
+            # a ranking opens best first; all images in the user's remembered order
+            bar.set_sort(*((RELEVANCE, False) if ranked else self._browse_sort))
         finally:
             self._presenting = False
         self._set_view()
@@ -321,16 +340,44 @@ class ResultsController(QObject):
         self.model.set_items(items)
         self._browse_rows = {it.rel: row for row, it in enumerate(items)} if self._browsing else {}
 
-    def _reapply(self, *_args) -> None:
-        """The sort order or the folder filter changed: the same items, shown anew."""
+    def _sort_changed(self, key: str, descending: bool) -> None:
         if self._presenting:
             return
+        if not self._ranked:
+            self._browse_sort = (key, descending)
+            self.browse_sort_changed.emit(key, descending)
+        self._reapply()
+
+    def _folder_chosen(self, _folder: str) -> None:
+        """A query is asked again within the folder (its best matches there, not the
+        best overall that happen to be there); anything else is filtered as shown."""
+        if self._shown is not None:
+            self.run_query(self._shown.query, push=False)
+        else:
+            self._reapply()
+
+    def _set_header(self, text: str) -> None:
+        self._header = text
+        self._render_header()
+
+    def _render_header(self) -> None:
+        text, folder = self._header, self.area.folders.folder()
+        if folder and self._shown is None and self.model.rowCount() != len(self._base):
+            text += f" · {self.model.rowCount():,} in “{printable(folder)}”"
+        self.area.query_label.setText(text)
+
+    def _reapply(self) -> None:
+        """The sort order or the folder filter changed: the same items, shown anew."""
         current = self.grid.currentIndex()
         keep = self.model.item(current.row()).path if current.isValid() else None
+        shown, more = self._shown, self.area.more_button.isVisible()
         self._set_view()
+        self._shown = shown  # the same result, in another order: "Show more" still applies
+        self.area.more_button.setVisible(more)
         row = self.model.row_of(keep) if keep is not None else None
         if row is not None:
             self.grid.setCurrentIndex(self.model.index(row))
+        self._render_header()
 
     # -- the viewer ------------------------------------------------------------------------
 
@@ -379,11 +426,11 @@ class ResultsController(QObject):
             if self.model.rowCount():
                 self.grid.setCurrentIndex(self.model.index(0))
         self._show_more_button(result)
-        self.area.query_label.setText(self._header(result, len(items)))
+        self._set_header(self._result_header(result, len(items)))
         self.area.all_button.setVisible(True)
         self.results_shown.emit(result)
 
-    def _header(self, result: QueryResult, shown: int) -> str:
+    def _result_header(self, result: QueryResult, shown: int) -> str:
         label = result.query.label()
         text = f"{count_text(result)} {label} · {wait_text(time.perf_counter() - self._asked_at)}"
         if not shown and self.min_score is not None and result.best_score is not None:
@@ -395,6 +442,8 @@ class ResultsController(QObject):
             text = f"No images {label}."
         if result.missing:
             text += f" ({result.missing} left out: deleted since indexing; press F5)"
+        if self.area.folders.folder():
+            text += f" · in “{printable(self.area.folders.folder())}”"
         if isinstance(result.query, TextQuery) and self.builtin_model:
             text += f"<br><small>{BUILTIN_TEXT_HINT}</small>"
         return text
@@ -467,6 +516,7 @@ class ResultsController(QObject):
 
     def shut_down(self) -> None:
         """Close the engine's store and let its thread end (it may be loading a model)."""
+        self._tree_timer.stop()
         self.supersede()
         self._engine_shutdown.emit()
         self.thread.quit()

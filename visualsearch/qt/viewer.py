@@ -457,6 +457,10 @@ class ImageViewer(QWidget):
 
     # -- the bar ---------------------------------------------------------------------------
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._update_bar()  # the name is elided to the bar's new width
+
     def _update_bar(self) -> None:
         path = self.current_path()
         count = len(self._paths)
@@ -478,5 +482,10 @@ class ImageViewer(QWidget):
             parts.append("cannot be shown")
         else:
             parts.append("loading…")
+        # the name gives way, never the position and scale (a 960 px window cut them off)
+        metrics = self.info.fontMetrics()
+        rest = " — " + " — ".join(parts[1:])
+        room = max(self.info.width() - metrics.horizontalAdvance(rest) - 8, 16)
+        parts[0] = metrics.elidedText(parts[0], Qt.TextElideMode.ElideMiddle, room)
         self.info.setText(" — ".join(parts))
         self.info.setToolTip(printable(str(path)))

@@ -318,15 +318,21 @@ class SearchEngine(QObject):
             except Exception as exc:
                 log.info("search engine warm-up: %s", exc)
 
-    @Slot(int, object, object, int)
+    @Slot(int, object, object, int, str)
     def run(
-        self, request_id: int, query: Query, min_score: float | None = None, k: int = 0
+        self,
+        request_id: int,
+        query: Query,
+        min_score: float | None = None,
+        k: int = 0,
+        within: str = "",
     ) -> None:
-        """Answer `query` with its best `k` matches (0: the engine's page size)."""
+        """Answer `query` with its best `k` matches (0: the engine's page size), among the
+        images under the folder `within` ("" = all)."""
         if request_id < self.latest_request:
             return
         try:
-            result = run_query(self._open(), query, k or self.k, min_score)
+            result = run_query(self._open(), query, k or self.k, min_score, within)
         except Exception as exc:
             self.failed.emit(request_id, describe(exc))
             return
@@ -346,7 +352,7 @@ class SearchEngine(QObject):
             vectors = np.stack([col.image_vector(p)[0] for p in paths])
             self.tags_ready.emit(request_id, suggest_tags(self._vocabulary[1], vectors))
         except Exception as exc:
-            log.info("no tags: %s", exc)
+            log.debug("no tags: %s", exc)  # e.g. the file is gone: no tags is the answer
             self.tags_ready.emit(request_id, [])
 
     def _open(self) -> Collection:
