@@ -83,12 +83,10 @@ def main() -> None:
     window.results.show_all()
     area = window.results_area
     area.folders.select_folder("photos")
-    area.sort_bar.set_sort("size", descending=True)
-    window.results.show_all()  # shown through the filter and the order
+    window.results.sort_by("size", descending=True)
     shot("sort-and-filter.png")
     area.folders.select_folder("")
-    area.sort_bar.set_sort("folder")
-    window.results.show_all()
+    window.results.sort_by("folder")
 
     window.tabs.setCurrentWidget(window.map_page)
     wait(window.maps.map_ready, 300)

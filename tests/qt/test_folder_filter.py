@@ -177,7 +177,7 @@ def test_sort_choices_and_the_direction_toggle_emit_sort_changed(qtbot, bar):
     choose(qtbot, bar, "Date taken")
     assert bar.direction.toolTip() == "Sorted oldest first; click for newest first"
     qtbot.mouseClick(bar.direction, Qt.MouseButton.LeftButton)
-    assert bar.direction.arrowType() == Qt.ArrowType.DownArrow
+    assert bar.direction.text().startswith("↓")
     assert bar.direction.toolTip() == "Sorted newest first; click for oldest first"
     choose(qtbot, bar, "Size")
     assert changes == [

@@ -340,6 +340,11 @@ class ResultsController(QObject):
         self.model.set_items(items)
         self._browse_rows = {it.rel: row for row, it in enumerate(items)} if self._browsing else {}
 
+    def sort_by(self, key: str, descending: bool = False) -> None:
+        """Show the items in this order, as if the user had chosen it."""
+        self.area.sort_bar.set_sort(key, descending)
+        self._sort_changed(key, descending)
+
     def _sort_changed(self, key: str, descending: bool) -> None:
         if self._presenting:
             return

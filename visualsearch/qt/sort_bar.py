@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
@@ -107,12 +107,14 @@ class SortBar(QWidget):
         key = self.key()
         self.combo.setCurrentIndex(SORT_KEYS.index(key))
         down = self.descending()
-        self.direction.setArrowType(Qt.ArrowType.DownArrow if down else Qt.ArrowType.UpArrow)
         self.direction.setEnabled(key != RELEVANCE)
+        # words, not a bare 8 px arrow (read as a scroll or collapse arrow)
         if key == RELEVANCE:
+            self.direction.setText("best first")
             self.direction.setToolTip("Search results are in order of relevance, best first")
         else:
             now, other = _DIRECTIONS[key][::-1] if down else _DIRECTIONS[key]
+            self.direction.setText(f"{'↓' if down else '↑'} {now}")
             self.direction.setToolTip(f"Sorted {now}; click for {other}")
 
     def _chosen(self, row: int) -> None:
