@@ -302,3 +302,26 @@ def test_cli_clusters_and_export(tmp_path, photos_dir, app_paths, capsys):
         == 1
     )
     assert "no cluster [9]" in capsys.readouterr().err
+
+
+def test_an_automatic_clustering_cached_by_the_former_rule_is_made_again(tmp_path, app_paths):
+    """An upgraded app showed the former rule's cached 11 clusters ("drum" holding the
+    astronaut) for a collection whose map was already cached."""
+    from tests.conftest import distinct_images
+    from visualsearch.core.collection_map import _cache_path
+
+    folder = tmp_path / "photos"
+    distinct_images(folder, 12, size=64)
+    encoder = FakeEncoder()
+    with Store(tmp_path / "store", root=folder) as store:
+        index_folder(folder, store, encoder)
+        first = build_map(store, encoder, app_paths.cache_dir)
+        path = _cache_path(store, encoder.id)
+        with np.load(path) as data:
+            old = {key: data[key] for key in data.files if key != "rule"}  # as rule 1 wrote it
+        old["labels"] = np.zeros_like(old["labels"])
+        old["centres"] = old["centres"][:1]
+        np.savez(path, **old)
+        again = build_map(store, encoder, app_paths.cache_dir)
+    assert again.clustering.k == first.clustering.k > 1  # clustered anew by today's rule
+    np.testing.assert_array_equal(again.coords, first.coords)  # the layout was kept

@@ -102,6 +102,9 @@ class Clustering:
 
 
 MAX_CLUSTERS = 40  # a list of clusters stays something a person reads through
+# Version of the automatic-k rule: a cached automatic clustering made by another rule
+# is made again (the layout is kept). 1: silhouette (to issue 11); 2: linkage cut.
+K_RULE = 2
 # How much more alike than two images of the collection on average the images of one
 # cluster must be: mean + CUT_FRACTION × (1 - mean). Measured by bench/cluster_k.py on
 # real photos with the built-in model, adjusted Rand index against the photos' subjects

@@ -79,7 +79,8 @@ def build_map(
         raise InterruptedError("cancelled")
 
     same_k = cached is not None and (
-        (k is None and cached["auto"]) or (k is not None and cached["k"] == k)
+        (k is None and cached["auto"] and cached["rule"] == analysis.K_RULE)
+        or (k is not None and cached["k"] == k)
     )
     reused = fresh and same_k
     if reused:
@@ -286,6 +287,7 @@ def _load_cache(store: Store, model: str) -> dict | None:
                 "labels": data["labels"],
                 "centres": data["centres"],
                 "auto": bool(data["auto"]),
+                "rule": int(data["rule"]) if "rule" in data.files else 1,
                 "k": len(data["centres"]),
             }
     except FileNotFoundError:
@@ -319,6 +321,7 @@ def _save_cache(store, model, content, n, coords, clustering) -> None:
                 labels=clustering.labels,
                 centres=clustering.centres,
                 auto=clustering.auto,
+                rule=analysis.K_RULE,
             )
         os.replace(tmp, path)
     except BaseException:
