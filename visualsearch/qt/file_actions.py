@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QIODevice, QMimeData, QModelIndex, QObject, QUrl, Signal
-from PySide6.QtGui import QGuiApplication, QImage
+from PySide6.QtCore import QBuffer, QIODevice, QMimeData, QModelIndex, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QMenu
 
 from visualsearch.core.query import ImageDataQuery, ImageQuery, Query, SelectionQuery
@@ -29,6 +29,17 @@ def query_for_mime(mime: QMimeData) -> Query | Path | None:
         image.save(buffer, "PNG")
         return ImageDataQuery(bytes(buffer.data()))
     return None
+
+
+def accept_without_move(event: QDropEvent) -> None:
+    """Accept a drag or drop as a copy (or link), never a move: a file manager deletes
+    the source of an accepted move. Offered only a move, it is refused."""
+    for action in (Qt.DropAction.CopyAction, Qt.DropAction.LinkAction):
+        if event.possibleActions() & action:
+            event.setDropAction(action)
+            event.accept()
+            return
+    event.ignore()
 
 
 class FileActions(QObject):

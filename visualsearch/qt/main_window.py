@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, Qt, QThreadPool, QTimer
+from PySide6.QtCore import QModelIndex, QThreadPool
 from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
@@ -30,12 +30,13 @@ from visualsearch.core.query import TextQuery
 from visualsearch.core.settings import UserSettings
 from visualsearch.core.sorting import SORT_KEYS
 from visualsearch.qt.cleanup_controller import CleanupController
+from visualsearch.qt.closing import Closing
 from visualsearch.qt.collection_controller import CollectionController, skipped_text
 from visualsearch.qt.context import AppContext
 from visualsearch.qt.details_panel import DetailsPanel
 from visualsearch.qt.dialogs import about_text, show_about, show_skipped
 from visualsearch.qt.duplicates_page import DuplicatesPage
-from visualsearch.qt.file_actions import FileActions
+from visualsearch.qt.file_actions import FileActions, accept_without_move
 from visualsearch.qt.icons import app_icon
 from visualsearch.qt.image_list_model import GridItem, ImageListModel
 from visualsearch.qt.map_controller import MapController
@@ -49,19 +50,6 @@ from visualsearch.qt.viewer import ImageViewer
 from visualsearch.qt.widgets import JobStatus, MessageBar, WelcomePage
 
 THUMB_SIZES = (96, 128, 160, 200, 256)
-CLOSE_WAIT_MS = 300  # a job cancelled between batches ends in far less
-CLOSE_PATIENCE_MS = 30_000  # then threads still busy are left to end on their own
-
-
-def accept_without_move(event: QDropEvent) -> None:
-    """Accept a drag or drop as a copy (or link), never a move: a file manager deletes
-    the source of an accepted move. Offered only a move, it is refused."""
-    for action in (Qt.DropAction.CopyAction, Qt.DropAction.LinkAction):
-        if event.possibleActions() & action:
-            event.setDropAction(action)
-            event.accept()
-            return
-    event.ignore()
 
 
 class MainWindow(QMainWindow):
@@ -74,7 +62,6 @@ class MainWindow(QMainWindow):
         self._store_thumbs = StoreThumbnails()
         self.thumbnails = ImageLoader(self._store_thumbs, self.pool, "thumb")
         self.previews = ImageLoader(load_preview, self.pool, "preview", threads=1)
-        self._closing = False
         self._build_widgets()
         self._build_controllers()
         self.menus = Menus(self)
@@ -180,6 +167,8 @@ class MainWindow(QMainWindow):
             self,
         )
         self.files = FileActions(self.results, ctx.open_url, self)
+        jobs = [self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs]
+        self.closing = Closing(jobs, self.results, self.indexing, self.close, self)
 
     def _route(self) -> None:
         c, r = self.collection, self.results
@@ -243,7 +232,7 @@ class MainWindow(QMainWindow):
 
     def _folder_opened(self, folder: str) -> None:
         self.settings.add_recent(Path(folder))
-        self.ctx.settings.save(self.settings)
+        self._remember()
         self.menus.update_recent()
         self.welcome.set_recent(self.settings.recent_folders)
         self.setWindowTitle(f"{Path(folder).name} — visualsearch")
@@ -261,8 +250,7 @@ class MainWindow(QMainWindow):
 
     def set_store_root(self, folder: Path | None) -> None:
         """Keep collections' stores (vectors, thumbnails) under `folder` (None: the default)."""
-        self.settings.store_root = str(folder) if folder else ""
-        self.ctx.settings.save(self.settings)
+        self._remember(store_root=str(folder) if folder else "")
         self.collection.store_base = folder or self.ctx.paths.data_dir
         self.show_info(
             f"Collections' data now goes under {self.collection.store_base}. Stores made "
@@ -270,8 +258,7 @@ class MainWindow(QMainWindow):
         )
 
     def _sort_chosen(self, key: str, descending: bool) -> None:
-        self.settings.sort_key, self.settings.sort_descending = key, descending
-        self.ctx.settings.save(self.settings)
+        self._remember(sort_key=key, sort_descending=descending)
 
     def cancel_jobs(self) -> None:
         """The status bar's Cancel: stops whatever it shows (indexing, export, download)."""
@@ -279,9 +266,7 @@ class MainWindow(QMainWindow):
             jobs.cancel()
 
     def _model_chosen(self, choice: ModelChoice) -> None:
-        self.settings.model_spec = choice.spec
-        self.settings.model_weights = str(choice.weights or "")
-        self.ctx.settings.save(self.settings)
+        self._remember(model_spec=choice.spec, model_weights=str(choice.weights or ""))
         self.results.builtin_model = choice.spec == "builtin"
         self.menus.sync_model(choice)
 
@@ -319,8 +304,7 @@ class MainWindow(QMainWindow):
             self.results.request_tags(selected)
 
     def _tag_words_changed(self, words: list[str]) -> None:
-        self.settings.tag_words = words
-        self.ctx.settings.save(self.settings)
+        self._remember(tag_words=words)
         self.results.set_tag_words(words)
         self._show_item(self.details.item)
 
@@ -334,8 +318,7 @@ class MainWindow(QMainWindow):
         self._set_thumbnail_size(sizes[max(0, min(len(sizes) - 1, current + step))])
 
     def _set_thumbnail_size(self, size: int) -> None:
-        self.settings.thumbnail_size = size
-        self.ctx.settings.save(self.settings)
+        self._remember(thumbnail_size=size)
         self.grid.set_icon_size(size)
         self.model.set_icon_size(size)
 
@@ -392,6 +375,12 @@ class MainWindow(QMainWindow):
         self.models.set_model(ModelChoice(self.settings.model_spec), fallback=False)
         self.show_info("Settings are back to their defaults.")
 
+    def _remember(self, **values) -> None:
+        """Change these settings and save them (QSettings is only where they are kept)."""
+        for name, value in values.items():
+            setattr(self.settings, name, value)
+        self.ctx.settings.save(self.settings)
+
     def _update_summary(self) -> None:
         c = self.collection
         parts = [f"{len(c.records):,} images"]
@@ -405,36 +394,11 @@ class MainWindow(QMainWindow):
     # -- closing ----------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Cancel everything. A job finishing its batch (kept, not lost) or an engine still
-        loading a model does not block the window: it stays, says so, and closes when they
-        have stopped (or after CLOSE_PATIENCE_MS, leaving them to end on their own)."""
-        jobs = [self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs]
-        for slot in jobs:
-            slot.cancel()
-        if not self._closing:
-            self._closing = True
-            self.results.shut_down()
-            QTimer.singleShot(CLOSE_PATIENCE_MS, self._give_up_waiting)
-        busy = [slot for slot in jobs if not slot.join(CLOSE_WAIT_MS)]
-        if busy or not self.results.join_engine(CLOSE_WAIT_MS):
+        if not self.closing.ready():  # says "Closing…" and closes again when it may
             event.ignore()
-            self.indexing.start("Closing")
-            self.indexing.update_progress(0, 0, "Closing: finishing the work in flight…")
-            self.indexing.cancel.setEnabled(False)
-            for slot in busy:
-                slot.detach()  # survives this window being deleted before it ends
-                slot.idle.connect(self.close, Qt.ConnectionType.UniqueConnection)
-            self.results.detach_engine(self.close)
             return
         self.pool.clear()
         self.pool.waitForDone(10_000)
         self.ctx.settings.save_geometry(self.saveGeometry(), self.splitter.saveState())
         self.ctx.settings.save(self.settings)
         super().closeEvent(event)
-
-    def _give_up_waiting(self) -> None:
-        if self.isVisible():
-            for slot in (self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs):
-                slot.abandon()
-            self.results.abandon_engine()
-            self.close()
