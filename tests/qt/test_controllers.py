@@ -249,29 +249,13 @@ def test_task_slot_delivers_only_the_newest(qtbot):
 
 
 def test_closing_during_a_batch_says_so_and_closes_when_it_is_kept(
-    qtbot, tmp_path, app_paths, settings_file
+    qtbot, tmp_path, app_paths, make_window
 ):
     """Closing used to block the GUI thread for up to 4 × 60 s, with no word."""
-    from PySide6.QtCore import QSettings
-
-    from tests.qt.conftest import UrlRecorder
     from visualsearch.core.store import Store, default_store_dir
-    from visualsearch.qt.context import AppContext
-    from visualsearch.qt.main_window import MainWindow
-    from visualsearch.qt.settings import SettingsStore
 
     encoder = HeldEncoder("embed_images", TIMEOUT_MS / 1000)
-    ctx = AppContext(
-        app_paths,
-        SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat)),
-        EncoderProvider(tmp_path / "cache", preloaded={ModelChoice("builtin"): encoder}),
-        open_url=UrlRecorder(),
-        confirm=Answers(),
-    )
-    ctx.index_options.batch_size = 2
-    window = MainWindow(ctx)
-    qtbot.addWidget(window)
-    window.show()
+    window = make_window(encoder=encoder, batch_size=2)
     folder = tmp_path / "photos"
     distinct_images(folder, 6, size=64)
     window.open_folder(folder)

@@ -155,30 +155,12 @@ def test_a_long_file_name_never_widens_the_window(qtbot, window, tmp_path):
     assert long_name in window.details.name.toolTip()
 
 
-def test_the_folder_tree_follows_a_first_indexing_run(qtbot, tmp_path, app_paths, settings_file):
+def test_the_folder_tree_follows_a_first_indexing_run(qtbot, tmp_path, make_window):
     """The tree showed "All images (0)" for the whole of a long first run."""
-    from PySide6.QtCore import QSettings
-
     from tests.fakes import HeldEncoder
-    from tests.qt.conftest import Answers, UrlRecorder
-    from visualsearch.core.folder import ModelChoice
-    from visualsearch.qt.context import AppContext
-    from visualsearch.qt.main_window import MainWindow
-    from visualsearch.qt.settings import SettingsStore
-    from visualsearch.qt.workers import EncoderProvider
 
     encoder = HeldEncoder("embed_images", 60, after=1)  # the second batch waits
-    ctx = AppContext(
-        app_paths,
-        SettingsStore(QSettings(str(settings_file), QSettings.Format.IniFormat)),
-        EncoderProvider(tmp_path / "cache", preloaded={ModelChoice("builtin"): encoder}),
-        open_url=UrlRecorder(),
-        confirm=Answers(),
-    )
-    ctx.index_options.batch_size = 2
-    window = MainWindow(ctx)
-    qtbot.addWidget(window)
-    window.show()
+    window = make_window(encoder=encoder, batch_size=2)
     folder = tmp_path / "photos"
     shots = distinct_images(tmp_path / "src", 6, size=64)
     for i, shot in enumerate(shots):
