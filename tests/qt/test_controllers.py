@@ -37,10 +37,10 @@ TIMEOUT_MS = 60_000
 class Areas:
     """The controllers wired as the window wires them, over widgets of their own."""
 
-    def __init__(self, qtbot, tmp_path: Path) -> None:
+    def __init__(self, qtbot, tmp_path: Path, encoder: FakeEncoder | None = None) -> None:
         self.pool = QThreadPool()
         self.pool.setMaxThreadCount(2)
-        self.encoder = FakeEncoder()
+        self.encoder = encoder or FakeEncoder()
         self.encoders = EncoderProvider(
             tmp_path / "cache", preloaded={ModelChoice("builtin"): self.encoder}
         )

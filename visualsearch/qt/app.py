@@ -83,7 +83,13 @@ def main(
     code = app.exec()
     from visualsearch.qt.workers import wait_for_outliving
 
-    wait_for_outliving()
+    if not wait_for_outliving():
+        # a model load or a layout that cannot be interrupted is still running: Python's
+        # teardown would destroy its QThread and abort. Settings are saved and every
+        # committed batch is in the store, so the process just ends here.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
     return code
 
 

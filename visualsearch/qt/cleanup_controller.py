@@ -58,7 +58,7 @@ class CleanupController(QObject):
         self.confirm = confirm
         self.dialog_parent = dialog_parent
         self.duplicates = TaskSlot(pool, self)
-        self.trash = TaskSlot(pool, self)
+        self.trash = TaskSlot(pool, self, every=True)  # each move to the trash is told
         self.outliers = TaskSlot(pool, self)
         page.find_requested.connect(self.find_duplicates)
         page.trash_requested.connect(self.trash_files)
@@ -67,6 +67,11 @@ class CleanupController(QObject):
         collection.model_ready.connect(
             lambda info: page.set_model_threshold(info.near_duplicate_threshold)
         )
+
+    def shut_down(self) -> None:
+        """The window is closing: answers still to come are dropped."""
+        for slot in (self.duplicates, self.trash, self.outliers):
+            slot.supersede()
 
     def _folder_changed(self, _target: object) -> None:
         for slot in (self.duplicates, self.trash, self.outliers):

@@ -67,9 +67,22 @@ class CollectionController(QObject):
         self.jobs.idle.connect(self._job_ended)
         self.sample = TaskSlot(pool, self)
         self._pending_open: Path | None = None
+        self.shut = False  # the window is closing: nothing new starts
 
     def open_folder(self, folder: str | Path) -> None:
         """Show what is already indexed at once, then index new and changed files."""
+        self.sample.supersede()  # the user's own choice wins over a sample still being made
+        self._open(folder)
+
+    def shut_down(self) -> None:
+        self.shut = True
+        self.sample.supersede()
+        self._pending_open = None
+        self.jobs.cancel()
+
+    def _open(self, folder: str | Path) -> None:
+        if self.shut:
+            return
         try:
             path = ensure_dir_exists(Path(folder)).resolve()
         except OSError as exc:
@@ -92,7 +105,7 @@ class CollectionController(QObject):
 
     def reindex(self) -> None:
         if self.target is not None:
-            self.open_folder(self.target.folder)
+            self._open(self.target.folder)
 
     def set_model(self, choice: ModelChoice) -> None:
         """Encode with `choice` from now on; the open folder is indexed with it at once
@@ -108,7 +121,7 @@ class CollectionController(QObject):
         self.status.update_progress(0, 0, "Making the sample collection…")
         self.sample.start(
             lambda: build_sample_collection(dest),
-            lambda folder: self.open_folder(Path(str(folder))),
+            lambda folder: self._open(Path(str(folder))),
             self._sample_failed,
         )
 
@@ -203,4 +216,4 @@ class CollectionController(QObject):
     def _job_ended(self) -> None:
         if self._pending_open is not None:
             folder, self._pending_open = self._pending_open, None
-            self.open_folder(folder)
+            self._open(folder)

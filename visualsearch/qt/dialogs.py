@@ -40,6 +40,7 @@ WIDGET_KEYS = (
 
 def _dialog(parent: QWidget, title: str, *widgets: QWidget) -> QDialog:
     dialog = QDialog(parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.setWindowTitle(title)
     buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
     buttons.rejected.connect(dialog.reject)

@@ -109,6 +109,7 @@ class FileActions(QObject):
             return
         path = self.model.item(index.row()).path
         menu = QMenu(self.grid)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # and its lambdas with it
         selected = self.selected_paths()
         if len(selected) > 1:
             menu.addAction(

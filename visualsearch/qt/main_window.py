@@ -168,7 +168,9 @@ class MainWindow(QMainWindow):
         )
         self.files = FileActions(self.results, ctx.open_url, self)
         jobs = [self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs]
-        self.closing = Closing(jobs, self.results, self.indexing, self.close, self)
+        stop = [self.collection.shut_down, self.maps.shut_down, self.cleanup.shut_down]
+        stop.append(self._freeze)
+        self.closing = Closing(jobs, self.pool, self.results, self.indexing, self.close, stop, self)
 
     def _route(self) -> None:
         c, r = self.collection, self.results
@@ -224,13 +226,15 @@ class MainWindow(QMainWindow):
     def open_sample(self) -> None:
         self.collection.open_sample(self.ctx.paths.sample_dir)
 
-    def _folder_changed(self, target) -> None:
-        self._store_thumbs.store_dir = target.store_dir
+    def _folder_changed(self, _target) -> None:
         self.message.hide()
-        self.thumbnails.reset()
         self.details.show_item(None)
 
     def _folder_opened(self, folder: str) -> None:
+        store_dir = self.collection.target.store_dir  # the store location may have changed
+        if self._store_thumbs.store_dir != store_dir:
+            self._store_thumbs.store_dir = store_dir
+            self.thumbnails.reset()
         self.settings.add_recent(Path(folder))
         self._remember()
         self.menus.update_recent()
@@ -369,11 +373,22 @@ class MainWindow(QMainWindow):
             return
         self.settings = UserSettings()
         self.ctx.settings.save(self.settings)
+        self.collection.store_base = self.ctx.paths.data_dir
+        self.results.sort_by(self.settings.sort_key, self.settings.sort_descending)
+        self.details.tag_words.setText("")
+        self.results.set_tag_words([])
         self.menus.update_recent()
         self.welcome.set_recent(self.settings.recent_folders)
         self._set_thumbnail_size(self.settings.thumbnail_size)
         self.models.set_model(ModelChoice(self.settings.model_spec), fallback=False)
         self.show_info("Settings are back to their defaults.")
+
+    def _freeze(self) -> None:
+        """Closing: nothing can be asked any more (the engine is shutting down)."""
+        self.centralWidget().setEnabled(False)
+        self.menuBar().setEnabled(False)
+        for action in self.actions():
+            action.setEnabled(False)
 
     def _remember(self, **values) -> None:
         """Change these settings and save them (QSettings is only where they are kept)."""
@@ -397,8 +412,6 @@ class MainWindow(QMainWindow):
         if not self.closing.ready():  # says "Closing…" and closes again when it may
             event.ignore()
             return
-        self.pool.clear()
-        self.pool.waitForDone(10_000)
         self.ctx.settings.save_geometry(self.saveGeometry(), self.splitter.saveState())
         self.ctx.settings.save(self.settings)
         super().closeEvent(event)

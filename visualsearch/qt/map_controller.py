@@ -88,7 +88,8 @@ class MapController(QObject):
         self.jobs = JobSlot(self)
         self.jobs.idle.connect(self._job_ended)
         self.export_jobs = JobSlot(self)
-        self.saves = TaskSlot(pool, self)
+        self.saves = TaskSlot(pool, self, every=True)  # a failed save is always told
+        self.shut = False
 
         page.view.clicked.connect(self._clicked)
         page.view.selection_changed.connect(self.show_selection)
@@ -106,7 +107,21 @@ class MapController(QObject):
         self.selection = np.zeros(0, np.int64)
         self.page.view.set_data(np.zeros((0, 2)), np.zeros(0, np.int64), [], 1)
         self.page.clusters.tree.clear()
+        self._clear_selection()
+        self._again = False
         self.jobs.cancel()  # its outcome is for the old folder: dropped when it arrives
+
+    def _clear_selection(self) -> None:
+        self.selection = np.zeros(0, np.int64)
+        self.page.view.set_selection([])
+        self.page.selection_label.setText("")
+        self.page.more.setEnabled(False)
+        self.page.export.setEnabled(False)
+
+    def shut_down(self) -> None:
+        """The window is closing: nothing new starts, pending answers are dropped."""
+        self.shut = True
+        self.saves.supersede()
 
     def _indexed(self, report) -> None:
         self.stale = True
@@ -121,22 +136,29 @@ class MapController(QObject):
     def refresh(self) -> None:
         """Lay out and cluster in a worker; from the store's cache when nothing changed."""
         target = self.collection.target
-        if target is None:
+        if target is None or self.shut:
             return
         if self.jobs.busy():
             self._again = True
             return
         job = MapJob(target, self.encoders, self.cache_dir, self.k)
-        job.progress.connect(lambda _d, _t, text: self.page.message.setText(text))
+        # bound methods, not lambdas: PySide runs a lambda in the emitting (job's) thread
+        job.progress.connect(self._progress)
         job.finished.connect(self._on_map)
         job.failed.connect(self._on_failed)
         self.page.message.setText("Computing the map…")
         self.jobs.start(job)
 
+    def _progress(self, _done: int, _total: int, text: str) -> None:
+        self.page.message.setText(text)
+
     def _on_map(self, outcome: MapOutcome) -> None:
         target = self.collection.target
         if target is None or outcome.target.folder != target.folder:
             return  # asked for another folder
+        if outcome.target.model != target.model:
+            self.stale = True  # made with the model before a switch
+            return
         cmap = self.cmap = outcome.cmap
         self.model_id = outcome.model_id
         self.stale = False
@@ -145,7 +167,7 @@ class MapController(QObject):
         self.page.view.set_data(cmap.coords, cmap.labels, hashes, cmap.clustering.k)
         self.page.clusters.set_map(cmap, hashes)
         self.page.message.setText("")
-        self.selection = np.zeros(0, np.int64)
+        self._clear_selection()
         self.map_ready.emit(cmap)
 
     def _on_failed(self, message: str) -> None:
@@ -256,13 +278,14 @@ class MapController(QObject):
         items = cluster_items(self.cmap, self.collection.target.folder, rows)
         job = ExportJob(items, dest, link)
         job.progress.connect(self.status.update_progress)
-        job.finished.connect(lambda report: self._exported(report, link))
+        job.finished.connect(self._exported)
         job.failed.connect(self._export_failed)
         self.status.start("Exporting")
         self.export_jobs.start(job)
 
-    def _exported(self, report: ExportReport, link: bool) -> None:
+    def _exported(self, report: ExportReport) -> None:
         self.status.finish()
+        link = self.export_jobs.job.link  # still held: the slot lets go after this signal
         self.message.emit(export_text(report, link), "info")
         self.export_finished.emit(report)
 

@@ -50,6 +50,7 @@ class ModelController(QObject):
             return
         self.fallback = self.choice if fallback else None
         self.choice = choice
+        self.jobs.cancel()  # a CLIP download still running would switch to CLIP when done
         self.choice_changed.emit(choice)
         self.collection.set_model(choice)
 
@@ -105,8 +106,11 @@ class ModelController(QObject):
         else:
             self.choice_changed.emit(self.choice)
 
-    def _forget_fallback(self, _report: object) -> None:
-        self.fallback = None
+    def _forget_fallback(self, report) -> None:
+        """The new model worked: a run with it ended. A cancelled run (the one cut short
+        by the switch itself) proves nothing."""
+        if not report.cancelled:
+            self.fallback = None
 
     def _index_failed(self, message: str) -> None:
         """A run failed: with a new model, go back to the one that worked."""

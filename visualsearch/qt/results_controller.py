@@ -103,6 +103,8 @@ class ResultsController(QObject):
         self._browse_rows: dict[str, int] = {}  # rel path → row while showing all images
         self._browsing = False  # the grid shows all images (new ones join as they come)
         self._base: list[GridItem] = []  # what is shown, before the folder filter and sorting
+        self._base_index: dict[str, int] | None = None  # rel → position in _base, built lazily
+        self._refresh_after_viewer = False  # a run changed all images while the viewer was open
         self._presenting = False
         self._ranked = False  # the shown items are a ranking (a query, a cluster…)
         self._browse_sort = (area.sort_bar.key(), area.sort_bar.descending())
@@ -153,6 +155,9 @@ class ResultsController(QObject):
 
     def _folder_changed(self, target: FolderTarget) -> None:
         self.supersede()
+        self.area.folders.select_folder("")  # another folder's sub-folder means nothing here
+        self._base = []
+        self._refresh_after_viewer = False
         self.history.clear()
         self.history_changed.emit()
         self._browse_rows = {}
@@ -162,7 +167,9 @@ class ResultsController(QObject):
 
     def _catalog_loaded(self) -> None:
         self.area.folders.set_paths(self.collection.records)
-        if self.history.current is None:
+        if self.area.viewing():
+            self._refresh_after_viewer = True  # never pulled from under the viewer
+        elif self.history.current is None:
             self._show_browse()
 
     def _batch_committed(self, records: list) -> None:
@@ -173,13 +180,19 @@ class ResultsController(QObject):
                 self._tree_timer.start()
             return
         folder = self.area.folders.folder()
+        if self._base_index is None:
+            self._base_index = {it.rel: i for i, it in enumerate(self._base)}
         new_items = []
         for r in records:
             item = GridItem(target.folder / r.path, r.path, r)
             row = self._browse_rows.get(r.path)
             if row is not None:
                 self.model.replace_item(row, item)
+            at = self._base_index.get(r.path)
+            if at is not None:  # a changed file, shown or filtered out: replaced, not added
+                self._base[at] = item
                 continue
+            self._base_index[r.path] = len(self._base)
             self._base.append(item)  # sorted in with the others when the run ends
             if not folder or in_folder(r.path, folder):
                 self._browse_rows[r.path] = self.model.rowCount() + len(new_items)
@@ -196,6 +209,9 @@ class ResultsController(QObject):
         """A run has ended with other files than shown: all images again, in path order."""
         self.area.folders.set_paths(self.collection.records)
         if not self._browsing:
+            return
+        if self.area.viewing():
+            self._refresh_after_viewer = True
             return
         current = self.grid.currentIndex()
         keep = self.model.item(current.row()).rel if current.isValid() else None
@@ -312,16 +328,18 @@ class ResultsController(QObject):
         self.results_shown.emit(None)
         return True
 
-    def _present(self, items: list[GridItem], ranked: bool) -> None:
+    def _present(self, items: list[GridItem], ranked: bool, keep_sort: bool = False) -> None:
         """Show `items` through the folder filter and the chosen order."""
         self._base = list(items)
+        self._base_index = None
         self._ranked = ranked
         bar = self.area.sort_bar
         self._presenting = True  # the sort bar's own signal would show them twice
         try:
             bar.set_relevance_available(ranked)
             # a ranking opens best first; all images in the user's remembered order
-            bar.set_sort(*((RELEVANCE, False) if ranked else self._browse_sort))
+            if not keep_sort:
+                bar.set_sort(*((RELEVANCE, False) if ranked else self._browse_sort))
         finally:
             self._presenting = False
         self._set_view()
@@ -405,6 +423,10 @@ class ResultsController(QObject):
 
     def _viewer_closed(self) -> None:
         self.area.show_viewer(False)
+        if self._refresh_after_viewer:  # a run ended meanwhile: all images, as they are now
+            self._refresh_after_viewer = False
+            if self.history.current is None:
+                self._catalog_replaced()
         self.grid.scrollTo(self.grid.currentIndex())
 
     def item_for(self, rel: str, score: float | None = None) -> GridItem:
@@ -423,11 +445,12 @@ class ResultsController(QObject):
                 rel = None
             record = self.collection.records.get(rel) if rel else None
             items.append(GridItem(hit.path, rel, record, hit.score))
+        same = self._shown is not None and self._shown.query == result.query
         if self._extends_shown(result) and self._view_is_identity():
             self._base = items  # "Show more": the rows shown stay as they are
             self.model.append_items(items[self.model.rowCount() :])
-        else:
-            self._present(items, ranked=True)
+        else:  # the same query again (more of it, another folder) keeps the user's order
+            self._present(items, ranked=True, keep_sort=same)
             if self.model.rowCount():
                 self.grid.setCurrentIndex(self.model.index(0))
         self._show_more_button(result)

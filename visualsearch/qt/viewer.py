@@ -470,7 +470,8 @@ class ImageViewer(QWidget):
         self.fit_button.setEnabled(shown)
         self.actual_button.setEnabled(shown)
         self.fit_button.setChecked(shown and self._fitted)
-        self.actual_button.setChecked(shown and math.isclose(self._zoom, 1.0))
+        # a small image fitted at 100 % is "Fit" only: both checked read as a contradiction
+        self.actual_button.setChecked(shown and not self._fitted and math.isclose(self._zoom, 1.0))
         if path is None:
             self.info.setText("")
             return

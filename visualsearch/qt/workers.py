@@ -187,12 +187,22 @@ class DownloadJob(WorkerJob):
 # running QThread is destroyed (seen: the window closed while the text model was loading),
 # so they are kept here until the process ends; a closed window leaves at most a few.
 _OUTLIVING: list[QThread] = []
+_OUTLIVING_POOLS: list[QThreadPool] = []
 
 
 def wait_for_outliving(ms: int = 30_000) -> bool:
     """Before the process ends: give threads left running by closed windows time to end
     (a QThread destroyed while running aborts the process). True if all ended."""
-    return all(thread.wait(ms) for thread in _OUTLIVING)
+    threads = all(thread.wait(ms) for thread in _OUTLIVING)
+    return all(pool.waitForDone(ms) for pool in _OUTLIVING_POOLS) and threads
+
+
+def outlive_pool(pool: QThreadPool) -> None:
+    """A pool whose tasks are still running outlives its window (its destructor would
+    block until they end)."""
+    if pool.activeThreadCount():
+        pool.setParent(None)
+        _OUTLIVING_POOLS.append(pool)
 
 
 def outlive(thread: QThread) -> None:
@@ -425,10 +435,15 @@ class TaskSlot(QObject):
     or after a newer request of the same kind is dropped, never shown with B's root.
     """
 
-    def __init__(self, pool: QThreadPool, parent: QObject | None = None) -> None:
+    def __init__(
+        self, pool: QThreadPool, parent: QObject | None = None, every: bool = False
+    ) -> None:
+        """`every`: each answer is delivered (actions that change files, whose outcome
+        must be told), not only the newest; `supersede` still drops them all."""
         super().__init__(parent)
         self._pool = pool
         self.ticket = 0
+        self.every = every
         self._callbacks: dict[int, tuple[Callable, Callable]] = {}
 
     def start(
@@ -439,7 +454,9 @@ class TaskSlot(QObject):
     ) -> int:
         self.ticket += 1
         ticket = self.ticket
-        self._callbacks = {ticket: (on_done, on_failed)}  # older ones will never be called
+        if not self.every:
+            self._callbacks.clear()  # older answers will never be delivered
+        self._callbacks[ticket] = (on_done, on_failed)
 
         def work() -> object:
             try:
@@ -458,7 +475,7 @@ class TaskSlot(QObject):
             return  # describe() of an error outside fn: not expected
         ticket, ok, value = answer
         callbacks = self._callbacks.pop(ticket, None)
-        if callbacks is not None and ticket == self.ticket:
+        if callbacks is not None:
             callbacks[0 if ok else 1](value)
 
     def supersede(self) -> None:
