@@ -205,3 +205,30 @@ def test_a_result_carries_the_request_it_answers(qtbot, engine_thread):
     qtbot.waitUntil(lambda: bool(answers), timeout=TIMEOUT_MS)
     [(request_id, result)] = answers
     assert request_id == 7 and len(result.hits) == 3
+
+
+def test_a_model_loading_does_not_hold_up_the_one_in_use(tmp_path, monkeypatch):
+    """One lock for all models: every query waited while CLIP loaded."""
+    import visualsearch.qt.workers as workers
+
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_load(spec, cache_dir, weights=None):  # a CLIP load taking its time
+        loading.set()
+        release.wait(10)
+        return FakeEncoder()
+
+    monkeypatch.setattr(workers, "load_encoder", slow_load)
+    provider = EncoderProvider(tmp_path, preloaded={ModelChoice("builtin"): FakeEncoder()})
+    loader = threading.Thread(target=provider.get, args=(ModelChoice("clip:ViT-B-32:x"),))
+    loader.start()
+    assert loading.wait(10)
+    got = []
+    getter = threading.Thread(target=lambda: got.append(provider.get(ModelChoice("builtin"))))
+    getter.start()
+    getter.join(2)
+    answered_meanwhile = bool(got)
+    release.set()
+    loader.join(10)
+    getter.join(10)
+    assert answered_meanwhile  # the model in use answered while the other was loading

@@ -44,10 +44,15 @@ class EncoderProvider:
     def __init__(self, cache_dir: Path, preloaded: dict[ModelChoice, Encoder] | None = None):
         self.cache_dir = cache_dir
         self._encoders: dict[ModelChoice, Encoder] = dict(preloaded or {})
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _locks
+        self._locks: dict[ModelChoice, threading.Lock] = {}
 
     def get(self, choice: ModelChoice) -> Encoder:
+        # one lock per model: while CLIP loads (seconds to minutes), queries with the model
+        # in use go on (one lock for all blocked every query until CLIP was loaded)
         with self._lock:
+            lock = self._locks.setdefault(choice, threading.Lock())
+        with lock:
             if choice not in self._encoders:
                 self._encoders[choice] = load_encoder(
                     choice.spec, cache_dir=self.cache_dir, weights=choice.weights
