@@ -94,6 +94,7 @@ class Areas:
         return [item.rel for item in self.area.model.items()]
 
     def close(self) -> None:
+        self.collection.shut_down()  # stops its folder watcher too
         self.results.shut_down()
         assert self.results.join_engine(TIMEOUT_MS)
         self.pool.waitForDone(TIMEOUT_MS)

@@ -204,3 +204,27 @@ def test_the_viewer_keeps_position_and_scale_in_a_narrow_window(qtbot, window, t
     text = viewer.info.text()
     assert "… " not in text[-12:] and " — 1 / 1 — 96×96 — " in text
     assert viewer.info.fontMetrics().horizontalAdvance(text) <= viewer.info.width()
+
+
+def test_the_open_folder_stays_up_to_date_without_f5(qtbot, window, tmp_path):
+    """Photos copied into the open folder become findable by a text query with no user
+    action; a deleted one leaves the results (issue 12: always up to date)."""
+    from visualsearch.core.sample import skimage_photos
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = {p.stem: p for p in skimage_photos()}
+    for stem in ("coffee", "rocket", "astronaut"):
+        shutil.copy(photos[stem], folder / photos[stem].name)
+    open_and_wait(qtbot, window, folder)
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=60_000) as run:
+        shutil.copy(photos["chelsea"], folder / "new-cat.png")  # no click, no F5
+    assert run.args[0].encoded == 1
+    window.search_box.setText("a photo of a cat")
+    result = wait_results(qtbot, window, window.results.search_entered)
+    assert result.hits[0].path.name == "new-cat.png"
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=60_000):
+        (folder / "new-cat.png").unlink()
+    result = wait_results(qtbot, window, window.results.search_entered)
+    assert "new-cat.png" not in [hit.path.name for hit in result.hits]
+    assert "new-cat.png" not in [item.path.name for item in window.model.items()]

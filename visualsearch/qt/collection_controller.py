@@ -12,6 +12,7 @@ from visualsearch.core.errors import as_sentence, user_message
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.indexing import IndexOptions, IndexReport, ensure_dir_exists
 from visualsearch.core.store import FileRecord, default_store_dir
+from visualsearch.core.watch import FolderWatcher
 from visualsearch.qt.widgets import JobStatus
 from visualsearch.qt.workers import (
     EncoderProvider,
@@ -42,6 +43,7 @@ class CollectionController(QObject):
     run_started = Signal()
     changed = Signal()  # counts, model or skipped files changed: the summary
     message = Signal(str, str)  # text, "info" | "error"
+    _changed_on_disk = Signal(object)  # from the watcher's thread: queued to this one
 
     def __init__(
         self,
@@ -68,6 +70,9 @@ class CollectionController(QObject):
         self.sample = TaskSlot(pool, self)
         self._pending_open: Path | None = None
         self.shut = False  # the window is closing: nothing new starts
+        self.watcher: FolderWatcher | None = None  # the open folder, once it is indexed
+        self._index_again = False  # files changed on disk during a run
+        self._changed_on_disk.connect(self._on_disk_change)
 
     def open_folder(self, folder: str | Path) -> None:
         """Show what is already indexed at once, then index new and changed files."""
@@ -79,6 +84,29 @@ class CollectionController(QObject):
         self.sample.supersede()
         self._pending_open = None
         self.jobs.cancel()
+        self._stop_watching()
+
+    def _watch(self, target: FolderTarget) -> None:
+        """Keep the open folder up to date: changes on disk start a run by themselves."""
+        if self.watcher is not None and self.watcher.root == target.folder:
+            return
+        self._stop_watching()
+        watcher = FolderWatcher(target.folder, self._changed_on_disk.emit, (target.store_dir,))
+        if watcher.start():
+            self.watcher = watcher
+
+    def _stop_watching(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+
+    def _on_disk_change(self, _paths: set) -> None:
+        if self.shut or self.target is None:
+            return
+        if self.jobs.busy():
+            self._index_again = True  # after this run, which may have missed them
+        else:
+            self._open(self.target.folder)
 
     def _open(self, folder: str | Path) -> None:
         if self.shut:
@@ -97,6 +125,8 @@ class CollectionController(QObject):
         self.target = target
         if changed_folder:
             self.records, self.skipped, self.model_info = {}, [], None
+            self._stop_watching()
+            self._index_again = False
             self.folder_changed.emit(target)
         # else (re-index, another model): queries keep using what is there until the run
         # ends, so the old model's results stay usable while the new one encodes
@@ -175,6 +205,8 @@ class CollectionController(QObject):
             self.catalog_replaced.emit()
         if self.target is not None:
             self.searchable.emit(self.target)
+            if not report.cancelled and not self.shut:
+                self._watch(self.target)
         self.changed.emit()
         self._run_message(report, bool(newly_skipped))
         self.indexing_finished.emit(report)
@@ -217,3 +249,6 @@ class CollectionController(QObject):
         if self._pending_open is not None:
             folder, self._pending_open = self._pending_open, None
             self._open(folder)
+        elif self._index_again and self.target is not None:
+            self._index_again = False
+            self._open(self.target.folder)
