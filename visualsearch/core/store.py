@@ -13,7 +13,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +100,7 @@ class VectorSet:
     paths: list[str]  # catalog paths, sorted
     matrix: np.ndarray  # (n, dim) float32 unit rows
     key: str  # changes whenever any path, content or vector set changes (cache key)
+    hashes: list[str] = field(default_factory=list)  # each row's content hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +269,7 @@ class Store:
         for r in rows:
             key.update(r[0] if isinstance(r[0], bytes) else r[0].encode())
             key.update(b"\0" + r[1].encode() + b"\n")
-        return VectorSet(paths, matrix, key.hexdigest()[:32])
+        return VectorSet(paths, matrix, key.hexdigest()[:32], [r[1] for r in rows])
 
     def load_vectors(self, model: str, dim: int | None = None) -> tuple[list[str], np.ndarray]:
         """Paths (sorted) and their float32 vectors for every indexed file (verified)."""
