@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,27 @@ def file_checksum(path: Path) -> str:
     """SHA-256 of a file (CPU SHA instructions: ~1.5 GB/s here, 0.1 s for a 20k index)."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+_VERIFIED: dict[tuple, str] = {}  # file identity → its checksum, in this process
+_VERIFIED_LOCK = threading.Lock()
+
+
+def verified_checksum(path: Path) -> str:
+    """`file_checksum`, computed once per file identity in a process: a file whose inode,
+    size, mtime and ctime are unchanged was not rewritten (ctime cannot be set back by a
+    program), so re-opening a collection after each change (folder watching) does not
+    hash a 600 MB index again (0.57 s each time)."""
+    st = os.stat(path)
+    identity = (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _VERIFIED_LOCK:
+        known = _VERIFIED.get(identity)
+    if known is not None:
+        return known
+    digest = file_checksum(path)
+    with _VERIFIED_LOCK:
+        _VERIFIED[identity] = digest
+    return digest
 
 
 def valid_vectors(matrix: np.ndarray) -> np.ndarray:

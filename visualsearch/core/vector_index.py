@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from visualsearch.core.encoders.base import save_array
-from visualsearch.core.integrity import file_checksum
+from visualsearch.core.integrity import verified_checksum
 from visualsearch.core.store import VectorSet, slug
 
 # bench/search.py on 2 cores, 1280-d, k=10: exact search took 1.8 ms at 10k vectors
@@ -198,7 +198,7 @@ class IndexStamp:
     def intact(self, path: Path) -> bool:
         """True if `path` is this very file (size and checksum)."""
         try:
-            return path.stat().st_size == self.size and file_checksum(path) == self.sha256
+            return path.stat().st_size == self.size and verified_checksum(path) == self.sha256
         except OSError:
             return False
 
@@ -258,7 +258,7 @@ def build_or_load(
     index = AnnoyVectorIndex.build(matrix, path=path)
     if keys is not None:
         save_array(keys_path(store_dir, model), keys)
-    return index, IndexStamp(content, path.stat().st_size, file_checksum(path))
+    return index, IndexStamp(content, path.stat().st_size, verified_checksum(path))
 
 
 def _segmented(path: Path, matrix: np.ndarray, keys: np.ndarray) -> SegmentedIndex | None:
