@@ -228,3 +228,26 @@ def test_the_open_folder_stays_up_to_date_without_f5(qtbot, window, tmp_path):
     result = wait_results(qtbot, window, window.results.search_entered)
     assert "new-cat.png" not in [hit.path.name for hit in result.hits]
     assert "new-cat.png" not in [item.path.name for item in window.model.items()]
+
+
+def test_the_grid_shows_the_date_or_size_it_is_sorted_by(qtbot, window, tmp_path):
+    """Sorted by date taken or size, the grid looked randomly ordered: the value now
+    sits in the thumbnail's corner (a file's date marked as an estimate)."""
+    import time as clock
+
+    folder = tmp_path / "photos"
+    shots = distinct_images(folder, 3, size=96)
+    stamp = clock.mktime((2019, 5, 17, 12, 0, 0, 0, 0, -1))
+    os.utime(shots[0], (stamp, stamp))
+    open_and_wait(qtbot, window, folder)
+    model = window.model
+    window.results.sort_by("date")
+    first = model.item(0)
+    assert first.path.name == shots[0].name
+    assert model.badge(first) == ("2019-05-17", True)  # no EXIF: the file's date
+    window.results.sort_by("size", descending=True)
+    sizes = [model.badge(item)[0] for item in model.items()]
+    assert all(text.endswith(("KB", "MB", "B")) for text in sizes)
+    window.grid.viewport().grab()  # painted with the badge, no error
+    window.results.sort_by("name")
+    assert model.badge(model.item(0)) is None  # browsing by name: nothing in the corner

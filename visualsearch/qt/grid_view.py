@@ -44,7 +44,8 @@ def elide_file_name(name: str, metrics: QFontMetrics, width: int) -> str:
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
-    """Paints a square thumbnail (or a placeholder), the file name and, for results, the score."""
+    """Paints a square thumbnail (or a placeholder), the file name and a corner badge: the
+    score for results, or the date or size the grid is sorted by."""
 
     def __init__(self, icon_size: int, parent=None) -> None:
         super().__init__(parent)
@@ -114,13 +115,14 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.drawText(
             text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, name
         )
-        score = item.score
-        if score is not None:
-            label = f"{score:.2f}"
+        shown = index.model().badge(item)
+        if shown is not None:
+            label, estimate = shown
             fm = option.fontMetrics
             badge = QRect(0, 0, fm.horizontalAdvance(label) + 8, fm.height() + 2)
             badge.moveTopRight(box.topRight())
-            painter.fillRect(badge, QColor(0, 0, 0, 160))
+            # a file's date (no EXIF) on blue-grey: an estimate, not when it was taken
+            painter.fillRect(badge, QColor(40, 70, 120, 180) if estimate else QColor(0, 0, 0, 160))
             painter.setPen(QColor("white"))
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
         painter.restore()

@@ -20,7 +20,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QPixmap
 
 from visualsearch.core.names import human_size, printable
-from visualsearch.core.sorting import date_text
+from visualsearch.core.sorting import date_text, record_date
 from visualsearch.core.store import FileRecord
 from visualsearch.qt.thumbnails import ImageLoader
 
@@ -81,6 +81,7 @@ class ImageListModel(QAbstractListModel):
         super().__init__(parent)
         self._items: list[GridItem] = []
         self._thumbnails = thumbnails
+        self.badge_key = "score"  # what the corner badge shows: "score", "date" or "size"
         self.icon_size = QSize(icon_size, icon_size)
         # Thumbnails arrive one by one. They are announced in one signal per ~frame, not
         # as dataChanged per row: a QListView does Python round trips for every changed
@@ -151,6 +152,16 @@ class ImageListModel(QAbstractListModel):
         """The item's cached thumbnail, or None after asking for it to be loaded."""
         digest = item.record.hash if item.record else None
         return self._thumbnails.pixmap(digest, self.icon_size) if digest else None
+
+    def badge(self, item: GridItem) -> tuple[str, bool] | None:
+        """The corner badge: the similarity, or the date or size the grid is sorted by
+        (so the order can be seen); True when the value is an estimate (a file date)."""
+        if self.badge_key == "date":
+            date = record_date(item.record)
+            return (f"{date.when:%Y-%m-%d}", date.source == "file") if date else None
+        if self.badge_key == "size":
+            return (human_size(item.record.size), False) if item.record else None
+        return (f"{item.score:.2f}", False) if item.score is not None else None
 
     def items(self) -> list[GridItem]:
         return list(self._items)

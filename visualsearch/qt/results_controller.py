@@ -355,6 +355,7 @@ class ResultsController(QObject):
         if key != RELEVANCE:
             descending = self.area.sort_bar.descending()
             items = sort_items(items, key, descending, record=lambda it: it.record)
+        self.model.badge_key = key if key in ("date", "size") else "score"
         self.model.set_items(items)
         self._browse_rows = {it.rel: row for row, it in enumerate(items)} if self._browsing else {}
 
