@@ -101,6 +101,8 @@ def test_export_the_selection_and_clusters_into_folders(qtbot, window, gallery, 
     with open(dest / MANIFEST, newline="", encoding="utf-8") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
 
+    # the job lets go of its thread just after telling its outcome
+    qtbot.waitUntil(lambda: not window.maps.export_jobs.busy(), timeout=10_000)
     with qtbot.waitSignal(window.maps.export_finished, timeout=60_000) as blocker:
         window.maps.export_rows(rows, dest)  # again: the same files are there, none copied twice
     assert blocker.args[0].renamed == 0 and len(blocker.args[0].already) == len(rows)
