@@ -428,3 +428,21 @@ def test_an_image_that_cannot_be_read_says_so(qtbot, page, copies):
     qtbot.waitUntil(lambda: strip.cells[1].image.has_image(), timeout=30_000)
     for i in (0, 2):
         qtbot.waitUntil(lambda i=i: strip.cells[i].image.text() == "Cannot show this image")
+
+
+def test_the_keyboard_marks_copies_as_the_shortcuts_say(qtbot, page, copies):
+    """Help ▸ Keyboard Shortcuts lists ↓ and Space for the Duplicates tab: they do that."""
+    from visualsearch.qt.dialogs import WIDGET_KEYS
+
+    assert ("Duplicates", "Space", "Mark or unmark the current copy for the trash") in WIDGET_KEYS
+    folder, groups = copies
+    page.set_groups(groups, folder)
+    _click_row(qtbot, page.tree, page.tree.topLevelItem(0))
+    page.tree.setFocus()
+    qtbot.keyClick(page.tree, Qt.Key.Key_Down)
+    qtbot.keyClick(page.tree, Qt.Key.Key_Down)
+    assert page.tree.currentItem().data(0, Qt.ItemDataRole.UserRole).endswith("chelsea-copy.jpg")
+    assert page.comparison.selected() == 1  # the side-by-side view follows
+    qtbot.keyClick(page.tree, Qt.Key.Key_Space)
+    assert page.marked() == [folder / "copies" / "chelsea-copy.jpg"]
+    assert page.comparison.cells[1].trash_box.isChecked()

@@ -31,6 +31,8 @@ WIDGET_KEYS = (
     ("Viewer", "1 or Ctrl+0", "Actual size (100 %) / fit to the window"),
     ("Viewer", "+ / − or Ctrl+wheel", "Zoom in / out"),
     ("Viewer", "Esc", "Back to the grid"),
+    ("Duplicates", "↑ / ↓", "Previous / next copy; the side-by-side view follows"),
+    ("Duplicates", "Space", "Mark or unmark the current copy for the trash"),
     ("Map", "Shift+drag", "Lasso: select images on the map"),
     ("Map", "Wheel, drag", "Zoom, pan"),
     ("Search box", "+ words", "Steer the shown image query with words"),
@@ -69,11 +71,16 @@ def show_shortcuts(parent: QWidget, rows: list[tuple[str, str, str]]) -> QDialog
         for column, value in enumerate(values):
             table.setItem(row, column, QTableWidgetItem(value))
     table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    # a list to read, not a spreadsheet: no grid, no cell cursor, rows striped
+    table.setShowGrid(False)
+    table.setSelectionMode(QTableWidget.SelectionMode.NoSelection)
+    table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+    table.setAlternatingRowColors(True)
     table.verticalHeader().hide()
     table.resizeColumnsToContents()
     table.horizontalHeader().setStretchLastSection(True)
     dialog = _dialog(parent, "Keyboard shortcuts", table)
-    dialog.resize(680, 520)
+    dialog.resize(720, 640)
     dialog.open()
     return dialog
 
