@@ -150,13 +150,10 @@ def _jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a or b else 0.0
 
 
-def _load_names(store: Store, model: str) -> list[dict]:
-    """[{"name", "members"}] in the order given; names saved by number (before names
-    followed their images) are left to build_map, which can still place them once."""
-    return _entries(store.get_meta(_names_key(model)))
-
-
 def _entries(raw: str | None) -> list[dict]:
+    """The stored names, [{"name", "members"}] in the order given; names saved by number
+    (before names followed their images) are left to build_map, which can still place
+    them once."""
     try:
         own = json.loads(raw or "{}")
     except ValueError:

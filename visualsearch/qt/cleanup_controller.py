@@ -4,7 +4,6 @@ each result carries its ticket and is dropped when a newer request superseded it
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
@@ -14,12 +13,12 @@ from visualsearch.core.duplicates import find_duplicates, odd_ones_out, write_gr
 from visualsearch.core.store import Store
 from visualsearch.core.trash import move_to_trash, trash_listing
 from visualsearch.qt.collection_controller import CollectionController
+from visualsearch.qt.context import Confirm
 from visualsearch.qt.duplicates_page import DuplicatesPage
 from visualsearch.qt.results_controller import ResultsController
 from visualsearch.qt.workers import EncoderProvider, FolderTarget, TaskSlot
 
 OUTLIERS_SHOWN = 500
-Confirm = Callable[[QWidget, str, str, str], bool]
 
 
 def vectors_and_records(target: FolderTarget, encoders: EncoderProvider, model_id: str | None):

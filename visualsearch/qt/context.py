@@ -14,6 +14,8 @@ from visualsearch.core.settings import AppPaths
 from visualsearch.qt.settings import SettingsStore
 from visualsearch.qt.workers import EncoderProvider
 
+Confirm = Callable[[QWidget, str, str, str], bool]  # parent, title, question, details → yes
+
 
 @dataclass
 class AppContext:
@@ -22,7 +24,7 @@ class AppContext:
     encoders: EncoderProvider
     index_options: IndexOptions = field(default_factory=IndexOptions)
     open_url: Callable[[QUrl], bool] = QDesktopServices.openUrl  # files, folders, links
-    confirm: Callable[[QWidget, str, str, str], bool] = field(default=None)  # type: ignore[assignment]
+    confirm: Confirm = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.confirm is None:

@@ -3,7 +3,6 @@ a CLIP checkpoint file. A model that cannot be used falls back to the previous o
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -12,11 +11,11 @@ from PySide6.QtWidgets import QFileDialog, QWidget
 from visualsearch.core.encoders.catalog import CLIP_MODELS, ClipModel
 from visualsearch.core.folder import ModelChoice
 from visualsearch.qt.collection_controller import CollectionController
+from visualsearch.qt.context import Confirm
 from visualsearch.qt.widgets import JobStatus
 from visualsearch.qt.workers import DownloadJob, JobSlot
 
 CLIP_DEFAULT = ModelChoice(CLIP_MODELS[0].spec)
-Confirm = Callable[[QWidget, str, str, str], bool]
 
 
 class ModelController(QObject):

@@ -263,9 +263,9 @@ class JobSlot(QObject):
     def wait(self, ms: int = 30_000) -> bool:
         """Wait for the running job; if it has not ended after `ms`, let it finish on its
         own (its results are dropped) rather than block or abort. True if it ended."""
-        if self._current is None or self._current.thread.wait(ms):
+        if self.join(ms):
             return True
-        outlive(self._current.thread)
+        self.detach()
         return False
 
     def join(self, ms: int) -> bool:
