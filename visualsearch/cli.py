@@ -29,6 +29,7 @@ from visualsearch.core.folder import (
     system_folder_warning,
 )
 from visualsearch.core.indexing import IndexOptions, IndexReport, ensure_dir_exists
+from visualsearch.core.library import Library
 from visualsearch.core.names import printable
 from visualsearch.core.query import ImageQuery, MixQuery, Query, TextQuery, run_query
 from visualsearch.core.settings import AppPaths
@@ -310,7 +311,14 @@ def _map(args):
     col = _collection(args)
     progress = TqdmProgress(quiet=args.json)
     try:
-        cmap = build_map(col.store, col.encoder, args.paths.cache_dir, k=args.k, progress=progress)
+        cmap = build_map(
+            col.store,
+            col.encoder,
+            args.paths.cache_dir,
+            k=args.k,
+            progress=progress,
+            relayout=getattr(args, "relayout", False),
+        )
     finally:
         progress.close()
     return col, cmap
@@ -336,6 +344,11 @@ def cmd_clusters(args) -> int:
     for c in clusters:
         print(f"  {c['cluster']:>3}  {c['size']:>6}  {c['name']}")
         print(f"             e.g. {', '.join(c['representatives'])}")
+    if cmap.placed:
+        print(
+            f"{cmap.placed} images added since the map was laid out were placed beside the "
+            "images most like them (--relayout arranges all of them afresh)."
+        )
     return 0
 
 
@@ -573,6 +586,71 @@ def cmd_gui(args) -> int:
 # -- parser -----------------------------------------------------------------------------
 
 
+def cmd_library(args) -> int:
+    library = Library(args.paths.data_dir)
+    if args.action == "add":
+        for folder in args.folders:
+            root = library.add(ensure_dir_exists(Path(folder)))
+            print(f"root {printable(str(root))}", file=sys.stderr)
+        return 0
+    if args.action == "remove":
+        for folder in args.folders:
+            root = library.remove(Path(folder))
+            print(f"removed {printable(str(root))} (its index is kept)", file=sys.stderr)
+        return 0
+    if args.action == "list":
+        states = library.states()
+        if args.json:
+            _print_json([s.as_dict() for s in states])
+        for s in states if not args.json else ():
+            state = "online " if s.online else "OFFLINE"
+            print(f"  {state}  {s.indexed:>9,} indexed  {printable(str(s.path))}")
+        if not states and not args.json:
+            print("The library has no roots: visualsearch library add FOLDER")
+        return 0
+    model = ModelChoice(
+        args.model or default_model_spec(),
+        Path(args.weights).expanduser().resolve() if args.weights else None,
+    )
+    encoder = load_encoder(
+        model.spec, cache_dir=args.paths.cache_dir, weights=model.weights, threads=args.threads
+    )
+    if args.action == "index":
+        progress = TqdmProgress(quiet=args.json)
+        try:
+            reports = library.index(encoder, model, progress)
+        finally:
+            progress.close()
+        if args.json:
+            _print_json(
+                [
+                    {"root": str(r), "offline": rep is None, **(asdict(rep) if rep else {})}
+                    for r, rep in reports
+                ]
+            )
+            return 0
+        for root, rep in reports:
+            if rep is None:
+                print(f"  offline, kept as it was: {printable(str(root))}")
+            else:
+                print(
+                    f"  {rep.scanned:,} found, {rep.encoded:,} encoded, {rep.removed:,} removed: "
+                    f"{printable(str(root))}"
+                )
+        return 0
+    hits = library.search(encoder, TextQuery(args.query), args.k)
+    if args.json:
+        _print_json([h.as_dict() for h in hits])
+        return 0
+    print(printable(f"Images {TextQuery(args.query).label()} in the library ({encoder.id}):"))
+    for h in hits:
+        mark = "  (offline)" if h.offline else ""
+        print(f"  {h.hit.rank:>3}  {h.hit.score:6.3f}  {printable(str(h.hit.path))}{mark}")
+    if not hits:
+        print("  no matches")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -633,6 +711,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folder")
     p.add_argument("-k", type=int, default=None, help="how many clusters (default: automatic)")
     p.add_argument("--update", action="store_true", help="index new/changed files first")
+    p.add_argument(
+        "--relayout",
+        action="store_true",
+        help="lay every image out afresh (new ones are otherwise placed on the map as it is)",
+    )
     p.set_defaults(func=cmd_clusters)
 
     p = sub.add_parser(
@@ -687,6 +770,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="open the sample collection, search 'a photo of a cat', print the top hit, quit",
     )
     p.set_defaults(func=cmd_gui)
+
+    p = sub.add_parser(
+        "library",
+        help="several folders and drives searched as one (add, remove, list, index, search)",
+    )
+    lib = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("add", "add folders as roots"), ("remove", "take roots off the list")):
+        q = lib.add_parser(action, help=text)
+        q.add_argument("folders", nargs="+")
+        q.set_defaults(func=cmd_library)
+    q = lib.add_parser("list", help="the roots: online or not, and how many images are indexed")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=cmd_library)
+    q = lib.add_parser("index", parents=[common], help="index every root that is online")
+    q.set_defaults(func=cmd_library)
+    q = lib.add_parser("search", parents=[common], help="a text query over every root")
+    q.add_argument("query")
+    q.add_argument("-k", type=int, default=20, help="how many results (default 20)")
+    q.set_defaults(func=cmd_library)
 
     p = sub.add_parser("demo", parents=[common], help="index the sample collection and search it")
     p.set_defaults(func=cmd_demo)

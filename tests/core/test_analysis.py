@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -325,3 +326,45 @@ def test_an_automatic_clustering_cached_by_the_former_rule_is_made_again(tmp_pat
         again = build_map(store, encoder, app_paths.cache_dir)
     assert again.clustering.k == first.clustering.k > 1  # clustered anew by today's rule
     np.testing.assert_array_equal(again.coords, first.coords)  # the layout was kept
+
+
+def test_new_images_are_placed_on_the_map_without_laying_it_out_again(
+    tmp_path, photos_dir, builtin_encoder, app_paths
+):
+    """Each new photo used to lay the whole map out again (minutes at 100k, and every
+    point moved): new images now land beside the images most like them, in their cluster,
+    and the rest stays where it was until a layout is asked for or much has changed."""
+    from PIL import Image
+
+    from tests.conftest import near_duplicate
+
+    folder, cache = tmp_path / "photos", app_paths.cache_dir
+    shutil.copytree(photos_dir, folder)
+    with Store(tmp_path / "store", root=folder) as store:
+        index_folder(folder, store, builtin_encoder)
+        first = build_map(store, builtin_encoder, cache)
+        assert first.placed == 0
+        cat = Image.open(folder / "chelsea.png").convert("RGB")
+        near_duplicate(cat).save(folder / "new-cat.jpg", quality=80)
+        cat.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "new-cat-flipped.jpg")
+        index_folder(folder, store, builtin_encoder)
+        placed = build_map(store, builtin_encoder, cache)
+
+        assert placed.placed == 2 and len(placed.paths) == len(first.paths) + 2
+        where = dict(zip(placed.paths, placed.coords, strict=True))
+        before = dict(zip(first.paths, first.coords, strict=True))
+        assert all(np.array_equal(where[p], before[p]) for p in first.paths)  # nothing moved
+        cluster = dict(zip(placed.paths, placed.labels.tolist(), strict=True))
+        spread = np.median(np.linalg.norm(first.coords - first.coords.mean(0), axis=1))
+        for new in ("new-cat.jpg", "new-cat-flipped.jpg"):
+            assert cluster[new] == cluster["chelsea.png"]
+            assert np.linalg.norm(where[new] - where["chelsea.png"]) < spread / 2
+        assert build_map(store, builtin_encoder, cache).placed == 2  # cached as placed
+
+        relaid = build_map(store, builtin_encoder, cache, relayout=True)
+        assert relaid.placed == 0 and build_map(store, builtin_encoder, cache).placed == 0
+
+        for p in sorted(folder.glob("imagenet_*"))[:12]:  # a third gone: laid out again
+            p.unlink()
+        index_folder(folder, store, builtin_encoder)
+        assert build_map(store, builtin_encoder, cache).placed == 0

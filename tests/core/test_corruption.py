@@ -93,7 +93,14 @@ def test_concurrent_map_saves_never_mix(indexed, tmp_path):
     def save(coords):
         try:
             for _ in range(5):
-                _save_cache(store, encoder.id, "key", len(coords), coords, cmap.clustering)
+                _save_cache(
+                    store,
+                    encoder.id,
+                    "key",
+                    [f"{i}" for i in range(len(coords))],
+                    coords,
+                    cmap.clustering,
+                )
         except Exception as exc:  # pragma: no cover - the failure being tested
             errors.append(exc)
 

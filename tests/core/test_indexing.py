@@ -131,22 +131,21 @@ def test_model_switch_keeps_both_models_vectors(folder, store):
     assert index_folder(folder, store, a).encoded == 0  # switching back is instant
 
 
-def test_annoy_index_is_built_after_ingest_and_reused(folder, store):
-    from visualsearch.core.vector_index import index_path, open_index
+def test_index_segments_are_built_during_and_after_ingest_and_reused(folder, store):
+    from visualsearch.core import segments
 
     enc = FakeEncoder()
-    index_folder(folder, store, enc, options=IndexOptions(annoy_threshold=10))
-    path = index_path(store.directory, enc.id)
-    assert path.exists()
-    stamp = path.stat().st_mtime_ns
-    index = open_index(store, enc.id, threshold=10)
-    assert index.kind == "annoy" and path.stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    index_folder(folder, store, enc, options=IndexOptions(annoy_threshold=10, seal_at=16))
+    built = sorted(store.directory.glob("seg-*.ann"))
+    assert len(built) == 1  # 16 sealed during the run; the last 8 are searched exactly
+    _, manifest = segments.read_manifest(store, enc.id)
+    assert [s.n for s in manifest.segments] == [16]
     (folder / "img_005.jpg").unlink()
-    index_folder(folder, store, enc, options=IndexOptions(annoy_threshold=10))
-    # one file gone: the saved segment stays, the file is a tombstone (no full rebuild)
-    assert path.stat().st_mtime_ns == stamp
-    index = open_index(store, enc.id, threshold=10)
-    assert index.kind == "segmented" and len(index) == 23
+    index_folder(folder, store, enc, options=IndexOptions(annoy_threshold=10, seal_at=16))
+    # one file gone: the segment stays, its row is a tombstone (no rebuild)
+    assert sorted(store.directory.glob("seg-*.ann")) == built
+    col = Collection(folder, store, enc, index_threshold=10)
+    assert col.index.kind == "segments" and len(col) == 23 and len(col.index.fresh) == 8
 
 
 # -- issue 10: copies in one run, hostile files, hung reads, Ctrl+C ---------------------------

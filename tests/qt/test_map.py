@@ -277,3 +277,20 @@ def test_the_cluster_list_says_which_names_no_cluster_took(qtbot):
     panel.set_map(cmap, [None] * len(cmap.paths))
     assert "“cars and yurts”" in panel.status.text()
     assert [panel.tree.topLevelItem(c).text(0) for c in range(2)] == ["yurt", "jeep"]
+
+
+def test_the_cluster_list_says_when_new_images_were_placed_and_lays_out_again(qtbot):
+    from visualsearch.qt.map_page import ClusterPanel
+
+    panel = ClusterPanel(_loader())
+    qtbot.addWidget(panel)
+    panel.show()
+    cmap = _cluster_map(["yurt", "jeep"])
+    panel.set_map(cmap, [None] * len(cmap.paths))
+    assert not panel.relayout_button.isVisible()
+    cmap.placed = 3
+    panel.set_map(cmap, [None] * len(cmap.paths))
+    assert "3 images added since the map was laid out were placed" in panel.status.text()
+    assert panel.relayout_button.isVisible()
+    with qtbot.waitSignal(panel.relayout_requested):
+        qtbot.mouseClick(panel.relayout_button, Qt.MouseButton.LeftButton)

@@ -80,11 +80,21 @@ def layout_2d(vectors: np.ndarray, seed: int = 0, sample_limit: int = LAYOUT_SAM
     coords = np.empty((n, 2), np.float32)
     coords[sample] = coords_fit
     rest = np.setdiff1d(np.arange(n), sample)
-    idx, dist = _knn(fit, reduced[rest], k)
+    coords[rest] = place(fit, coords_fit, reduced[rest])
+    return coords
+
+
+def place(
+    laid_out: np.ndarray, coords: np.ndarray, new: np.ndarray, k: int = LAYOUT_NEIGHBOURS
+) -> np.ndarray:
+    """(m, 2) positions for `new` unit vectors on a map of `laid_out` ones at `coords`:
+    the distance-weighted mean of their k nearest laid-out neighbours, so that an image
+    lands among the images most like it without the map moving."""
+    k = min(k, len(laid_out))
+    idx, dist = _knn(laid_out, new, k)
     weights = 1.0 / (dist + 1e-3)
     weights /= weights.sum(axis=1, keepdims=True)
-    coords[rest] = np.einsum("nk,nkd->nd", weights, coords_fit[idx])
-    return coords
+    return np.einsum("nk,nkd->nd", weights, coords[idx]).astype(np.float32)
 
 
 @dataclass

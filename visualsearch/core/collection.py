@@ -11,6 +11,7 @@ import numpy as np
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, l2_normalize
 from visualsearch.core.store import Store
+from visualsearch.core.vector_file import for_store, live_files
 from visualsearch.core.vector_index import ANNOY_THRESHOLD, VectorIndex, open_index
 
 
@@ -31,9 +32,10 @@ class NotIndexed(RuntimeError):
 class Collection:
     """Read-only view for searching; open it after indexing.
 
-    `index_threshold` is where Annoy takes over from exact search; the window passes
-    a huge one while an indexing run is still adding vectors, so that a query during
-    the run never waits for an Annoy build.
+    The vectors stay on disk (a memory-mapped `VectorFile`); opening reads the catalog's
+    paths, appends the vectors of new contents to the file and maps the index segments
+    that the background maintenance built. `index_threshold` is where segments take over
+    from exact search.
     """
 
     def __init__(
@@ -43,10 +45,45 @@ class Collection:
         self.store = store
         self.encoder = encoder
         self.generation = store.generation
-        vectors = store.load_vector_set(encoder.id, encoder.dim)
-        self.paths, self.matrix = vectors.paths, vectors.matrix
-        self._row = {p: i for i, p in enumerate(self.paths)}
-        self.index: VectorIndex = open_index(store, encoder.id, vectors, threshold=index_threshold)
+        self.vectors = for_store(store, encoder.id, encoder.dim)
+        paths, hashes = live_files(store)
+        rows = self.vectors.sync(store, hashes)
+        keep = rows >= 0
+        self.paths: list[str] = [p for p, ok in zip(paths, keep.tolist(), strict=True) if ok]
+        self.rows = rows[keep]  # each path's row in the vector file
+        self._row_of: dict[str, int] | None = None  # made on first use (0.9 s at 1M)
+        # path rows ordered by vector-file row: a hit (a row) → the paths holding it
+        self._by_row = np.argsort(self.rows, kind="stable")
+        self._sorted_rows = self.rows[self._by_row]
+        live = np.zeros(len(self.vectors), bool)
+        live[self.rows] = True
+        self.live_rows = np.flatnonzero(live)  # np.unique sorted 1M rows in 1 s
+        self.index: VectorIndex = open_index(store, self.vectors, self.live_rows, index_threshold)
+        self._matrix: np.ndarray | None = None
+
+    @property
+    def _row(self) -> dict[str, int]:
+        if self._row_of is None:
+            self._row_of = {p: i for i, p in enumerate(self.paths)}
+        return self._row_of
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Every path's float32 vector, in path order: a full copy (4 KB an image at 1280-d),
+        made on first use, for the analyses that need them all at once."""
+        if self._matrix is None:
+            self._matrix = self.vectors.read(self.rows)
+        return self._matrix
+
+    def vectors_of(self, path_rows: np.ndarray) -> np.ndarray:
+        """Float32 vectors of some paths (by their index in `paths`)."""
+        return self.vectors.read(self.rows[np.asarray(path_rows, np.int64)])
+
+    def path_rows(self, rows: np.ndarray) -> list[np.ndarray]:
+        """For each vector-file row, the indices in `paths` of the files holding it."""
+        lo = np.searchsorted(self._sorted_rows, rows, "left")
+        hi = np.searchsorted(self._sorted_rows, rows, "right")
+        return [self._by_row[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -79,14 +116,14 @@ class Collection:
         exclude = exclude or set()
         q = l2_normalize(np.asarray(query, np.float32).reshape(-1))
         rows, scores = self.index.search(q, k + len(exclude))
-        hits = []
-        for row, score in zip(rows, scores, strict=True):
-            rel = self.paths[int(row)]
-            if rel in exclude:
-                continue
+        hits: list[Hit] = []
+        for holders, score in zip(self.path_rows(rows), scores.tolist(), strict=True):
             if min_score is not None and score < min_score:
                 break
-            hits.append(Hit(len(hits) + 1, self.root / rel, float(score)))
+            for i in holders.tolist():
+                rel = self.paths[i]
+                if rel not in exclude and len(hits) < k:
+                    hits.append(Hit(len(hits) + 1, self.root / rel, float(score)))
             if len(hits) == k:
                 break
         return hits
@@ -103,7 +140,7 @@ class Collection:
             record = self.store.record(rel)
             st = os.stat(self.root / rel)
             if record and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
-                return self.matrix[self._row[rel]], rel
+                return self.vectors_of(np.array([self._row[rel]]))[0], rel
         return self.embed_image_bytes(imageio.read_bytes(path)), rel
 
     def embed_image_bytes(self, data: bytes) -> np.ndarray:

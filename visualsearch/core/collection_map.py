@@ -20,7 +20,11 @@ from visualsearch.core.store import Store, slug
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 5
+CACHE_VERSION = 6  # 6: the paths laid out, so that new images can be placed among them
+# New images are placed on the existing map (beside their nearest laid-out neighbours,
+# in their nearest cluster) while the images added and removed since the last layout
+# stay below this share of the collection; beyond it, or on request, it is laid out again.
+PLACE_SHARE = 0.2
 CLUSTER_LINK_SLACK = 0.05
 # A name the user gave goes to the cluster that shares at least this much (Jaccard) with
 # the images it was given to; with less, no cluster is theirs any more.
@@ -38,6 +42,7 @@ class CollectionMap:
     representatives: list[list[int]]  # rows closest to each centre
     scores: np.ndarray  # (n,) similarity to the image's cluster centre
     lost_names: list[str] = field(default_factory=list)  # user names no cluster took now
+    placed: int = 0  # images placed among the others since the last full layout
 
     @property
     def labels(self) -> np.ndarray:
@@ -61,20 +66,26 @@ def build_map(
     cache_dir: Path,
     k: int | None = None,
     progress: Progress | None = None,
+    relayout: bool = False,
 ) -> CollectionMap:
-    """The map of everything indexed with `encoder` in `store`, from cache when current."""
+    """The map of everything indexed with `encoder` in `store`, from cache when current.
+    Images added since the cached map are placed on it, not laid out again (see
+    PLACE_SHARE); `relayout` lays everything out and clusters it again."""
     progress = progress or NullProgress()
     loaded = store.load_vector_set(encoder.id, encoder.dim)
     paths, vectors = loaded.paths, loaded.matrix
     cached = _load_cache(store, encoder.id)
     # keyed by the content, not by the store's change counter: a reset catalog counts from 0
     fresh = cached is not None and cached["content"] == loaded.key and cached["n"] == len(paths)
-
-    if fresh:
-        coords = cached["coords"]
+    placed_labels = None
+    if fresh and not relayout:
+        coords, placed = cached["coords"], cached["placed"]
+    elif not relayout and (update := _placed(cached, paths, vectors)) is not None:
+        progress.report(0, 3, "Placing the new images on the map…")
+        coords, placed_labels, placed = update
     else:
         progress.report(0, 3, f"Laying out {len(paths):,} images…")
-        coords = analysis.layout_2d(vectors)
+        coords, placed = analysis.layout_2d(vectors), 0
     if progress.cancelled():
         raise InterruptedError("cancelled")
 
@@ -82,9 +93,11 @@ def build_map(
         (k is None and cached["auto"] and cached["rule"] == analysis.K_RULE)
         or (k is not None and cached["k"] == k)
     )
-    reused = fresh and same_k
+    reused = fresh and same_k and not relayout
     if reused:
         clustering = analysis.Clustering(cached["labels"], cached["centres"], cached["auto"])
+    elif placed_labels is not None and same_k:
+        clustering = analysis.Clustering(placed_labels, cached["centres"], cached["auto"])
     else:
         progress.report(1, 3, "Finding clusters…")
         previous = cached["centres"] if cached is not None else None
@@ -102,7 +115,7 @@ def build_map(
     vocabulary = zero_shot_vocabulary(encoder, cache_dir)
     suggested = analysis.name_clusters(clustering, vocabulary) if clustering.k else []
     if not reused:
-        _save_cache(store, encoder.id, loaded.key, len(paths), coords, clustering)
+        _save_cache(store, encoder.id, loaded.key, paths, coords, clustering, placed)
     names, lost = _apply_user_names(store, encoder.id, paths, clustering, suggested, cached, fresh)
     progress.report(3, 3, "Map ready")
     return CollectionMap(
@@ -115,7 +128,34 @@ def build_map(
         analysis.representatives(vectors, clustering),
         analysis.centre_scores(vectors, clustering) if len(paths) else np.zeros(0, np.float32),
         lost,
+        placed,
     )
+
+
+def _placed(
+    cached: dict | None, paths: list[str], vectors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The cached layout with the images added since placed on it and those gone left
+    out: (coords, labels, images placed since the last layout), or None when the change
+    is too large for that (PLACE_SHARE) or there is nothing to place among."""
+    if cached is None or cached["paths"] is None:
+        return None
+    where = {p: i for i, p in enumerate(cached["paths"])}
+    old_rows = np.array([where.get(p, -1) for p in paths], np.int64)
+    kept = old_rows >= 0
+    added = int((~kept).sum())
+    changed = added + (len(where) - int(kept.sum()))
+    if kept.sum() < 4 or changed > PLACE_SHARE * max(len(paths), 1):
+        return None
+    coords = np.empty((len(paths), 2), np.float32)
+    coords[kept] = cached["coords"][old_rows[kept]]
+    labels = np.empty(len(paths), np.int64)
+    labels[kept] = cached["labels"][old_rows[kept]]
+    if added:
+        new = ~kept
+        coords[new] = analysis.place(vectors[kept], coords[kept], vectors[new])
+        labels[new] = np.argmax(vectors[new] @ cached["centres"].T, axis=1)
+    return coords, labels, cached["placed"] + added
 
 
 def rename_cluster(
@@ -286,6 +326,8 @@ def _load_cache(store: Store, model: str) -> dict | None:
                 "auto": bool(data["auto"]),
                 "rule": int(data["rule"]) if "rule" in data.files else 1,
                 "k": len(data["centres"]),
+                "paths": data["paths"].tolist(),
+                "placed": int(data["placed"]),
             }
     except FileNotFoundError:
         return None
@@ -294,7 +336,8 @@ def _load_cache(store: Store, model: str) -> dict | None:
         return None
     n, k = cache["n"], cache["k"]
     if (
-        cache["coords"].shape != (n, 2)
+        len(cache["paths"]) != n
+        or cache["coords"].shape != (n, 2)
         or cache["labels"].shape != (n,)
         or not np.isfinite(cache["coords"]).all()
         or (n and not 0 <= cache["labels"].min() <= cache["labels"].max() < k)
@@ -303,7 +346,7 @@ def _load_cache(store: Store, model: str) -> dict | None:
     return cache
 
 
-def _save_cache(store, model, content, n, coords, clustering) -> None:
+def _save_cache(store, model, content, paths, coords, clustering, placed=0) -> None:
     """Written under a name of its own, then renamed: concurrent saves never mix."""
     path = _cache_path(store, model)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
@@ -313,7 +356,9 @@ def _save_cache(store, model, content, n, coords, clustering) -> None:
                 fh,
                 version=CACHE_VERSION,
                 content=content,
-                n=n,
+                n=len(paths),
+                paths=np.array(paths, dtype=str),
+                placed=placed,
                 coords=coords,
                 labels=clustering.labels,
                 centres=clustering.centres,

@@ -24,8 +24,8 @@ from visualsearch.core.encoders.base import Encoder, ModelUnavailable, default_t
 from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.scan import FileStat, scan_folder
+from visualsearch.core.segments import ANNOY_THRESHOLD, SEAL_AT, maintain_index
 from visualsearch.core.store import FileRecord, Store, content_hash
-from visualsearch.core.vector_index import ANNOY_THRESHOLD, open_index
 
 THUMBNAIL_SIZE = 256
 
@@ -41,7 +41,8 @@ class IndexOptions:
     # run); its thread, stuck in the OS on a hung network or FUSE drive, is abandoned
     file_timeout: float = imageio.READ_TIMEOUT_S
     thumbnail_size: int = THUMBNAIL_SIZE
-    annoy_threshold: int = ANNOY_THRESHOLD  # from this many images on, build Annoy
+    annoy_threshold: int = ANNOY_THRESHOLD  # from this many images on, build Annoy segments
+    seal_at: int = SEAL_AT  # new images searched exactly until this many are sealed
     forget_missing: bool = False  # forget files not found even if their folder looks unmounted
 
 
@@ -246,13 +247,25 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
         if not report.missing_kept and scan.files:
             store.set_meta("root_device", str(device))
     store.set_meta("model", encoder.id)
-    if not report.cancelled and store.vector_counts().get(encoder.id, 0) >= opts.annoy_threshold:
-        # built after ingest, so the first query is instant
-        progress.report(done, total, "Building the search index…")
-        open_index(store, encoder.id, threshold=opts.annoy_threshold)
+    if not report.cancelled and store.counts()["files"] >= opts.annoy_threshold:
+        # sealed now (the rest were sealed during the run), so the first query is instant
+        _maintain(store, encoder, progress, opts, done, total)
     report.seconds = time.perf_counter() - started
     progress.report(done, total, "Cancelled" if report.cancelled else "Done")
     return report
+
+
+def _maintain(store, encoder, progress, opts, done: int, total: int) -> None:
+    """Seal new vectors into index segments and merge them (`segments.maintain`)."""
+
+    class Told(NullProgress):
+        def report(self, *_args) -> None:
+            progress.report(done, total, "Building the search index…")
+
+        def cancelled(self) -> bool:
+            return progress.cancelled()
+
+    maintain_index(store, encoder.id, encoder.dim, Told(), opts.annoy_threshold, opts.seal_at)
 
 
 def _device(root: Path) -> int:
@@ -440,9 +453,10 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report,
     done = 0
     started = time.perf_counter()
     exhausted = False
+    unsealed = 0
 
     def flush(items: list[_Item]) -> None:
-        nonlocal done
+        nonlocal done, unsealed
         # one encode per distinct content (copies of a file in one batch)
         to_encode = list({it.record.hash: it for it in items if it.pixels is not None}.values())
         vectors = {}
@@ -472,6 +486,10 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report,
         store.commit_batch(encoder.id, records, vectors, thumbs)
         if on_commit is not None:
             on_commit(records)
+        unsealed += len(vectors)
+        if unsealed >= opts.seal_at:  # a long run keeps its index current as it goes
+            _maintain(store, encoder, progress, opts, done, len(todo))
+            unsealed = 0
         encoded = set(vectors)
         for it in items:
             if it.record.error is not None:

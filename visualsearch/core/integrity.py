@@ -16,12 +16,24 @@ def file_checksum(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+def cache_checksum(path: Path) -> str:
+    """XXH3-128 of a file: damage detection for caches this program writes itself (index
+    segments: 0.4 s for a 1.2 GB segment here, SHA-256 took 1.4 s on the first open)."""
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 _VERIFIED: dict[tuple, str] = {}  # file identity → its checksum, in this process
 _VERIFIED_LOCK = threading.Lock()
 
 
 def verified_checksum(path: Path) -> str:
-    """`file_checksum`, computed once per file identity in a process: a file whose inode,
+    """`cache_checksum`, computed once per file identity in a process: a file whose inode,
     size, mtime and ctime are unchanged was not rewritten (ctime cannot be set back by a
     program), so re-opening a collection after each change (folder watching) does not
     hash a 600 MB index again (0.57 s each time)."""
@@ -31,7 +43,7 @@ def verified_checksum(path: Path) -> str:
         known = _VERIFIED.get(identity)
     if known is not None:
         return known
-    digest = file_checksum(path)
+    digest = cache_checksum(path)
     with _VERIFIED_LOCK:
         _VERIFIED[identity] = digest
     return digest

@@ -153,12 +153,14 @@ def run_query(
     k: int = 200,
     min_score: float | None = None,
     within: str = "",
+    keep_missing: bool = False,
 ) -> QueryResult:
     """Run `query`; the images it is made of are left out, and so are files deleted since
     indexing (more are fetched when deleted files filled the top `k`). With `min_score`,
     weaker matches are dropped: the result may honestly be empty. `within` (a folder of
     the collection, "" = all) ranks only the images under it. `more` says whether
-    matches were left out because of `k`."""
+    matches were left out because of `k`. `keep_missing`: files not found are kept (an
+    offline root's, answered from its store)."""
     started = time.perf_counter()
     vector, exclude = query_vector(collection, query)
     vector = np.asarray(vector)
@@ -176,7 +178,7 @@ def run_query(
         best = hits[0].score if hits else None
         if min_score is not None:
             hits = [h for h in hits if h.score >= min_score]
-        kept = [h for h in hits if os.path.exists(h.path)]
+        kept = hits if keep_missing else [h for h in hits if os.path.exists(h.path)]
         exhausted = len(hits) < want or want >= candidates
         if len(kept) >= k or exhausted:
             break
@@ -197,7 +199,7 @@ def _ranking_within(
         [i for i, p in enumerate(collection.paths) if in_folder(p, folder) and p not in exclude],
         np.int64,
     )
-    scores = collection.matrix[rows] @ vector.astype(np.float32) if len(rows) else np.zeros(0)
+    scores = collection.vectors_of(rows) @ vector.astype(np.float32) if len(rows) else np.zeros(0)
     order = np.argsort(-scores, kind="stable")
 
     def search(want: int) -> list[Hit]:

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sqlite3
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +153,10 @@ class Store:
             raise StoreError(catalog_message(self.directory, exc)) from exc
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
+        if self.get_meta("store_id") is None:
+            # caches beside the catalog (vector file, index segments) belong to this one:
+            # a catalog deleted and made again never inherits them
+            self.replace_meta("store_id", None, uuid.uuid4().hex)
         elif int(version) > SCHEMA_VERSION:
             raise StoreError(
                 f"the store in {self.directory} was written by a newer visualsearch "
@@ -193,6 +198,10 @@ class Store:
                     "UPDATE meta SET value=? WHERE key=? AND value=?", (value, key, expected)
                 )
             return cur.rowcount == 1
+
+    @property
+    def identity(self) -> str:
+        return self.get_meta("store_id") or ""
 
     @property
     def generation(self) -> int:
@@ -263,7 +272,7 @@ class Store:
             matrix = np.zeros((0, dim or 0), np.float32)
         if bad:
             log.warning("%d damaged vectors dropped; they are encoded again", len(bad))
-            self._drop_vectors(model, bad)
+            self.drop_vectors(model, bad)
         paths = [py_path(r[0]) for r in rows]
         key = hashlib.sha256(model.encode())
         for r in rows:
@@ -284,7 +293,8 @@ class Store:
         ).fetchone()
         return row[0] if row else 0
 
-    def _drop_vectors(self, model: str, hashes: Iterable[str]) -> None:
+    def drop_vectors(self, model: str, hashes: Iterable[str]) -> None:
+        """Forget damaged vectors, so that their images are encoded again."""
         with self.conn:
             self.conn.executemany(
                 "DELETE FROM vectors WHERE model=? AND hash=?", [(model, h) for h in hashes]

@@ -1,37 +1,33 @@
-"""Nearest-neighbour search over unit vectors: exact (numpy) or Annoy.
+"""Nearest-neighbour search over a model's `VectorFile`: exact below ANNOY_THRESHOLD
+rows, else the sealed Annoy segments (core.segments) with the rows they do not hold yet
+searched exactly, re-ranked with the full vectors. Opening never builds anything.
 
-Exact search is one matrix-vector product and always correct; Annoy answers in
-about a millisecond at any size but is approximate and must be built. The
-crossover is measured by bench/search.py (see ANNOY_THRESHOLD).
+Exact search is one matrix-vector product and always correct; Annoy answers in about a
+millisecond at any size but is approximate and must be built, which the background
+maintenance does (bench/search.py measured the crossover, ANNOY_THRESHOLD).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 import os
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from visualsearch.core.encoders.base import save_array
-from visualsearch.core.integrity import verified_checksum
-from visualsearch.core.store import VectorSet, slug
+from visualsearch.core import segments
+from visualsearch.core.integrity import valid_vectors
+from visualsearch.core.store import Store
+from visualsearch.core.vector_file import VectorFile
 
-# bench/search.py on 2 cores, 1280-d, k=10: exact search took 1.8 ms at 10k vectors
-# and 20 ms at 100k; Annoy (50 trees, search factor 20) 3.0 ms and 6.3 ms with
-# recall@10 of 1.00 and 0.986 (factor 4 gave 1.8 ms but only 0.90 recall at 100k).
-# Below 20k vectors exact search is as fast and exact, so we use it there.
-ANNOY_THRESHOLD = 20_000
+log = logging.getLogger(__name__)
+
+ANNOY_THRESHOLD = segments.ANNOY_THRESHOLD
 ANNOY_TREES = 50
-# A saved Annoy segment is reused for a changed collection while the images it does not
-# hold (searched exactly) and the ones it holds that are gone or changed (filtered out)
-# stay below this share: one new photo no longer rebuilds the index (≈ 40 s at 100k).
-SEGMENT_SLACK = 0.10
-SEGMENT_SLACK_MIN = 2_000
+# rows searched exactly from a float32 copy in memory; more (an old store's first open,
+# before its segments are built) are scanned from the mapped file in chunks
+IN_MEMORY_ROWS = 60_000
 # Nodes Annoy inspects per query = k × trees × this: recall matters more than 4 ms.
 ANNOY_SEARCH_FACTOR = 20
 
@@ -40,7 +36,7 @@ class VectorIndex(Protocol):
     kind: str
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Unit query vector → (row indices, cosine scores), best first."""
+        """Unit query vector → (vector-file rows, cosine scores), best first."""
         ...
 
 
@@ -123,162 +119,140 @@ class AnnoyVectorIndex:
         return np.asarray(ids, np.int64), 1.0 - d * d / 2.0
 
 
-class SegmentedIndex:
-    """A sealed Annoy segment built earlier, plus the images added since (searched
-    exactly) and tombstones for those it holds that are gone or changed."""
+class ExactRows:
+    """Exact search over some rows of a vector file: a float32 copy when they are few,
+    else a scan of the mapped file in chunks (bounded memory; ~2.5 s at 1M × 1280, most
+    of it turning float16 into float32: only while an old store's segments are built)."""
 
-    kind = "segmented"
+    kind = "exact"
+
+    def __init__(self, vectors: VectorFile, rows: np.ndarray) -> None:
+        self.vectors, self.rows = vectors, np.asarray(rows, np.int64)
+        self._copy: ExactIndex | None = None
+        if len(self.rows) <= IN_MEMORY_ROWS:
+            matrix = vectors.read(self.rows)
+            ok = valid_vectors(matrix) if len(matrix) else np.zeros(0, bool)
+            if not ok.all():
+                log.warning("%d damaged vectors in %s left out", (~ok).sum(), vectors.model)
+                self.rows, matrix = self.rows[ok], matrix[ok]
+            self._copy = ExactIndex(matrix)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k <= 0 or len(self.rows) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self._copy is not None:
+            idx, scores = self._copy.search(query, k)
+            return self.rows[idx], scores
+        query = np.asarray(query, np.float32)
+        want = 2 * k + 8  # a few spare: damaged rows are checked among the best only
+        best_rows, best_scores = np.zeros(0, np.int64), np.zeros(0, np.float32)
+        for lo in range(0, len(self.rows), 65_536):
+            rows = self.rows[lo : lo + 65_536]
+            with np.errstate(all="ignore"):
+                scores = (self.vectors.read(rows) @ query).astype(np.float32)
+            scores[~np.isfinite(scores)] = -np.inf
+            best_rows = np.concatenate([best_rows, rows])
+            best_scores = np.concatenate([best_scores, scores])
+            if len(best_rows) > want:
+                top = np.argpartition(-best_scores, want - 1)[:want]
+                best_rows, best_scores = best_rows[top], best_scores[top]
+        order = np.argsort(-best_scores, kind="stable")
+        order = order[np.isfinite(best_scores[order])]
+        ok = valid_vectors(self.vectors.read(best_rows[order])) if len(order) else order > 0
+        order = order[ok][:k]
+        return best_rows[order], best_scores[order]
+
+
+class SegmentIndex:
+    """Sealed Annoy segments over compact vectors, plus the live rows none of them holds
+    (searched exactly). Candidates from the segments are re-ranked with the full vectors;
+    rows that are no longer live (deleted or changed files) are dropped."""
+
+    kind = "segments"
 
     def __init__(
         self,
-        sealed: AnnoyVectorIndex,
-        sealed_rows: np.ndarray,  # sealed item → current row, or -1 (a tombstone)
-        matrix: np.ndarray,
-        fresh_rows: np.ndarray,  # current rows the sealed segment does not hold
+        vectors: VectorFile,
+        live: np.ndarray,  # bool per vector-file row
+        projection: np.ndarray,
+        sealed: list[tuple[object, np.ndarray]],  # (AnnoyIndex, its rows)
+        fresh_rows: np.ndarray,
+        trees: int = segments.TREES,
     ) -> None:
-        self.sealed, self.sealed_rows = sealed, sealed_rows
-        self.dead = int((sealed_rows < 0).sum())
-        self.fresh_rows = fresh_rows
-        self.fresh = ExactIndex(matrix[fresh_rows]) if len(fresh_rows) else None
-        self._size = len(matrix)
+        self.vectors, self.live, self.projection = vectors, live, projection
+        self.sealed = sealed
+        self.dead = [int((~live[rows]).sum()) for _, rows in sealed]
+        self.fresh = ExactRows(vectors, fresh_rows) if len(fresh_rows) else None
+        self.trees = trees
+        self._size = int(live.sum())
 
     def __len__(self) -> int:
         return self._size
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        # tombstones are few among any k neighbours: asking for k + all of them made Annoy
-        # inspect 100× the nodes (84 ms a query at 100k with 1,000 deleted, not 6)
-        want = k + min(self.dead, k)
-        while True:
-            ids, scores = self.sealed.search(query, want)
-            rows = self.sealed_rows[ids]
-            alive = rows >= 0
-            if alive.sum() >= k or want >= len(self.sealed):
-                break
-            want = min(want * 4, len(self.sealed))
-        rows, scores = rows[alive], scores[alive]
+        query = np.asarray(query, np.float32)
+        compact = (query @ self.projection).tolist()
+        want = max(segments.CANDIDATES, 4 * k)
+        found = []
+        for (annoy, rows), dead in zip(self.sealed, self.dead, strict=True):
+            n = min(len(rows), want + min(dead, want))
+            ids = annoy.get_nns_by_vector(
+                compact, n, search_k=n * self.trees * segments.SEARCH_FACTOR
+            )
+            found.append(rows[np.asarray(ids, np.int64)])
+        rows = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        rows = rows[self.live[rows]]
+        matrix = self.vectors.read(rows)
+        ok = valid_vectors(matrix) if len(rows) else np.zeros(0, bool)
+        if not ok.all():
+            log.warning("%d damaged vectors in %s left out", (~ok).sum(), self.vectors.model)
+        rows, scores = rows[ok], (matrix[ok] @ query).astype(np.float32)
         if self.fresh is not None:
-            f_ids, f_scores = self.fresh.search(query, k)
-            rows = np.concatenate([rows, self.fresh_rows[f_ids]])
-            scores = np.concatenate([scores, f_scores])
+            f_rows, f_scores = self.fresh.search(query, k)
+            rows, scores = np.concatenate([rows, f_rows]), np.concatenate([scores, f_scores])
         order = np.argsort(-scores, kind="stable")[:k]
         return rows[order], scores[order]
 
 
-def item_keys(paths: list[str], hashes: list[str]) -> np.ndarray:
-    """One 16-byte key per row for (path, content): what a sealed segment's items were."""
-    return np.array(
-        [
-            hashlib.blake2b(f"{p}\0{h}".encode("utf-8", "surrogateescape"), digest_size=16).digest()
-            for p, h in zip(paths, hashes, strict=True)
-        ],
-        dtype="S16",
-    ).reshape(len(paths))
-
-
-def keys_path(store_dir: Path, model: str) -> Path:
-    return index_path(store_dir, model).with_suffix(".keys.npy")
-
-
-def index_path(store_dir: Path, model: str) -> Path:
-    return Path(store_dir) / f"index-{slug(model)}.ann"
-
-
-@dataclass(frozen=True)
-class IndexStamp:
-    """What a saved index file was built from, and how to recognise it unchanged."""
-
-    content: str  # the VectorSet key of the vectors it holds
-    size: int
-    sha256: str
-
-    def intact(self, path: Path) -> bool:
-        """True if `path` is this very file (size and checksum)."""
-        try:
-            return path.stat().st_size == self.size and verified_checksum(path) == self.sha256
-        except OSError:
-            return False
-
-
 def open_index(
-    store,
-    model: str,
-    vectors: VectorSet | None = None,
+    store: Store,
+    vectors: VectorFile,
+    live_rows: np.ndarray,
     threshold: int = ANNOY_THRESHOLD,
 ) -> VectorIndex:
-    """The index for `model` in `store`: the saved Annoy file when it was built from these
-    very vectors and is intact (size and checksum), else a new one built and saved."""
-    vectors = vectors if vectors is not None else store.load_vector_set(model)
-    key = f"index:{model}"
-    saved = _stamp(store.get_meta(key))
-    keys = (lambda: item_keys(vectors.paths, vectors.hashes)) if vectors.hashes else None
-    index, stamp = build_or_load(
-        vectors.matrix, store.directory, model, vectors.key, saved, threshold, keys
-    )
-    if stamp is not None and stamp != saved:
-        store.set_meta(key, json.dumps(asdict(stamp)))
-    return index
+    """The index over `live_rows` (unique rows of `vectors`): exact below `threshold`
+    rows, else the saved segments that are intact, with every live row they do not hold
+    searched exactly. Nothing is built here: `segments.maintain` does that."""
+    if len(live_rows) < threshold:
+        return ExactRows(vectors, live_rows)
+    from annoy import AnnoyIndex
 
-
-def _stamp(text: str | None) -> IndexStamp | None:
-    try:
-        return IndexStamp(**json.loads(text)) if text else None
-    except (TypeError, ValueError):
-        return None
-
-
-def build_or_load(
-    matrix: np.ndarray,
-    store_dir: Path,
-    model: str,
-    content: str,
-    saved: IndexStamp | None,
-    threshold: int = ANNOY_THRESHOLD,
-    keys: Callable[[], np.ndarray] | None = None,
-) -> tuple[VectorIndex, IndexStamp | None]:
-    """The right index for this many vectors, and the stamp of its file (None: exact).
-    A saved Annoy file is reused only if `saved` vouches for it; a damaged one is rebuilt.
-    `keys` gives each row's `item_keys`; asked for only when a segment is reused or built
-    (90 ms at 100k rows: not on every open of an unchanged or small collection)."""
-    n = len(matrix)
-    if n < threshold or n == 0:
-        return ExactIndex(matrix), None
-    path = index_path(store_dir, model)
-    intact = saved is not None and saved.intact(path)  # one checksum of the file, not two
-    if intact and saved.content == content:
+    _, manifest = segments.read_manifest(store, vectors.model)
+    directory = store.directory
+    projection = None
+    if manifest.epoch == vectors.epoch:
+        projection = segments.load_projection(directory, manifest, vectors.dim)
+    live = np.zeros(len(vectors), bool)
+    live[live_rows] = True
+    sealed, held = [], np.zeros(len(vectors), bool)
+    for entry in manifest.segments if projection is not None else ():
+        if entry.n > len(vectors) or not segments.intact(directory, entry):
+            log.warning("index segment %s is damaged or missing: not used", entry.name)
+            continue
         try:
-            return AnnoyVectorIndex.load(path, matrix.shape[1], n), saved
-        except (OSError, ValueError):
-            pass
-    row_keys = keys() if keys is not None else None
-    if intact and row_keys is not None and saved.content != content:
-        segmented = _segmented(path, keys_path(store_dir, model), matrix, row_keys)
-        if segmented is not None:
-            return segmented, saved  # the file still holds what `saved` says
-    index = AnnoyVectorIndex.build(matrix, path=path)
-    if row_keys is not None:
-        save_array(keys_path(store_dir, model), row_keys)
-    return index, IndexStamp(content, path.stat().st_size, verified_checksum(path))
-
-
-def _segmented(
-    path: Path, keys_file: Path, matrix: np.ndarray, keys: np.ndarray
-) -> SegmentedIndex | None:
-    """The saved (intact) segment with the changes since, when they are few."""
-    try:
-        sealed_keys = np.load(keys_file, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    if sealed_keys.dtype != keys.dtype or sealed_keys.ndim != 1:
-        return None
-    row_of = {key: row for row, key in enumerate(keys.tolist())}
-    sealed_rows = np.array([row_of.pop(key, -1) for key in sealed_keys.tolist()], np.int64)
-    fresh_rows = np.array(sorted(row_of.values()), np.int64)
-    changes = len(fresh_rows) + int((sealed_rows < 0).sum())
-    if changes > max(SEGMENT_SLACK_MIN, SEGMENT_SLACK * len(matrix)):
-        return None  # rebuilt: a sealed segment this far from the collection costs recall
-    try:
-        sealed = AnnoyVectorIndex.load(path, matrix.shape[1], len(sealed_keys))
-    except (OSError, ValueError):
-        return None
-    return SegmentedIndex(sealed, sealed_rows, matrix, fresh_rows)
+            rows = np.load(segments.rows_path(directory, entry.name), allow_pickle=False)
+            annoy = AnnoyIndex(projection.shape[1], "angular")
+            annoy.load(os.fspath(Path(directory) / entry.name))  # memory-mapped
+        except (OSError, ValueError) as exc:
+            log.warning("index segment %s unreadable (%s): not used", entry.name, exc)
+            continue
+        if annoy.get_n_items() != len(rows) or len(rows) != entry.n:
+            continue
+        sealed.append((annoy, rows))
+        held[rows] = True
+    if not sealed:
+        return ExactRows(vectors, live_rows)
+    return SegmentIndex(vectors, live, projection, sealed, np.flatnonzero(live & ~held))

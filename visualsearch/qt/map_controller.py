@@ -99,6 +99,7 @@ class MapController(QObject):
         page.clusters.renamed.connect(self.rename_cluster)
         page.clusters.k_changed.connect(self.set_cluster_count)
         page.clusters.export_requested.connect(self._export_clusters)
+        page.clusters.relayout_requested.connect(self.relayout)
         collection.folder_changed.connect(self._folder_changed)
         collection.indexing_finished.connect(self._indexed)
 
@@ -133,7 +134,11 @@ class MapController(QObject):
         if visible and self.stale:
             self.refresh()
 
-    def refresh(self) -> None:
+    def relayout(self) -> None:
+        """Lay every image out afresh (new ones were placed on the map as they came)."""
+        self.refresh(relayout=True)
+
+    def refresh(self, relayout: bool = False) -> None:
         """Lay out and cluster in a worker; from the store's cache when nothing changed."""
         target = self.collection.target
         if target is None or self.shut:
@@ -141,12 +146,12 @@ class MapController(QObject):
         if self.jobs.busy():
             self._again = True
             return
-        job = MapJob(target, self.encoders, self.cache_dir, self.k)
+        job = MapJob(target, self.encoders, self.cache_dir, self.k, relayout)
         # bound methods, not lambdas: PySide runs a lambda in the emitting (job's) thread
         job.progress.connect(self._progress)
         job.finished.connect(self._on_map)
         job.failed.connect(self._on_failed)
-        self.page.message.setText("Computing the map…")
+        self.page.message.setText("Laying out the map…" if relayout else "Computing the map…")
         self.jobs.start(job)
 
     def _progress(self, _done: int, _total: int, text: str) -> None:

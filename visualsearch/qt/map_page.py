@@ -32,6 +32,7 @@ class ClusterPanel(QWidget):
     cluster_activated = Signal(int)
     renamed = Signal(int, str)
     export_requested = Signal(list)  # cluster numbers
+    relayout_requested = Signal()
 
     def __init__(self, thumbnails: ImageLoader, parent=None) -> None:
         super().__init__(parent)
@@ -75,6 +76,13 @@ class ClusterPanel(QWidget):
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.status.setMinimumWidth(1)  # wrapped text never widens the panel
+        self.relayout_button = QPushButton("Lay out again")
+        self.relayout_button.setToolTip(
+            "Arrange every image afresh and find the clusters again (new images were"
+            " placed beside the ones most like them, without moving the others)"
+        )
+        self.relayout_button.setVisible(False)
+        self.relayout_button.clicked.connect(self.relayout_requested)
         top = QHBoxLayout()
         top.addWidget(QLabel("Clusters:"))
         top.addWidget(self.auto)
@@ -85,6 +93,7 @@ class ClusterPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.status)
+        layout.addWidget(self.relayout_button)
         layout.addWidget(self.export_button)
 
     def sizeHint(self) -> QSize:
@@ -122,6 +131,12 @@ class ClusterPanel(QWidget):
                 f" No cluster holds most of the images named {lost} now; the name"
                 " comes back when a cluster does."
             )
+        if cmap.placed:
+            status += (
+                f" {cmap.placed:,} images added since the map was laid out were placed"
+                " beside the images most like them."
+            )
+        self.relayout_button.setVisible(cmap.placed > 0)
         self.status.setText(status)
         self._filling = False
 

@@ -25,7 +25,6 @@ from visualsearch.core.progress import CancelToken
 from visualsearch.core.query import Query, run_query
 from visualsearch.core.store import FileRecord, Store
 from visualsearch.core.tags import suggest_tags, tag_vocabulary
-from visualsearch.core.vector_index import ANNOY_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +153,21 @@ class MapJob(WorkerJob):
     """Builds (or loads) the collection's map; `finished` carries a MapOutcome."""
 
     def __init__(
-        self, target: FolderTarget, encoders: EncoderProvider, cache_dir: Path, k: int | None
+        self,
+        target: FolderTarget,
+        encoders: EncoderProvider,
+        cache_dir: Path,
+        k: int | None,
+        relayout: bool = False,
     ) -> None:
         super().__init__()
         self.target, self.encoders, self.cache_dir, self.k = target, encoders, cache_dir, k
+        self.relayout = relayout
 
     def work(self) -> object:
         with Store(self.target.store_dir) as store:
             encoder = self.encoders.get(self.target.model)
-            cmap = build_map(store, encoder, self.cache_dir, self.k, self.token)
+            cmap = build_map(store, encoder, self.cache_dir, self.k, self.token, self.relayout)
             return MapOutcome(self.target, encoder.id, cmap)
 
 
@@ -379,9 +384,8 @@ class SearchEngine(QObject):
         encoder = self.encoders.get(t.model)
         col = self._collection
         if col is None or col.generation != self._store.generation:
-            # while indexing, exact search: an Annoy build per batch would stall queries
-            threshold = 2**62 if self._live else ANNOY_THRESHOLD
-            col = Collection(t.folder, self._store, encoder, index_threshold=threshold)
+            # opening never builds an index: the indexing run and maintenance do that
+            col = Collection(t.folder, self._store, encoder)
             self._collection = col
         if len(col) == 0:
             raise NotIndexed("no images are indexed yet" + (" (indexing…)" if self._live else ""))

@@ -1,0 +1,324 @@
+"""A library of a million images: open, query, change, in bounded memory.
+
+    python bench/scale.py [--images 1000000] [--dims 1280,512] [--data DIR] [--options]
+
+Builds (or reuses, under --data) a store of N synthetic images (the real schema,
+clustered unit vectors) per vector size — 1280-d for the built-in model, 512-d for
+CLIP — runs the one-time vector-file fill and segment build, then measures in a fresh
+process per size: open → first query answered, the process's peak resident memory above
+the interpreter and loaded libraries, query latency and recall@10 against exact search,
+1,000 images added → searchable, 1,000 deleted → never returned. With --options it also
+builds, at the same size, the index options the default was chosen from (projection
+sizes; exact search of the float16 file) and prints their table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODEL = "bench-m"
+QUERIES = 100
+CHANGE = 1000
+
+
+def clustered(n: int, dim: int, seed: int, centre_seed: int | None = None) -> np.ndarray:
+    """n unit vectors around 100 centres (one group of photos: 200 images a subject)."""
+    centres = np.random.default_rng(seed if centre_seed is None else centre_seed)
+    centres = centres.standard_normal((100, dim)).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    rows = centres[rng.integers(0, len(centres), n)]
+    rows += 0.6 * rng.standard_normal((n, dim), dtype=np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
+
+
+def queries(n: int, dim: int) -> np.ndarray:
+    """New photos of subjects in the library: the centres of its first 20,000 images,
+    fresh noise (queries from nowhere near any image make every neighbour a tie)."""
+    return clustered(n, dim, seed=7, centre_seed=dim)
+
+
+def records(lo: int, hi: int):
+    from visualsearch.core.store import FileRecord
+
+    return [
+        FileRecord(f"{i // 1000:04d}/{i:07d}.jpg", 1, 1, f"{i + 1:032x}") for i in range(lo, hi)
+    ]
+
+
+def fill(store, lo: int, hi: int, dim: int, seed: int) -> None:
+    for start in range(lo, hi, 20_000):
+        end = min(hi, start + 20_000)
+        vectors = clustered(end - start, dim, seed + start)
+        recs = records(start, end)
+        store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, vectors, strict=True)})
+
+
+def rss_mb(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class PeakPrivate:
+    """The largest private (anonymous) resident memory seen, sampled every 5 ms: what the
+    process itself holds. Pages of mapped files (the vector file, index segments) are
+    counted apart: they are the page cache, shared and dropped under memory pressure."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.base, self.peak, self.stop = rss_mb("RssAnon"), 0.0, False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop:
+            self.peak = max(self.peak, rss_mb("RssAnon") - self.base)
+            time.sleep(0.005)
+
+    def read(self) -> float:
+        self.peak = max(self.peak, rss_mb("RssAnon") - self.base)
+        return self.peak
+
+
+class Vectors:
+    def __init__(self, dim: int) -> None:
+        self.id, self.dim = MODEL, dim
+
+
+def exact_top10(vectors, rows: np.ndarray, asked: np.ndarray) -> list[set[int]]:
+    """The true 10 nearest rows of each query: one pass over the file for all of them."""
+    best = [(np.zeros(0, np.int64), np.zeros(0, np.float32)) for _ in asked]
+    for lo in range(0, len(rows), 65_536):
+        chunk = rows[lo : lo + 65_536]
+        scores = vectors.read(chunk) @ asked.T
+        for j, (r, sc) in enumerate(best):
+            r, sc = np.concatenate([r, chunk]), np.concatenate([sc, scores[:, j]])
+            top = np.argpartition(-sc, 9)[:10]
+            best[j] = (r[top], sc[top])
+    return [set(r.tolist()) for r, _ in best]
+
+
+def prepare(data: Path, n: int, dim: int) -> Path:
+    """The store (made once), its vector file and segments (built once); prints the cost."""
+    from visualsearch.core import segments
+    from visualsearch.core.store import Store
+
+    directory = data / f"store-{n}-{dim}"
+    store = Store(directory)
+    have = store.counts()["files"]
+    if have < n:
+        t = time.perf_counter()
+        fill(store, have, n, dim, seed=dim)
+        print(f"  made the synthetic store: {time.perf_counter() - t:.0f} s (setup)")
+    t = time.perf_counter()
+    built = segments.maintain_index(store, MODEL, dim)
+    if built:
+        print(
+            f"  one-time fill of the vector file and segment build: "
+            f"{time.perf_counter() - t:.0f} s ({built} segment)"
+        )
+    store.close()
+    return directory
+
+
+def measure(directory: Path, dim: int) -> dict:
+    """In a fresh process: what a user's session costs."""
+    import annoy  # noqa: F401  (loaded libraries are the baseline)
+
+    from visualsearch.core.collection import Collection
+    from visualsearch.core.store import Store
+
+    private = PeakPrivate()
+    out: dict = {}
+    asked = queries(QUERIES, dim)
+    t = time.perf_counter()
+    store = Store(directory)
+    col = Collection(directory, store, Vectors(dim))
+    col.search_vector(asked[0], 10)
+    out["open_first_query_s"] = time.perf_counter() - t
+    out["n"], out["kind"] = len(col), col.index.kind
+
+    times, answers = [], []
+    for q in asked:
+        t = time.perf_counter()
+        rows, _ = col.index.search(q, 10)
+        times.append(time.perf_counter() - t)
+        answers.append(set(rows.tolist()))
+    out["query_ms"] = float(np.median(times) * 1000)
+    out["query_p95_ms"] = float(np.percentile(times, 95) * 1000)
+    out["peak_mb"] = private.read()
+    out["mapped_mb"] = rss_mb("RssFile")
+    # 1,000 images added: committed, then searchable through a re-open (what the engine does)
+    n = store.counts()["files"]
+    added = clustered(CHANGE, dim, seed=11, centre_seed=dim)
+    recs = records(n, n + CHANGE)
+    store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, added, strict=True)})
+    t = time.perf_counter()
+    col = Collection(directory, store, Vectors(dim))
+    col.search_vector(added[0], 1)
+    out["add_searchable_s"] = time.perf_counter() - t
+    found = [col.search_vector(v, 1)[0].path.name for v in added[:100]]
+    names = [r.path.split("/")[1] for r in recs[:100]]
+    out["added_found"] = float(np.mean([f == n for f, n in zip(found, names, strict=True)]))
+    # …and deleted again
+    store.remove_paths([r.path for r in recs])
+    t = time.perf_counter()
+    col = Collection(directory, store, Vectors(dim))
+    col.search_vector(added[0], 10)
+    out["delete_s"] = time.perf_counter() - t
+    back = [h.path.name for v in added[:100] for h in col.search_vector(v, 10)]
+    out["deleted_returned"] = len(set(back) & {r.path.split("/")[1] for r in recs})
+    out["peak_mb_after_changes"] = private.read()
+    # last, so that its scan of every vector does not count in the figures above; the
+    # 1,000 added were deleted again: the same images as the queries above searched
+    truth = exact_top10(col.vectors, col.live_rows, asked)
+    out["recall"] = float(np.mean([len(a & b) / 10 for a, b in zip(answers, truth, strict=False)]))
+    store.close()
+    return out
+
+
+def options(directory: Path, dim: int) -> list[dict]:
+    """Index options at this size: bytes per image, build, query, recall@10."""
+    from annoy import AnnoyIndex
+
+    from visualsearch.core import segments
+    from visualsearch.core.store import Store
+    from visualsearch.core.vector_file import for_store, live_files
+    from visualsearch.core.vector_index import ExactRows
+
+    store = Store(directory)
+    vectors = for_store(store, MODEL, dim)
+    rows = np.unique(vectors.sync(store, live_files(store)[1]))
+    asked = queries(30, dim)
+    rng = np.random.default_rng(0)
+    exact = ExactRows(vectors, rows)
+    t = time.perf_counter()
+    for q in asked[:5]:
+        exact.search(q, 10)
+    exact_ms = (time.perf_counter() - t) / 5 * 1000
+    truth = exact_top10(vectors, rows, asked)
+    table = [
+        {
+            "option": "exact scan of the float16 file",
+            "bytes": dim * 2,
+            "build_s": 0.0,
+            "query_ms": exact_ms,
+            "recall": 1.0,
+        }
+    ]
+    _, _, vt = np.linalg.svd(vectors.read(np.sort(rng.choice(rows, 20_000, False))), False)
+    for compact in sorted({c for c in (128, 256, 512) if c < dim} | {dim}):
+        projection = np.ascontiguousarray(vt[:compact].T) if compact < dim else np.eye(dim)
+        projection = projection.astype(np.float32)
+        path = directory / f"option-{compact}.ann"
+        t = time.perf_counter()
+        index = AnnoyIndex(compact, "angular")
+        index.on_disk_build(str(path))
+        for lo in range(0, len(rows), 65_536):
+            for i, v in enumerate(vectors.read(rows[lo : lo + 65_536]) @ projection, lo):
+                index.add_item(i, v)
+        index.build(segments.TREES, n_jobs=-1)
+        build_s = time.perf_counter() - t
+        times, recall = [], []
+        for q, want in zip(asked, truth, strict=True):
+            t = time.perf_counter()
+            c = segments.CANDIDATES
+            ids = index.get_nns_by_vector(
+                (q @ projection).tolist(), c, search_k=c * segments.TREES * segments.SEARCH_FACTOR
+            )
+            cand = rows[np.asarray(ids)]
+            best = cand[np.argsort(-(vectors.read(cand) @ q))[:10]]
+            times.append(time.perf_counter() - t)
+            recall.append(len(set(best.tolist()) & want) / 10)
+        table.append(
+            {
+                "option": f"Annoy on {compact}-d projections + re-rank"
+                if compact < dim
+                else f"Annoy on the {dim}-d vectors + re-rank",
+                "bytes": path.stat().st_size / len(rows) + dim * 2,
+                "build_s": build_s,
+                "query_ms": float(np.median(times) * 1000),
+                "recall": float(np.mean(recall)),
+            }
+        )
+        index.unload()
+        path.unlink()
+    store.close()
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=1_000_000)
+    parser.add_argument("--dims", default="1280,512")
+    parser.add_argument("--data", type=Path, default=Path("bench-data"))
+    parser.add_argument("--options", action="store_true")
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-options", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.dim)))
+        return
+    if args.measure_options:
+        print(json.dumps(options(args.measure_options, args.dim)))
+        return
+    args.data.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for dim in map(int, args.dims.split(",")):
+        print(f"{args.images:,} images × {dim}-d:", flush=True)
+        directory = prepare(args.data, args.images, dim)
+        child = [sys.executable, __file__, "--dim", str(dim)]
+        res = subprocess.run(
+            [*child, "--measure", str(directory)], capture_output=True, text=True, env=env
+        )
+        if res.returncode:
+            sys.exit(res.stderr)
+        m = json.loads(res.stdout.splitlines()[-1])
+        print(
+            f"  open → first query answered {m['open_first_query_s']:.2f} s "
+            f"({m['kind']}, {m['n']:,} images)\n"
+            f"  peak private memory above the interpreter and libraries {m['peak_mb']:.0f} MB "
+            f"({m['peak_mb_after_changes']:.0f} MB with the changes below); pages of the "
+            f"mapped vector file and segments resident after the queries: "
+            f"{m['mapped_mb']:.0f} MB\n"
+            f"  query {m['query_ms']:.1f} ms median, {m['query_p95_ms']:.1f} ms p95; "
+            f"recall@10 against exact {m['recall']:.3f}\n"
+            f"  +{CHANGE:,} images → searchable {m['add_searchable_s']:.2f} s after their "
+            f"commit (each found as itself: {m['added_found']:.0%})\n"
+            f"  -{CHANGE:,} images → {m['delete_s']:.2f} s; returned again: "
+            f"{m['deleted_returned']}",
+            flush=True,
+        )
+        if args.options:
+            res = subprocess.run(
+                [*child, "--measure-options", str(directory)],
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+            if res.returncode:
+                sys.exit(res.stderr)
+            print("  | index | bytes/image | build | query | recall@10 |")
+            print("  |---|---|---|---|---|")
+            for row in json.loads(res.stdout.splitlines()[-1]):
+                print(
+                    f"  | {row['option']} | {row['bytes']:,.0f} | {row['build_s']:.0f} s | "
+                    f"{row['query_ms']:.1f} ms | {row['recall']:.3f} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,336 @@
+"""Sealed index segments: what they are (the manifest), and building and merging them
+in the background — never in a query's path.
+
+A segment is an Annoy index over compact vectors (the full vectors projected onto their
+leading principal directions) of a set of rows of the model's `VectorFile`; its item i
+is row `rows[i]`. Rows never change, so a segment stays right for every row it holds:
+a deleted or changed file only makes its row dead (a tombstone, filtered at query time),
+and new images are searched exactly until enough of them are sealed into a new segment.
+Segments of similar size are merged (size-tiered, as in an LSM tree), so each row is
+rebuilt O(log n) times over the library's life and the count of segments stays small.
+
+The manifest (one catalog meta value) names the segments; a new one is written with a
+compare-and-set only after its files are complete, fsynced and checksummed, and the
+files it replaced are deleted after that: a merge killed at any point loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from visualsearch.core.encoders.base import save_array
+from visualsearch.core.integrity import cache_checksum, verified_checksum
+from visualsearch.core.progress import NullProgress, Progress
+from visualsearch.core.store import Store, slug
+from visualsearch.core.vector_file import VectorFile, for_store, live_files
+
+log = logging.getLogger(__name__)
+
+# bench/search.py on 2 cores, 1280-d, k=10: exact search took 1.8 ms at 10k vectors
+# and 20 ms at 100k; Annoy 3.0 ms and 6.3 ms. Below 20k vectors exact search is as fast
+# and exact, so no segment is built there.
+ANNOY_THRESHOLD = 20_000
+# Segments index projections of the vectors onto their leading principal directions,
+# re-ranked with the full float16 vectors. bench/scale.py --options prints the table
+# this was chosen from (README). At 60k clustered 1280-d vectors, queries that are new
+# photos of subjects in the library: 128-d with 400 candidates kept recall@10 1.00 in
+# 13 ms (100 candidates: 0.83); the full 1280-d vectors 1.00 in 5 ms, but with a 10×
+# larger index file (5 KB an image) that took 4× as long to build.
+COMPACT_DIM = 128
+TREES = 40
+# Annoy inspects candidates × trees × this many nodes per query and segment, and hands
+# `CANDIDATES` to the exact re-ranking. At 1M × 1280-d (128-d segment, 2 cores busy
+# with a build beside it): 300 and 4 kept recall@10 1.00 in 13 ms; 200 and 4 0.99 in
+# 6 ms; 400 and 8 1.00 in 48 ms; 150 and 4 only 0.90.
+SEARCH_FACTOR = 4
+CANDIDATES = 300
+# new rows searched exactly until this many are sealed into a segment: 10,000 × 1280-d
+# float32 is 51 MB and 4 ms a query, and sealing them takes a few seconds
+SEAL_AT = 10_000
+# a segment with this share of dead rows is rebuilt at the next maintenance
+DEAD_SHARE = 0.3
+# rows used to fit the projection (a 20,000 × 1280 SVD: about a second)
+PROJECTION_SAMPLE = 20_000
+
+
+@dataclass(frozen=True)
+class SegmentFile:
+    name: str  # "<base>.ann"; its rows are in "<base>.rows.npy"
+    n: int
+    size: int
+    checksum: str  # integrity.cache_checksum
+    rows_checksum: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    epoch: str = ""  # the VectorFile's identity: rows mean nothing in another one
+    projection: str = ""  # file name of the (dim, COMPACT_DIM) projection
+    projection_checksum: str = ""
+    segments: tuple[SegmentFile, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> Manifest:
+        try:
+            raw = json.loads(text) if text else {}
+            segments = tuple(SegmentFile(**s) for s in raw.pop("segments", []))
+            return cls(**raw, segments=segments)
+        except (TypeError, ValueError):
+            return cls()
+
+
+def meta_key(model: str) -> str:
+    return f"segments:{model}"
+
+
+def read_manifest(store: Store, model: str) -> tuple[str | None, Manifest]:
+    text = store.get_meta(meta_key(model))
+    return text, Manifest.from_json(text)
+
+
+def prefix(model: str) -> str:
+    return f"seg-{slug(model)}-"
+
+
+def rows_path(directory: Path, name: str) -> Path:
+    return Path(directory) / (name.removesuffix(".ann") + ".rows.npy")
+
+
+def intact(directory: Path, entry: SegmentFile) -> bool:
+    """The segment's files are there and are the very files that were written."""
+    ann, rows = Path(directory) / entry.name, rows_path(directory, entry.name)
+    try:
+        return (
+            ann.stat().st_size == entry.size
+            and verified_checksum(ann) == entry.checksum
+            and verified_checksum(rows) == entry.rows_checksum
+        )
+    except OSError:
+        return False
+
+
+def load_projection(directory: Path, manifest: Manifest, dim: int) -> np.ndarray | None:
+    if not manifest.projection:
+        return None
+    path = Path(directory) / manifest.projection
+    try:
+        if verified_checksum(path) != manifest.projection_checksum:
+            return None
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    width = matrix.shape[1] if matrix.ndim == 2 else 0
+    if matrix.shape[0] != dim or not 0 < width <= max(COMPACT_DIM, dim):
+        return None
+    if not np.isfinite(matrix).all():
+        return None
+    return matrix.astype(np.float32)
+
+
+def fit_projection(vectors: VectorFile, rows: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(dim, COMPACT_DIM): the leading right singular vectors of a sample of the rows.
+    Not centred: cosine ranking needs the dot product itself, not the covariance."""
+    if vectors.dim <= COMPACT_DIM:
+        return np.eye(vectors.dim, dtype=np.float32)  # small vectors are indexed as they are
+    rng = np.random.default_rng(seed)
+    sample = rows if len(rows) <= PROJECTION_SAMPLE else rng.choice(rows, PROJECTION_SAMPLE, False)
+    matrix = vectors.read(np.sort(sample))
+    _, _, vt = np.linalg.svd(matrix, full_matrices=False)
+    return np.ascontiguousarray(vt[:COMPACT_DIM].T, np.float32)
+
+
+def build_segment(
+    directory: Path,
+    model: str,
+    vectors: VectorFile,
+    projection: np.ndarray,
+    rows: np.ndarray,
+    progress: Progress | None = None,
+    trees: int = TREES,
+) -> SegmentFile:
+    """Build an Annoy segment over `rows` (sorted) into new files; returns its entry.
+    The Annoy file is built on disk (no second copy in memory) under a temporary name."""
+    from annoy import AnnoyIndex
+
+    progress = progress or NullProgress()
+    base = f"{prefix(model)}{uuid.uuid4().hex[:12]}"
+    final = Path(directory) / f"{base}.ann"
+    tmp = final.with_suffix(f".{os.getpid()}.tmp")
+    index = AnnoyIndex(projection.shape[1], "angular")
+    index.set_seed(42)
+    index.on_disk_build(str(tmp))
+    try:
+        step = 65_536
+        for lo in range(0, len(rows), step):
+            compact = vectors.read(rows[lo : lo + step]) @ projection
+            for i, row in enumerate(compact, start=lo):
+                index.add_item(i, row)
+            progress.report(min(lo + step, len(rows)), len(rows), "Building the search index…")
+        index.build(trees, n_jobs=-1)
+        index.unload()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        save_array(rows_path(directory, final.name), np.asarray(rows, np.int64))
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        rows_path(directory, final.name).unlink(missing_ok=True)
+        raise
+    return SegmentFile(
+        final.name,
+        len(rows),
+        final.stat().st_size,
+        cache_checksum(final),
+        cache_checksum(rows_path(directory, final.name)),
+    )
+
+
+def plan_merge(
+    sizes: list[int], dead: list[int], fresh: int, seal_at: int = SEAL_AT
+) -> list[int] | None:
+    """Which segments (indices) to rebuild together with the fresh rows, or None for
+    nothing to do. Fresh rows are sealed once there are `seal_at` of them (or when there
+    is no segment yet); a segment joins when it is no more than twice the size of what
+    is being built so far (size-tiered), or when `DEAD_SHARE` of it is dead."""
+    rotten = [i for i, (n, d) in enumerate(zip(sizes, dead, strict=True)) if d > DEAD_SHARE * n]
+    if fresh < seal_at and sizes and not rotten:
+        return None
+    if not fresh and not rotten:
+        return None
+    chosen = set(rotten)
+    total = fresh + sum(sizes[i] - dead[i] for i in chosen)
+    for i in sorted(range(len(sizes)), key=lambda i: sizes[i]):
+        if i not in chosen and sizes[i] - dead[i] <= 2 * total:
+            chosen.add(i)
+            total += sizes[i] - dead[i]
+    return sorted(chosen)
+
+
+def maintain(
+    store: Store,
+    vectors: VectorFile,
+    live_rows: np.ndarray,
+    progress: Progress | None = None,
+    threshold: int = ANNOY_THRESHOLD,
+    seal_at: int = SEAL_AT,
+    on_built: Callable[[SegmentFile], None] | None = None,
+) -> int:
+    """Seal fresh rows and merge segments until the plan says nothing is left to do;
+    returns how many segments were built. `live_rows`: the rows current files hold.
+    Below `threshold` live rows nothing is built (exact search is as fast). One process
+    maintains a store at a time; another one that finds it busy returns at once."""
+    progress = progress or NullProgress()
+    directory, model = store.directory, vectors.model
+    lock = FileLock(str(Path(directory) / f"{prefix(model)}maintain.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return 0
+    built = 0
+    try:
+        live = np.zeros(len(vectors), bool)
+        live[live_rows] = True
+        while len(live_rows) >= threshold and not progress.cancelled():
+            text, manifest = read_manifest(store, model)
+            manifest = _usable(directory, manifest, vectors)
+            _remove_unlisted(directory, model, manifest)
+            projection = load_projection(directory, manifest, vectors.dim)
+            if projection is None:
+                projection = fit_projection(vectors, live_rows)
+                manifest = Manifest(vectors.epoch, *_save_projection(directory, model, projection))
+            seg_rows = [np.load(rows_path(directory, s.name)) for s in manifest.segments]
+            held = np.zeros(len(vectors), bool)
+            for rows in seg_rows:
+                held[rows] = True
+            fresh = np.flatnonzero(live & ~held)
+            sizes = [s.n for s in manifest.segments]
+            dead = [int((~live[rows]).sum()) for rows in seg_rows]
+            plan = plan_merge(sizes, dead, len(fresh), seal_at)
+            if plan is None:
+                if manifest.to_json() != text:
+                    store.replace_meta(meta_key(model), text, manifest.to_json())
+                break
+            parts = [fresh] + [seg_rows[i][live[seg_rows[i]]] for i in plan]
+            rows = np.unique(np.concatenate(parts))
+            entry = build_segment(directory, model, vectors, projection, rows, progress)
+            kept = tuple(s for i, s in enumerate(manifest.segments) if i not in plan)
+            new = Manifest(
+                vectors.epoch, manifest.projection, manifest.projection_checksum, (*kept, entry)
+            )
+            if not store.replace_meta(meta_key(model), text, new.to_json()):
+                _delete(directory, entry.name)  # the manifest changed under us: try again
+                continue
+            for i in plan:
+                _delete(directory, manifest.segments[i].name)
+            built += 1
+            if on_built is not None:
+                on_built(entry)
+    finally:
+        lock.release()
+    return built
+
+
+def maintain_index(
+    store: Store,
+    model: str,
+    dim: int,
+    progress: Progress | None = None,
+    threshold: int = ANNOY_THRESHOLD,
+    seal_at: int = SEAL_AT,
+) -> int:
+    """`maintain` for the store's current files: brings the vector file up to date, then
+    seals and merges segments. Returns how many segments were built."""
+    vectors = for_store(store, model, dim)
+    _, hashes = live_files(store)
+    rows = vectors.sync(store, hashes)
+    return maintain(store, vectors, np.unique(rows[rows >= 0]), progress, threshold, seal_at)
+
+
+def _usable(directory: Path, manifest: Manifest, vectors: VectorFile) -> Manifest:
+    """The manifest without segments whose files are damaged or that belong to another
+    vector file (their rows would point at other vectors)."""
+    if manifest.epoch != vectors.epoch:
+        return Manifest(vectors.epoch)
+    keep = tuple(s for s in manifest.segments if s.n <= len(vectors) and intact(directory, s))
+    if len(keep) != len(manifest.segments):
+        log.warning("%d damaged index segments: rebuilt", len(manifest.segments) - len(keep))
+    return Manifest(manifest.epoch, manifest.projection, manifest.projection_checksum, keep)
+
+
+def _save_projection(directory: Path, model: str, projection: np.ndarray) -> tuple[str, str]:
+    name = f"{prefix(model)}{uuid.uuid4().hex[:12]}.projection.npy"
+    save_array(Path(directory) / name, projection)
+    return name, cache_checksum(Path(directory) / name)
+
+
+def _remove_unlisted(directory: Path, model: str, manifest: Manifest) -> None:
+    """Files of segments no manifest names: left by a killed build or merge. Called
+    only under the maintenance lock, so no other process is writing one."""
+    listed = {manifest.projection}
+    for s in manifest.segments:
+        listed |= {s.name, rows_path(directory, s.name).name}
+    for path in Path(directory).glob(f"{prefix(model)}*"):
+        if path.name not in listed and not path.name.endswith(".lock"):
+            path.unlink(missing_ok=True)
+    for old in Path(directory).glob(f"index-{slug(model)}.*"):  # before segments
+        old.unlink(missing_ok=True)
+
+
+def _delete(directory: Path, name: str) -> None:
+    for path in (Path(directory) / name, rows_path(directory, name)):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # mapped by a reader where that forbids it: next time
+            log.info("segment file %s stays for now: %s", path.name, exc)
