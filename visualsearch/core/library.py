@@ -68,10 +68,12 @@ def is_online(root: Path) -> bool:
 
 
 class Library:
-    """The roots listed in `data_dir/library.json`; their stores live in `data_dir`."""
+    """The roots listed in `data_dir/library.json`; their stores live under `store_base`
+    (default `data_dir`), where opening the folder on its own finds them too."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, store_base: Path | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.store_base = Path(store_base) if store_base else self.data_dir
         self.file = self.data_dir / LIBRARY_FILE
         self.roots: list[Path] = self._load()
 
@@ -122,7 +124,7 @@ class Library:
         raise LibraryError(f"{folder} is not a root of the library")
 
     def store(self, root: Path, create: bool = False) -> Store:
-        return open_store(root, self.data_dir, create=create)
+        return open_store(root, self.store_base, create=create)
 
     def states(self, model: str | None = None) -> list[RootState]:
         """Each root, online or not, with its counts from its store."""

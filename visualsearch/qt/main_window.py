@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QThreadPool
+from PySide6.QtCore import QModelIndex, Qt, QThreadPool
 from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from visualsearch.core.folder import ModelChoice
+from visualsearch.core.library import Library, LibraryError
 from visualsearch.core.query import TextQuery
 from visualsearch.core.settings import UserSettings
 from visualsearch.core.sorting import SORT_KEYS
@@ -39,6 +40,7 @@ from visualsearch.qt.duplicates_page import DuplicatesPage
 from visualsearch.qt.file_actions import FileActions, accept_without_move
 from visualsearch.qt.icons import app_icon
 from visualsearch.qt.image_list_model import GridItem, ImageListModel
+from visualsearch.qt.library_dialog import LibraryDialog
 from visualsearch.qt.map_controller import MapController
 from visualsearch.qt.map_page import MapPage
 from visualsearch.qt.menus import Menus
@@ -58,6 +60,7 @@ class MainWindow(QMainWindow):
         self.ctx = context
         self.settings = context.settings.load()
         self.pool = QThreadPool(self)
+        self.library_dialog: LibraryDialog | None = None
         self.pool.setMaxThreadCount(4)
         self._store_thumbs = StoreThumbnails()
         self.thumbnails = ImageLoader(self._store_thumbs, self.pool, "thumb")
@@ -356,6 +359,19 @@ class MainWindow(QMainWindow):
 
     def show_skipped(self) -> None:
         show_skipped(self, self.collection.skipped)
+
+    def show_library(self) -> LibraryDialog | None:
+        try:
+            library = Library(self.ctx.paths.data_dir, self.collection.store_base)
+        except LibraryError as exc:
+            self.message.show_message(str(exc), "error")
+            return None
+        dialog = LibraryDialog(library, self.pool, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open_root.connect(self.open_folder)
+        dialog.show()
+        self.library_dialog = dialog
+        return dialog
 
     def about_text(self) -> str:
         info = self.collection.model_info

@@ -28,6 +28,9 @@ class Menus:
             "&Re-index", w.collection.reindex, Key.Refresh, "Look for new or changed files"
         )
         self.skipped_action = self._action("S&kipped Files…", w.show_skipped)
+        self.library_action = self._action(
+            "&Library…", w.show_library, "Ctrl+L", "Folders and drives searched as one"
+        )
         self.store_location_action = self._action("Store &Location…", w.choose_store_root)
         self.quit_action = self._action("&Quit", w.close, Key.Quit)
         self.back_action = self._action("&Back", r.go_back, "Alt+Left", "Previous query")
@@ -52,6 +55,7 @@ class Menus:
                 self.open_action,
                 "recent",
                 self.sample_action,
+                self.library_action,
                 None,
                 self.reindex_action,
                 self.skipped_action,

@@ -1,0 +1,161 @@
+"""File ▸ Library…: the library's roots with their state and counts; add, remove, open.
+
+The roots, their stores and the offline rule are `core.library`'s; this only shows them.
+Counting reads each root's store, so it runs in the pool (a million images: seconds).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from visualsearch.core.library import Library, LibraryError, RootState
+from visualsearch.core.names import printable
+from visualsearch.qt.workers import TaskSlot
+
+
+class LibraryDialog(QDialog):
+    """The roots of `library`; `open_root` asks the window to open one of them."""
+
+    open_root = Signal(str)
+
+    def __init__(self, library: Library, pool: QThreadPool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.library = library
+        self.setWindowTitle("Library")
+        self.states: list[RootState] = []
+        self.counting = TaskSlot(pool, self)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Folder", "State", "Images"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.itemSelectionChanged.connect(self._selection_changed)
+        self.tree.itemDoubleClicked.connect(lambda *_: self.open_selected())
+        self.note = QLabel(
+            "Folders and drives searched as one (visualsearch library search). A drive that"
+            " is unplugged stays listed, offline: its images are kept and nothing is"
+            " encoded again when it is back."
+        )
+        self.note.setWordWrap(True)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.add_button = QPushButton("Add Folder…")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Take the folder off the list; what was indexed is kept")
+        self.open_button = QPushButton("Open")
+        self.open_button.setToolTip("Open the folder in the window")
+        self.add_button.clicked.connect(self._choose_folder)
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.open_button.clicked.connect(self.open_selected)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        for button in (self.add_button, self.remove_button, self.open_button):
+            buttons.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+        self.resize(640, 360)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the roots now; their state and counts arrive from the pool."""
+        self.tree.clear()
+        for root in self.library.roots:
+            item = QTreeWidgetItem([printable(str(root)), "…", ""])
+            item.setData(0, Qt.ItemDataRole.UserRole, str(root))
+            self.tree.addTopLevelItem(item)
+        if not self.library.roots:
+            self.message.setText("No folders yet: Add Folder… puts one in the library.")
+        self._selection_changed()
+        self.counting.start(self.library.states, self._show_states, self._failed)
+
+    def _show_states(self, states: list[RootState]) -> None:
+        self.states = states
+        for state in states:
+            item = self._item(state.path)
+            if item is None:
+                continue
+            item.setText(1, "Online" if state.online else "Offline")
+            item.setToolTip(
+                1,
+                "The folder is there"
+                if state.online
+                else "Not found (an unplugged drive?): still searchable from its index",
+            )
+            item.setText(2, f"{state.indexed:,}")
+            item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self._selection_changed()
+
+    def _failed(self, message: str) -> None:
+        self.message.setText(f"The library could not be read: {message}")
+
+    def _item(self, root: Path) -> QTreeWidgetItem | None:
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.data(0, Qt.ItemDataRole.UserRole) == str(root):
+                return item
+        return None
+
+    def _selected(self) -> Path | None:
+        items = self.tree.selectedItems()
+        return Path(items[0].data(0, Qt.ItemDataRole.UserRole)) if items else None
+
+    def _selection_changed(self) -> None:
+        root = self._selected()
+        state = next((s for s in self.states if s.path == root), None)
+        self.remove_button.setEnabled(root is not None)
+        self.open_button.setEnabled(state is not None and state.online)
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a folder to the library")
+        if folder:
+            self.add_folder(folder)
+
+    def add_folder(self, folder: str | Path) -> None:
+        try:
+            root = self.library.add(Path(folder))
+        except LibraryError as exc:
+            self.message.setText(str(exc))
+            return
+        self.message.setText(
+            f"Added {printable(str(root))}. visualsearch library index indexes every folder"
+            " that is plugged in; opening it here indexes it too."
+        )
+        self.refresh()
+
+    def remove_selected(self) -> None:
+        root = self._selected()
+        if root is None:
+            return
+        self.library.remove(root)
+        self.message.setText(f"Removed {printable(str(root))}; what was indexed is kept.")
+        self.refresh()
+
+    def open_selected(self) -> None:
+        root = self._selected()
+        state = next((s for s in self.states if s.path == root), None)
+        if root is None or state is None or not state.online:
+            if root is not None:
+                self.message.setText(f"{printable(str(root))} is offline: plug it in to open it.")
+            return
+        self.open_root.emit(str(root))
+        self.accept()
