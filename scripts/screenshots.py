@@ -4,11 +4,12 @@
 
 Opens the sample collection with the built-in model, then captures the window from
 the X screen: all images, the viewer, a similar-image result, a text search result,
-sorting with the folder filter, the map, and duplicates side by side.
+sorting with the folder filter, the map, duplicates side by side, and the library.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -17,9 +18,12 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
+from visualsearch.core.folder import ModelChoice
+from visualsearch.core.library import Library
 from visualsearch.core.query import TextQuery
 from visualsearch.core.settings import AppPaths
 from visualsearch.qt.app import create_window
+from visualsearch.qt.library_dialog import LibraryDialog
 
 
 def settle(app: QApplication, seconds: float = 1.5) -> None:
@@ -101,6 +105,25 @@ def main() -> None:
     page.tree.setCurrentItem(page.tree.topLevelItem(0))  # the group side by side
     settle(app, 3)
     shot("duplicates.png")
+
+    # the library: the sample collection and a drive that is unplugged (a library of its
+    # own, under the temporary home: the user's library is not touched)
+    drive = home / "USB drive" / "Holiday photos"
+    drive.mkdir(parents=True)
+    for photo in sorted((window.collection.target.folder / "photos").glob("*"))[:9]:
+        shutil.copy2(photo, drive / photo.name)
+    library = Library(home / "library", window.collection.store_base)
+    library.add(window.collection.target.folder)
+    library.add(drive)
+    library.index(window.ctx.encoders.get(ModelChoice("builtin")), ModelChoice("builtin"))
+    drive.parent.rename(home / "unplugged")
+    dialog = LibraryDialog(library, window.pool, window)
+    dialog.show()
+    dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
+    settle(app)
+    app.primaryScreen().grabWindow(0).copy(dialog.frameGeometry()).save(str(out / "library.png"))
+    print(out / "library.png")
+    dialog.close()
     window.close()
 
 

@@ -348,3 +348,20 @@ def test_kill_9_during_indexing_keeps_every_committed_image_exactly_once(tmp_pat
         col.live_rows.tolist()
     )  # every live row in exactly one place
     store.close()
+
+
+def test_a_segment_sealed_after_the_file_was_mapped_is_used_not_a_crash(store):
+    """The window's search thread maps the vector file while the indexing thread
+    appends rows and seals them into a segment: the segment names rows beyond that map."""
+    vectors = clustered(700, seed=9)
+    fill(store, vectors[:300])
+    _, hashes = live_files(store)
+    reader = for_store(store, "m", DIM)
+    old_rows = reader.sync(store, hashes)  # mapped: 300 rows
+    fill(store, vectors[300:], start=300)
+    segments.maintain_index(store, "m", DIM, threshold=100)  # appends 400, seals 700
+    assert len(reader) == 300
+    index = open_index(store, reader, np.unique(old_rows), threshold=100)
+    assert index.kind == "segments" and len(reader) == 700
+    rows, _ = index.search(vectors[5], 3)
+    assert rows[0] == old_rows[5] and all(r in set(old_rows.tolist()) for r in rows)

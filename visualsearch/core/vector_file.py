@@ -191,11 +191,10 @@ class VectorFile:
             if path.exists() and path.stat().st_size != self.rows * size:
                 os.truncate(path, self.rows * size)
 
-    def discard(self) -> None:
-        """Start over (the file was found damaged): the next sync refills it."""
-        with self.lock:
-            self.id_path.unlink(missing_ok=True)
-            self._map()
+    def remap(self) -> None:
+        """Map the rows appended since (by another thread or process); rows already
+        mapped keep their place and content."""
+        self._map()
 
 
 def for_store(store: Store, model: str, dim: int) -> VectorFile:

@@ -235,11 +235,9 @@ def open_index(
     projection = None
     if manifest.epoch == vectors.epoch:
         projection = segments.load_projection(directory, manifest, vectors.dim)
-    live = np.zeros(len(vectors), bool)
-    live[live_rows] = True
-    sealed, held = [], np.zeros(len(vectors), bool)
+    loaded = []
     for entry in manifest.segments if projection is not None else ():
-        if entry.n > len(vectors) or not segments.intact(directory, entry):
+        if not segments.intact(directory, entry):
             log.warning("index segment %s is damaged or missing: not used", entry.name)
             continue
         try:
@@ -249,10 +247,17 @@ def open_index(
         except (OSError, ValueError) as exc:
             log.warning("index segment %s unreadable (%s): not used", entry.name, exc)
             continue
-        if annoy.get_n_items() != len(rows) or len(rows) != entry.n:
-            continue
-        sealed.append((annoy, rows))
-        held[rows] = True
+        if annoy.get_n_items() == len(rows) == entry.n and len(rows):
+            loaded.append((annoy, rows))
+    if any(rows.max() >= len(vectors) for _, rows in loaded):
+        vectors.remap()  # sealed by another thread or process since the file was mapped
+    live = np.zeros(len(vectors), bool)
+    live[live_rows] = True
+    sealed, held = [], np.zeros(len(vectors), bool)
+    for annoy, rows in loaded:
+        if rows.max() < len(vectors) and rows.min() >= 0:
+            sealed.append((annoy, rows))
+            held[rows] = True
     if not sealed:
         return ExactRows(vectors, live_rows)
     return SegmentIndex(vectors, live, projection, sealed, np.flatnonzero(live & ~held))
