@@ -188,7 +188,7 @@ def measure(directory: Path, dim: int) -> dict:
     return out
 
 
-def options(directory: Path, dim: int) -> list[dict]:
+def options(directory: Path, dim: int, sizes: list[int]) -> list[dict]:
     """Index options at this size: bytes per image, build, query, recall@10."""
     from annoy import AnnoyIndex
 
@@ -218,7 +218,7 @@ def options(directory: Path, dim: int) -> list[dict]:
         }
     ]
     _, _, vt = np.linalg.svd(vectors.read(np.sort(rng.choice(rows, 20_000, False))), False)
-    for compact in sorted({c for c in (128, 256, 512) if c < dim} | {dim}):
+    for compact in sorted({min(c, dim) for c in sizes}):
         projection = np.ascontiguousarray(vt[:compact].T) if compact < dim else np.eye(dim)
         projection = projection.astype(np.float32)
         path = directory / f"option-{compact}.ann"
@@ -264,6 +264,11 @@ def main() -> None:
     parser.add_argument("--dims", default="1280,512")
     parser.add_argument("--data", type=Path, default=Path("bench-data"))
     parser.add_argument("--options", action="store_true")
+    parser.add_argument(
+        "--option-dims",
+        default="128,256,512,full",
+        help="projection sizes for --options ('full': the vectors as they are)",
+    )
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--measure-options", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
@@ -272,7 +277,8 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.dim)))
         return
     if args.measure_options:
-        print(json.dumps(options(args.measure_options, args.dim)))
+        sizes = [args.dim if d == "full" else int(d) for d in args.option_dims.split(",")]
+        print(json.dumps(options(args.measure_options, args.dim, sizes)))
         return
     args.data.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -303,7 +309,7 @@ def main() -> None:
         )
         if args.options:
             res = subprocess.run(
-                [*child, "--measure-options", str(directory)],
+                [*child, "--option-dims", args.option_dims, "--measure-options", str(directory)],
                 capture_output=True,
                 text=True,
                 env=env,

@@ -957,12 +957,27 @@ def exact_top(store: Path, model: str, probe: str, k: int) -> list[str]:
     return [paths[i] for i in np.argsort(-scores, kind="stable")[:k]]
 
 
+_SEAL = """
+import sys
+from pathlib import Path
+from visualsearch.core.segments import maintain_index
+from visualsearch.core.store import Store
+
+with Store(Path(sys.argv[1])) as store:
+    assert maintain_index(store, sys.argv[2], int(sys.argv[3])) >= 1, "no segment built"
+"""
+
+
 def case_annoy(lab: Lab, work: Path) -> tuple[bool, str, float]:
     ref: Reference = lab.reference
     store = clone_store(ref.store, work / "store")
     clean = read_catalog(ref.store, lab.model)
     real = np.stack([clean.vector(h) for h in clean.indexed().values()])
     add_synthetic(store, lab.model, synthetic_vectors(real, ANNOY_VECTORS, lab.opts.seed))
+    # what the end of an `index` run does (that run would forget the synthetic files)
+    subprocess.run(
+        [sys.executable, "-c", _SEAL, str(store), lab.model, str(real.shape[1])], check=True
+    )
     probe = ref.probe.name
     k = 20
     truth = exact_top(store, lab.model, probe, k)
@@ -978,14 +993,14 @@ def case_annoy(lab: Lab, work: Path) -> tuple[bool, str, float]:
         return run, (len(set(got) & set(truth)) / k if got else None)
 
     clean_run, clean_recall = query()
-    anns = sorted(store.rglob("*.ann"))
+    anns = sorted(store.rglob("seg-*.ann"))
     if clean_recall is None or not anns:
         why = clean_run.failure() or clean_run.error_line() or "no .ann file written"
         return False, f"clean query with {ANNOY_VECTORS:,} vectors: {why}", peak
     outcomes.append(f"clean recall@{k} {clean_recall:.2f}")
     ok = True
     for how in ("garbled", "truncated"):
-        ann = sorted(store.rglob("*.ann"))[0]
+        ann = sorted(store.rglob("seg-*.ann"))[0]
         data = bytearray(ann.read_bytes())
         if how == "garbled":
             lo, hi = int(len(data) * 0.35), int(len(data) * 0.65)
@@ -1189,7 +1204,7 @@ def corruption_cases(lab: Lab) -> list[Callable[[], None]]:
             case_onnx,
         ),
         (
-            f"garbled and truncated Annoy .ann ({ANNOY_VECTORS:,} vectors), `similar`",
+            f"garbled and truncated Annoy segment ({ANNOY_VECTORS:,} vectors), `similar`",
             "recall as on a clean index, or one readable line",
             case_annoy,
         ),
