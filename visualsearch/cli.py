@@ -49,6 +49,7 @@ COMMANDS = (
     "sample",
     "gui",
     "demo",
+    "library",
 )
 
 
