@@ -241,6 +241,8 @@ def cmd_index(args) -> int:
     )
     for path, reason in skipped:
         print(f"  skipped {printable(path)}: {printable(reason)}")
+    if r.index_problem:
+        print(f"visualsearch: warning: {r.index_problem}", file=sys.stderr)
     if r.warning:
         print(
             f"Kept {r.missing_kept} images that were not found: {r.warning} "
@@ -606,6 +608,8 @@ def cmd_library(args) -> int:
         for s in states if not args.json else ():
             state = "online " if s.online else "OFFLINE"
             print(f"  {state}  {s.indexed:>9,} indexed  {printable(str(s.path))}")
+            if s.problem:
+                print(f"           its index cannot be read: {printable(s.problem)}")
         if not states and not args.json:
             print("The library has no roots: visualsearch library add FOLDER")
         return 0
@@ -625,7 +629,12 @@ def cmd_library(args) -> int:
         if args.json:
             _print_json(
                 [
-                    {"root": str(r), "offline": rep is None, **(asdict(rep) if rep else {})}
+                    {
+                        "root": str(r),
+                        "offline": rep is None,
+                        "problem": rep if isinstance(rep, str) else "",
+                        **(asdict(rep) if isinstance(rep, IndexReport) else {}),
+                    }
                     for r, rep in reports
                 ]
             )
@@ -633,6 +642,8 @@ def cmd_library(args) -> int:
         for root, rep in reports:
             if rep is None:
                 print(f"  offline, kept as it was: {printable(str(root))}")
+            elif isinstance(rep, str):
+                print(f"  skipped {printable(str(root))}: {printable(rep)}")
             else:
                 print(
                     f"  {rep.scanned:,} found, {rep.encoded:,} encoded, {rep.removed:,} removed: "

@@ -1,6 +1,7 @@
 """Several roots searched as one; a root that is unplugged stays searchable and loses
 nothing; plugging it back encodes nothing."""
 
+import json
 import shutil
 
 import pytest
@@ -76,10 +77,39 @@ def test_roots_are_remembered_and_overlaps_refused(tmp_path, two_roots):
         library.remove(pets)
 
 
-def test_a_damaged_library_file_says_what_to_do(tmp_path):
-    (tmp_path / "library.json").write_text("{not json")
+@pytest.mark.parametrize("text", ["{not json", "null", "[]", "5", '{"roots": "abc"}'])
+def test_a_damaged_library_file_says_what_to_do(tmp_path, text):
+    """null, [] or 5 gave a traceback; {"roots": "abc"} became the roots a, b and c."""
+    (tmp_path / "library.json").write_text(text)
     with pytest.raises(LibraryError, match="move it away"):
         Library(tmp_path)
+
+
+def test_a_hand_edited_library_file_never_counts_images_twice(tmp_path, two_roots):
+    pets, space = two_roots
+    (tmp_path / "library.json").write_text(
+        json.dumps({"roots": [str(pets), str(pets), str(pets / ".."), str(space / "x" / "..")]})
+    )
+    assert Library(tmp_path).roots == [pets, space]  # repeated and nested ones dropped
+
+
+def test_one_damaged_root_never_hides_the_others(tmp_path, two_roots, builtin_encoder):
+    """A damaged catalog in one root's store made search, list and index fail for all."""
+    pets, space = two_roots
+    library = Library(tmp_path / "data")
+    library.add(pets)
+    library.add(space)
+    library.index(builtin_encoder, ModelChoice("builtin"))
+    with library.store(space) as store:
+        catalog = store.directory / "catalog.sqlite"
+    catalog.write_bytes(b"garbage" * 1000)
+    hits = library.search(builtin_encoder, TextQuery("a photo of a cat"), k=3)
+    assert hits[0].hit.path == pets / "chelsea.png"  # pets still answers
+    states = {s.path: s for s in library.states()}
+    assert states[pets].indexed == 1 and not states[pets].problem
+    assert "damaged" in states[space].problem
+    runs = dict(library.index(builtin_encoder, ModelChoice("builtin")))
+    assert runs[pets].encoded == 0 and "damaged" in runs[space]
 
 
 def test_library_commands(capsys, app_paths, two_roots, tmp_path):

@@ -101,21 +101,49 @@ def test_a_killed_append_leaves_rows_no_one_counts_and_the_next_append_cuts_them
     assert [top(col, vectors[i]) for i in (5, 110)] == [[name(5)], [name(110)]]
 
 
-def test_a_damaged_row_is_never_returned(store):
-    """Bytes of the file overwritten (NaN, garbage): the row fails the unit-length check
-    and is left out, exact search and segments alike."""
+def test_a_damaged_row_is_never_returned_and_is_filled_again_from_the_catalog(store):
+    """Bytes of the file overwritten (NaN): the row fails the unit-length check and is
+    left out; it is then marked, and the next open appends the catalog's vector again
+    (the image was unsearchable for good before)."""
     vectors = clustered(3000, seed=4)
     fill(store, vectors)
     segments.maintain_index(store, "m", DIM, threshold=100)
-    col = open_collection(store)
-    row = int(col.rows[col.paths.index(name(42))])
-    with open(col.vectors.vectors_path, "r+b") as fh:
-        fh.seek(row * DIM * 2)
-        fh.write(np.full(DIM, np.nan, np.float16).tobytes())
-    for threshold in (100, 10**9):  # segments, exact
+    for threshold in (100, 10**9):  # through the segments, then exact
+        col = open_collection(store, threshold)
+        row = int(col.rows[col.paths.index(name(42))])
+        with open(col.vectors.vectors_path, "r+b") as fh:
+            fh.seek(row * DIM * 2)
+            fh.write(np.full(DIM, np.nan, np.float16).tobytes())
         col = open_collection(store, threshold)
         found = top(col, vectors[42], 5)
         assert name(42) not in found and len(found) == 5
+        repaired = open_collection(store, threshold)
+        assert int(repaired.rows[repaired.paths.index(name(42))]) != row
+        assert top(repaired, vectors[42]) == [name(42)]
+        assert row in np.fromfile(repaired.vectors.bad_path, "<i8")
+
+
+def test_garbage_rows_never_crowd_out_an_exact_scan(store, monkeypatch):
+    """Large finite garbage in many rows scored above every real image on the chunked
+    exact path (an old store before its segments) and half the queries came back empty."""
+    from visualsearch.core import vector_index
+
+    monkeypatch.setattr(vector_index, "IN_MEMORY_ROWS", 10)
+    vectors = clustered(400, seed=12)
+    fill(store, vectors)
+    col = open_collection(store, threshold=10**9)
+    damaged = set(range(0, 400, 13))
+    with open(col.vectors.vectors_path, "r+b") as fh:
+        for row in damaged:
+            fh.seek(row * DIM * 2)
+            fh.write(np.full(DIM, 60000, np.float16).tobytes())
+    gone = {col.paths[i] for i, row in enumerate(col.rows.tolist()) if row in damaged}
+    col = open_collection(store, threshold=10**9)
+    assert col.index._copy is None  # the chunked scan
+    for i in range(1, 400, 7):
+        found = top(col, vectors[i], 10)
+        assert len(found) == 10 and not gone & set(found)
+        assert name(i) in gone or found[0] == name(i)
 
 
 def test_a_catalog_made_again_never_inherits_the_old_vector_file(tmp_path):
@@ -365,3 +393,76 @@ def test_a_segment_sealed_after_the_file_was_mapped_is_used_not_a_crash(store):
     assert index.kind == "segments" and len(reader) == 700
     rows, _ = index.search(vectors[5], 3)
     assert rows[0] == old_rows[5] and all(r in set(old_rows.tolist()) for r in rows)
+
+
+def test_a_vector_file_cut_short_and_filled_again_never_serves_a_segment_its_rows(store):
+    """Rows re-appended in another order after the file was cut: the segment's rows held
+    other images (465 of 1,400 not found as themselves), or lay beyond the file
+    (IndexError on every maintenance). The rows' content keys are checked now."""
+    vectors = clustered(1400, seed=13)
+    fill(store, vectors[:1200])
+    segments.maintain_index(store, "m", DIM, threshold=100)
+    vf = for_store(store, "m", DIM)
+    os.truncate(vf.vectors_path, 600 * DIM * 2)
+    fill(store, vectors[1200:], start=1200)
+    col = open_collection(store)
+    assert col.index.kind == "exact"  # the segment no longer matches: not used
+    assert all(top(col, vectors[i]) == [name(i)] for i in range(0, 1400, 7))
+    assert segments.maintain_index(store, "m", DIM, threshold=100) == 1  # rebuilt
+    col = open_collection(store)
+    assert col.index.kind == "segments"
+    assert all(top(col, vectors[i]) == [name(i)] for i in range(0, 1400, 7))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "null",
+        "5",
+        '"x"',
+        '{"segments": [{"name": 5, "n": 1, "size": 1, "checksum": "", "rows_checksum": ""}]}',
+        '{"segments": [{"name": "seg-a.ann", "n": "9", "size": 1, "checksum": "",'
+        ' "rows_checksum": ""}]}',
+        '{"projection": 3}',
+        '{"segments": [{"name": "../x.ann", "n": 1, "size": 1, "checksum": "",'
+        ' "rows_checksum": ""}]}',
+    ],
+)
+def test_a_malformed_manifest_reads_as_none_and_is_rebuilt(store, text):
+    vectors = clustered(500, seed=14)
+    fill(store, vectors)
+    store.set_meta(segments.meta_key("m"), text)
+    assert segments.Manifest.from_json(text) == segments.Manifest()
+    assert open_collection(store).index.kind == "exact"
+    assert segments.maintain_index(store, "m", DIM, threshold=100) == 1
+    assert top(open_collection(store), vectors[3]) == [name(3)]
+
+
+def test_a_disk_too_full_for_a_segment_says_so_and_the_run_goes_on(small_disk):
+    """Annoy writes its file through a memory map: a full disk killed the whole process
+    with SIGBUS in the middle of an indexing run."""
+    import errno
+    import gc
+
+    from tests.conftest import distinct_images
+    from tests.fakes import FakeEncoder
+    from visualsearch.core.indexing import IndexOptions, index_folder
+
+    store = Store(small_disk / "store")
+    vectors = clustered(300, seed=15)
+    fill(store, vectors)
+    with pytest.raises(OSError) as caught:
+        segments.maintain_index(store, "m", DIM, threshold=100)
+    assert caught.value.errno == errno.ENOSPC and "free space" in str(caught.value)
+    del caught  # its traceback holds the vector file's map open
+    assert top(open_collection(store), vectors[8]) == [name(8)]  # exact search answers
+
+    pics = small_disk.parent / "pics"
+    distinct_images(pics, 12, size=64)
+    report = index_folder(
+        pics, store, FakeEncoder(), options=IndexOptions(annoy_threshold=4, seal_at=4)
+    )
+    store.close()
+    assert report.encoded == 12 and "free space" in report.index_problem
+    assert not list((small_disk / "store").glob("seg-*.ann"))
+    gc.collect()  # every map of the vector file closed before the disk is unmounted

@@ -10,6 +10,7 @@ import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, l2_normalize
+from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.store import Store
 from visualsearch.core.vector_file import for_store, live_files
 from visualsearch.core.vector_index import ANNOY_THRESHOLD, VectorIndex, open_index
@@ -140,7 +141,9 @@ class Collection:
             record = self.store.record(rel)
             st = os.stat(self.root / rel)
             if record and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns:
-                return self.vectors_of(np.array([self._row[rel]]))[0], rel
+                stored = self.vectors_of(np.array([self._row[rel]]))
+                if valid_vectors(stored)[0]:  # else damaged: encoded from the file below
+                    return stored[0], rel
         return self.embed_image_bytes(imageio.read_bytes(path)), rel
 
     def embed_image_bytes(self, data: bytes) -> np.ndarray:

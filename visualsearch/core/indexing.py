@@ -8,6 +8,7 @@ transaction: cancel or kill the run and it resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import queue
 import threading
@@ -64,6 +65,7 @@ class IndexReport:
     cancelled: bool = False
     missing_kept: int = 0  # not found, but kept: their folder looks unmounted
     warning: str = ""  # why they were kept
+    index_problem: str = ""  # why the search index could not be built (searching is exact)
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # new ones from this run
     problems: list[tuple[str, str]] = field(default_factory=list)  # from the scan
@@ -249,14 +251,15 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
     store.set_meta("model", encoder.id)
     if not report.cancelled and store.counts()["files"] >= opts.annoy_threshold:
         # sealed now (the rest were sealed during the run), so the first query is instant
-        _maintain(store, encoder, progress, opts, done, total)
+        _maintain(store, encoder, progress, opts, done, total, report)
     report.seconds = time.perf_counter() - started
     progress.report(done, total, "Cancelled" if report.cancelled else "Done")
     return report
 
 
-def _maintain(store, encoder, progress, opts, done: int, total: int) -> None:
-    """Seal new vectors into index segments and merge them (`segments.maintain`)."""
+def _maintain(store, encoder, progress, opts, done: int, total: int, report) -> None:
+    """Seal new vectors into index segments and merge them (`segments.maintain`). A disk
+    too full for a segment leaves searching exact and says so; the run goes on."""
 
     class Told(NullProgress):
         def report(self, *_args) -> None:
@@ -265,7 +268,12 @@ def _maintain(store, encoder, progress, opts, done: int, total: int) -> None:
         def cancelled(self) -> bool:
             return progress.cancelled()
 
-    maintain_index(store, encoder.id, encoder.dim, Told(), opts.annoy_threshold, opts.seal_at)
+    try:
+        maintain_index(store, encoder.id, encoder.dim, Told(), opts.annoy_threshold, opts.seal_at)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        report.index_problem = exc.strerror
 
 
 def _device(root: Path) -> int:
@@ -488,7 +496,7 @@ def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report,
             on_commit(records)
         unsealed += len(vectors)
         if unsealed >= opts.seal_at:  # a long run keeps its index current as it goes
-            _maintain(store, encoder, progress, opts, done, len(todo))
+            _maintain(store, encoder, progress, opts, done, len(todo), report)
             unsealed = 0
         encoded = set(vectors)
         for it in items:

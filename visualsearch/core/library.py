@@ -12,7 +12,9 @@ finds its files unchanged and encodes nothing.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +22,14 @@ from visualsearch.core.collection import Collection, Hit
 from visualsearch.core.encoders.base import Encoder
 from visualsearch.core.folder import ModelChoice, index_and_record, open_store
 from visualsearch.core.indexing import IndexOptions, IndexReport
+from visualsearch.core.names import printable
 from visualsearch.core.progress import Progress
 from visualsearch.core.query import Query, run_query
-from visualsearch.core.store import Store, StoreMissing
+from visualsearch.core.store import Store, StoreError, StoreMissing
 
 LIBRARY_FILE = "library.json"
+
+log = logging.getLogger(__name__)
 
 
 class LibraryError(ValueError):
@@ -37,6 +42,7 @@ class RootState:
     online: bool
     files: int  # catalogued
     indexed: int  # with a vector of the model asked about, else of its last run's model
+    problem: str = ""  # why its store cannot be read (the other roots go on)
 
     def as_dict(self) -> dict:
         return {
@@ -44,6 +50,7 @@ class RootState:
             "online": self.online,
             "files": self.files,
             "indexed": self.indexed,
+            "problem": self.problem,
         }
 
 
@@ -87,7 +94,18 @@ class Library:
                 f"the library list {self.file} is unreadable ({exc}); move it away to "
                 "start a new one (no image or index is lost: each root keeps its store)"
             ) from exc
-        return [Path(p) for p in raw.get("roots", []) if isinstance(p, str)]
+        roots = raw.get("roots") if isinstance(raw, dict) else None
+        if not isinstance(roots, list) or not all(isinstance(p, str) for p in roots):
+            raise LibraryError(
+                f"the library list {self.file} is not a list of folders; move it away to "
+                "start a new one (no image or index is lost: each root keeps its store)"
+            )
+        unique: list[Path] = []
+        for text in roots:  # a hand-edited file: relative, repeated or nested roots
+            root = Path(os.path.realpath(os.path.expanduser(text)))
+            if not any(root.is_relative_to(r) or r.is_relative_to(root) for r in unique):
+                unique.append(root)
+        return unique
 
     def _save(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +119,13 @@ class Library:
         root = Path(os.path.realpath(Path(folder).expanduser()))
         if not root.is_dir():
             raise LibraryError(f"{root} is not a folder")
+        try:
+            str(root).encode("utf-8")
+        except UnicodeEncodeError:
+            raise LibraryError(
+                f"{printable(str(root))}: a folder whose name is not UTF-8 cannot be a root "
+                "yet; open it on its own instead"
+            ) from None
         for known in self.roots:
             if root == known:
                 return root
@@ -131,6 +156,7 @@ class Library:
         out = []
         for root in self.roots:
             files = indexed = 0
+            problem = ""
             try:
                 with self.store(root) as store:
                     files = store.counts()["files"]
@@ -138,7 +164,9 @@ class Library:
                     indexed = store.vector_counts().get(wanted, 0) if wanted else 0
             except StoreMissing:
                 pass
-            out.append(RootState(root, is_online(root), files, indexed))
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                problem = str(exc)
+            out.append(RootState(root, is_online(root), files, indexed, problem))
         return out
 
     def index(
@@ -147,14 +175,21 @@ class Library:
         model: ModelChoice,
         progress: Progress | None = None,
         options: IndexOptions | None = None,
-    ) -> list[tuple[Path, IndexReport | None]]:
-        """Index every online root; an offline one is skipped (None) and loses nothing."""
-        reports: list[tuple[Path, IndexReport | None]] = []
+    ) -> list[tuple[Path, IndexReport | str | None]]:
+        """Index every online root: its report; an offline one is skipped (None) and loses
+        nothing; one whose store cannot be opened gets the reason (the others go on)."""
+        reports: list[tuple[Path, IndexReport | str | None]] = []
         for root in self.roots:
             if not is_online(root):
                 reports.append((root, None))
                 continue
-            with self.store(root, create=True) as store:
+            try:
+                store = self.store(root, create=True)
+            except StoreError as exc:
+                log.warning("library root %s skipped: %s", root, exc)
+                reports.append((root, str(exc)))
+                continue
+            with store:
                 reports.append(
                     (root, index_and_record(root, store, encoder, model, progress, options))
                 )
@@ -169,6 +204,9 @@ class Library:
             try:
                 store = self.store(root)
             except StoreMissing:
+                continue
+            except StoreError as exc:  # one damaged store never hides the other roots
+                log.warning("library root %s not searched: %s", root, exc)
                 continue
             with store:
                 col = Collection(root, store, encoder)

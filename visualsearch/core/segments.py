@@ -16,9 +16,11 @@ files it replaced are deleted after that: a merge killed at any point loses noth
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -61,6 +63,33 @@ DEAD_SHARE = 0.3
 PROJECTION_SAMPLE = 20_000
 
 
+ROW_DTYPE = np.dtype([("row", "<i8"), ("key", "S16")])
+
+
+def load_rows(directory: Path, entry: SegmentFile, vectors: VectorFile) -> np.ndarray | None:
+    """The vector-file rows of a segment's items, or None when they no longer hold the
+    contents the segment was built from (a vector file cut short and filled again in
+    another order) or lie beyond it. The file is mapped again once if they lie beyond
+    it: another thread or process may have appended and sealed since."""
+    try:
+        items = np.load(rows_path(directory, entry.name), allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if items.dtype != ROW_DTYPE or items.ndim != 1 or len(items) != entry.n or not len(items):
+        return None
+    rows = items["row"]
+    if rows.min() < 0:
+        return None
+    if rows.max() >= len(vectors):
+        vectors.remap()
+        if rows.max() >= len(vectors):
+            return None
+    if not np.array_equal(vectors.keys[rows], items["key"]):
+        log.warning("index segment %s no longer matches the vector file: not used", entry.name)
+        return None
+    return rows
+
+
 @dataclass(frozen=True)
 class SegmentFile:
     name: str  # "<base>.ann"; its rows are in "<base>.rows.npy"
@@ -82,12 +111,26 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str | None) -> Manifest:
+        """The manifest in `text`; anything malformed reads as no manifest (rebuilt)."""
         try:
             raw = json.loads(text) if text else {}
             segments = tuple(SegmentFile(**s) for s in raw.pop("segments", []))
-            return cls(**raw, segments=segments)
-        except (TypeError, ValueError):
+            manifest = cls(**raw, segments=segments)
+        except (TypeError, ValueError, AttributeError):
             return cls()
+        texts = [manifest.epoch, manifest.projection, manifest.projection_checksum]
+        for s in segments:
+            texts += [s.name, s.checksum, s.rows_checksum]
+        numbers = [n for s in segments for n in (s.n, s.size)]
+        names = [s.name for s in segments]
+        if (
+            not all(isinstance(t, str) for t in texts)
+            or not all(type(n) is int and n >= 0 for n in numbers)
+            or len(set(names)) != len(names)
+            or not all(n.startswith("seg-") and "/" not in n for n in names)
+        ):
+            return cls()
+        return manifest
 
 
 def meta_key(model: str) -> str:
@@ -164,6 +207,17 @@ def build_segment(
     from annoy import AnnoyIndex
 
     progress = progress or NullProgress()
+    # Annoy writes the file through a memory map: a full disk would kill the process
+    # (SIGBUS), not raise. 1,179 bytes an item for 128-d and 40 trees at 1M: this is
+    # a generous bound.
+    need = len(rows) * (projection.shape[1] * 4 + 16) * (1 + trees / 12) + 64 * 2**20
+    free = shutil.disk_usage(directory).free
+    if free < need:
+        raise OSError(
+            errno.ENOSPC,
+            f"not enough free space to build the search index ({need / 2**20:,.0f} MB "
+            f"needed, {free / 2**20:,.0f} MB free in {directory}); searching stays exact",
+        )
     base = f"{prefix(model)}{uuid.uuid4().hex[:12]}"
     final = Path(directory) / f"{base}.ann"
     tmp = final.with_suffix(f".{os.getpid()}.tmp")
@@ -181,7 +235,9 @@ def build_segment(
         index.unload()
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        save_array(rows_path(directory, final.name), np.asarray(rows, np.int64))
+        items = np.empty(len(rows), ROW_DTYPE)  # each item's row and the content it held
+        items["row"], items["key"] = rows, vectors.keys[rows]
+        save_array(rows_path(directory, final.name), items)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -249,7 +305,7 @@ def maintain(
             if projection is None:
                 projection = fit_projection(vectors, live_rows)
                 manifest = Manifest(vectors.epoch, *_save_projection(directory, model, projection))
-            seg_rows = [np.load(rows_path(directory, s.name)) for s in manifest.segments]
+            seg_rows = [load_rows(directory, s, vectors) for s in manifest.segments]
             held = np.zeros(len(vectors), bool)
             for rows in seg_rows:
                 held[rows] = True
@@ -263,18 +319,24 @@ def maintain(
                 break
             parts = [fresh] + [seg_rows[i][live[seg_rows[i]]] for i in plan]
             rows = np.unique(np.concatenate(parts))
-            entry = build_segment(directory, model, vectors, projection, rows, progress)
+            entry = None  # nothing live left in them: they are only dropped
+            if len(rows):
+                entry = build_segment(directory, model, vectors, projection, rows, progress)
             kept = tuple(s for i, s in enumerate(manifest.segments) if i not in plan)
             new = Manifest(
-                vectors.epoch, manifest.projection, manifest.projection_checksum, (*kept, entry)
+                vectors.epoch,
+                manifest.projection,
+                manifest.projection_checksum,
+                (*kept, entry) if entry else kept,
             )
             if not store.replace_meta(meta_key(model), text, new.to_json()):
-                _delete(directory, entry.name)  # the manifest changed under us: try again
+                if entry:
+                    _delete(directory, entry.name)  # the manifest changed under us: again
                 continue
             for i in plan:
                 _delete(directory, manifest.segments[i].name)
-            built += 1
-            if on_built is not None:
+            built += entry is not None
+            if on_built is not None and entry is not None:
                 on_built(entry)
     finally:
         lock.release()
@@ -302,7 +364,11 @@ def _usable(directory: Path, manifest: Manifest, vectors: VectorFile) -> Manifes
     vector file (their rows would point at other vectors)."""
     if manifest.epoch != vectors.epoch:
         return Manifest(vectors.epoch)
-    keep = tuple(s for s in manifest.segments if s.n <= len(vectors) and intact(directory, s))
+    keep = tuple(
+        s
+        for s in manifest.segments
+        if intact(directory, s) and load_rows(directory, s, vectors) is not None
+    )
     if len(keep) != len(manifest.segments):
         log.warning("%d damaged index segments: rebuilt", len(manifest.segments) - len(keep))
     return Manifest(manifest.epoch, manifest.projection, manifest.projection_checksum, keep)

@@ -71,6 +71,7 @@ class VectorFile:
         self.vectors_path = base.with_suffix(".f16")
         self.hashes_path = base.with_suffix(".hashes")
         self.id_path = base.with_suffix(".id")
+        self.bad_path = base.with_suffix(".bad")  # rows found damaged: filled again
         self.lock = FileLock(str(base.with_suffix(".lock")))
         self.row_bytes = dim * 2
         self._map()
@@ -88,6 +89,10 @@ class VectorFile:
             self.epoch = ""
         self.rows = min(n_vec, n_hash) if self.epoch else 0
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+        self.bad = np.zeros(0, np.int64)
+        if self.rows and self.bad_path.exists():
+            self.bad = np.fromfile(self.bad_path, "<i8")
+            self.bad = self.bad[(self.bad >= 0) & (self.bad < self.rows)]
         if self.rows:
             self.matrix = np.memmap(self.vectors_path, np.float16, "r", shape=(self.rows, self.dim))
             self.keys = np.fromfile(self.hashes_path, f"S{HASH_BYTES}", count=self.rows)
@@ -106,7 +111,10 @@ class VectorFile:
         if self.rows == 0 or len(keys) == 0:
             return np.full(len(keys), -1, np.int64)
         if self._lookup is None:
-            order = np.argsort(self.keys, kind="stable")
+            usable = np.ones(self.rows, bool)
+            usable[self.bad] = False  # a damaged row's content reads as missing: appended again
+            order = np.flatnonzero(usable)
+            order = order[np.argsort(self.keys[order], kind="stable")]
             sorted_keys = self.keys[order]
             # the last of each run of equal keys: the newest row
             last = np.ones(len(sorted_keys), bool)
@@ -177,7 +185,7 @@ class VectorFile:
                 os.fsync(hf.fileno())
 
     def _start_new(self) -> None:
-        for path in (self.vectors_path, self.hashes_path):
+        for path in (self.vectors_path, self.hashes_path, self.bad_path):
             path.unlink(missing_ok=True)
         tmp = self.id_path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(f"{self.owner}:{uuid.uuid4().hex}")
@@ -190,6 +198,19 @@ class VectorFile:
         for path, size in ((self.vectors_path, self.row_bytes), (self.hashes_path, HASH_BYTES)):
             if path.exists() and path.stat().st_size != self.rows * size:
                 os.truncate(path, self.rows * size)
+
+    def forget(self, rows: np.ndarray) -> None:
+        """Rows found damaged (not finite, not unit length): their contents read as
+        missing from now on, so the next sync appends them again from the catalog."""
+        rows = np.asarray(rows, "<i8")
+        if not len(rows):
+            return
+        with self.lock:
+            with open(self.bad_path, "ab") as fh:
+                fh.write(rows.tobytes())
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._map()
 
     def remap(self) -> None:
         """Map the rows appended since (by another thread or process); rows already

@@ -134,6 +134,7 @@ class ExactRows:
             ok = valid_vectors(matrix) if len(matrix) else np.zeros(0, bool)
             if not ok.all():
                 log.warning("%d damaged vectors in %s left out", (~ok).sum(), vectors.model)
+                vectors.forget(self.rows[~ok])
                 self.rows, matrix = self.rows[ok], matrix[ok]
             self._copy = ExactIndex(matrix)
 
@@ -153,7 +154,8 @@ class ExactRows:
             rows = self.rows[lo : lo + 65_536]
             with np.errstate(all="ignore"):
                 scores = (self.vectors.read(rows) @ query).astype(np.float32)
-            scores[~np.isfinite(scores)] = -np.inf
+            # a unit vector scores at most 1: more (or NaN) is a damaged row
+            scores[~np.isfinite(scores) | (scores > 1.01)] = -np.inf
             best_rows = np.concatenate([best_rows, rows])
             best_scores = np.concatenate([best_scores, scores])
             if len(best_rows) > want:
@@ -162,6 +164,8 @@ class ExactRows:
         order = np.argsort(-best_scores, kind="stable")
         order = order[np.isfinite(best_scores[order])]
         ok = valid_vectors(self.vectors.read(best_rows[order])) if len(order) else order > 0
+        if not ok.all():
+            self.vectors.forget(best_rows[order[~ok]])
         order = order[ok][:k]
         return best_rows[order], best_scores[order]
 
@@ -209,6 +213,7 @@ class SegmentIndex:
         ok = valid_vectors(matrix) if len(rows) else np.zeros(0, bool)
         if not ok.all():
             log.warning("%d damaged vectors in %s left out", (~ok).sum(), self.vectors.model)
+            self.vectors.forget(rows[~ok])
         rows, scores = rows[ok], (matrix[ok] @ query).astype(np.float32)
         if self.fresh is not None:
             f_rows, f_scores = self.fresh.search(query, k)
@@ -240,24 +245,22 @@ def open_index(
         if not segments.intact(directory, entry):
             log.warning("index segment %s is damaged or missing: not used", entry.name)
             continue
+        rows = segments.load_rows(directory, entry, vectors)
+        if rows is None:
+            continue
         try:
-            rows = np.load(segments.rows_path(directory, entry.name), allow_pickle=False)
             annoy = AnnoyIndex(projection.shape[1], "angular")
             annoy.load(os.fspath(Path(directory) / entry.name))  # memory-mapped
         except (OSError, ValueError) as exc:
             log.warning("index segment %s unreadable (%s): not used", entry.name, exc)
             continue
-        if annoy.get_n_items() == len(rows) == entry.n and len(rows):
+        if annoy.get_n_items() == len(rows):
             loaded.append((annoy, rows))
-    if any(rows.max() >= len(vectors) for _, rows in loaded):
-        vectors.remap()  # sealed by another thread or process since the file was mapped
-    live = np.zeros(len(vectors), bool)
+    live = np.zeros(len(vectors), bool)  # after load_rows: it may have mapped more rows
     live[live_rows] = True
-    sealed, held = [], np.zeros(len(vectors), bool)
-    for annoy, rows in loaded:
-        if rows.max() < len(vectors) and rows.min() >= 0:
-            sealed.append((annoy, rows))
-            held[rows] = True
+    sealed, held = loaded, np.zeros(len(vectors), bool)
+    for _, rows in sealed:
+        held[rows] = True
     if not sealed:
         return ExactRows(vectors, live_rows)
     return SegmentIndex(vectors, live, projection, sealed, np.flatnonzero(live & ~held))

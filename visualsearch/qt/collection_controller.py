@@ -224,6 +224,8 @@ class CollectionController(QObject):
                 f"{report.warning} (To forget them: visualsearch index --forget-missing FOLDER.)",
                 "error",
             )
+        elif report.index_problem:
+            text, kind = (f"Indexed, but {report.index_problem}.", "error")
         elif report.scanned == 0:
             text, kind = (
                 f"No images found in {report.folder}. visualsearch looks for JPEG, PNG, WebP, "

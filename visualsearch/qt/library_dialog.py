@@ -94,13 +94,15 @@ class LibraryDialog(QDialog):
             item = self._item(state.path)
             if item is None:
                 continue
-            item.setText(1, "Online" if state.online else "Offline")
+            item.setText(1, "Damaged" if state.problem else "Online" if state.online else "Offline")
             item.setToolTip(
                 1,
                 "The folder is there"
                 if state.online
                 else "Not found (an unplugged drive?): still searchable from its index",
             )
+            if state.problem:
+                item.setToolTip(1, f"Its index cannot be read: {state.problem}")
             item.setText(2, f"{state.indexed:,}")
             item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._selection_changed()
