@@ -42,6 +42,7 @@ class LibraryDialog(QDialog):
         self.tree.setHeaderLabels(["Folder", "State", "Images"])
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a path's end tells most
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
@@ -73,7 +74,7 @@ class LibraryDialog(QDialog):
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
-        self.resize(640, 360)
+        self.resize(760, 360)
         self.refresh()
 
     def refresh(self) -> None:
@@ -82,6 +83,7 @@ class LibraryDialog(QDialog):
         for root in self.library.roots:
             item = QTreeWidgetItem([printable(str(root)), "…", ""])
             item.setData(0, Qt.ItemDataRole.UserRole, str(root))
+            item.setToolTip(0, printable(str(root)))
             self.tree.addTopLevelItem(item)
         if not self.library.roots:
             self.message.setText("No folders yet: Add Folder… puts one in the library.")
