@@ -114,15 +114,16 @@ def _print_json(value) -> None:
     print(json.dumps(_finite(value), indent=2, allow_nan=False))
 
 
-def _resolve_model(args, store: Store) -> ModelChoice:
-    """--model/--weights, else what the collection was last indexed with, else the default."""
+def _resolve_model(args, store: Store | None) -> ModelChoice:
+    """--model/--weights, else what the collection was last indexed with, else the default
+    (a library has no one collection: the default)."""
     if args.model or args.weights:
         weights = Path(args.weights).expanduser().resolve() if args.weights else None
         return ModelChoice(args.model or "clip", weights)
-    return remembered_model(store)
+    return remembered_model(store) if store is not None else ModelChoice(default_model_spec())
 
 
-def _encoder(args, store: Store):
+def _encoder(args, store: Store | None):
     model = _resolve_model(args, store)
     encoder = load_encoder(
         model.spec,
@@ -605,21 +606,16 @@ def cmd_library(args) -> int:
         states = library.states()
         if args.json:
             _print_json([s.as_dict() for s in states])
-        for s in states if not args.json else ():
+            return 0
+        for s in states:
             state = "online " if s.online else "OFFLINE"
             print(f"  {state}  {s.indexed:>9,} indexed  {printable(str(s.path))}")
             if s.problem:
                 print(f"           its index cannot be read: {printable(s.problem)}")
-        if not states and not args.json:
+        if not states:
             print("The library has no roots: visualsearch library add FOLDER")
         return 0
-    model = ModelChoice(
-        args.model or default_model_spec(),
-        Path(args.weights).expanduser().resolve() if args.weights else None,
-    )
-    encoder = load_encoder(
-        model.spec, cache_dir=args.paths.cache_dir, weights=model.weights, threads=args.threads
-    )
+    encoder, model = _encoder(args, None)
     if args.action == "index":
         progress = TqdmProgress(quiet=args.json)
         try:

@@ -66,11 +66,15 @@ PROJECTION_SAMPLE = 20_000
 ROW_DTYPE = np.dtype([("row", "<i8"), ("key", "S16")])
 
 
-def load_rows(directory: Path, entry: SegmentFile, vectors: VectorFile) -> np.ndarray | None:
-    """The vector-file rows of a segment's items, or None when they no longer hold the
-    contents the segment was built from (a vector file cut short and filled again in
-    another order) or lie beyond it. The file is mapped again once if they lie beyond
-    it: another thread or process may have appended and sealed since."""
+def sealed_rows(directory: Path, entry: SegmentFile, vectors: VectorFile) -> np.ndarray | None:
+    """The vector-file rows of a segment's items, or None when the segment cannot be
+    used: its files are damaged or missing (`intact`), or its rows no longer hold the
+    contents it was built from (a vector file cut short and filled again in another
+    order) or lie beyond the file. The file is mapped again once if they lie beyond it:
+    another thread or process may have appended and sealed since."""
+    if not intact(directory, entry):
+        log.warning("index segment %s is damaged or missing: not used", entry.name)
+        return None
     try:
         items = np.load(rows_path(directory, entry.name), allow_pickle=False)
     except (OSError, ValueError):
@@ -299,13 +303,13 @@ def maintain(
         live[live_rows] = True
         while len(live_rows) >= threshold and not progress.cancelled():
             text, manifest = read_manifest(store, model)
-            manifest = _usable(directory, manifest, vectors)
+            manifest, seg_rows = _usable(directory, manifest, vectors)
             _remove_unlisted(directory, model, manifest)
             projection = load_projection(directory, manifest, vectors.dim)
             if projection is None:
                 projection = fit_projection(vectors, live_rows)
                 manifest = Manifest(vectors.epoch, *_save_projection(directory, model, projection))
-            seg_rows = [load_rows(directory, s, vectors) for s in manifest.segments]
+                seg_rows = []
             held = np.zeros(len(vectors), bool)
             for rows in seg_rows:
                 held[rows] = True
@@ -359,19 +363,21 @@ def maintain_index(
     return maintain(store, vectors, np.unique(rows[rows >= 0]), progress, threshold, seal_at)
 
 
-def _usable(directory: Path, manifest: Manifest, vectors: VectorFile) -> Manifest:
-    """The manifest without segments whose files are damaged or that belong to another
-    vector file (their rows would point at other vectors)."""
+def _usable(
+    directory: Path, manifest: Manifest, vectors: VectorFile
+) -> tuple[Manifest, list[np.ndarray]]:
+    """The manifest without the segments that cannot be used (`sealed_rows`) or that
+    belong to another vector file (their rows would point at other vectors), and the
+    rows of those kept."""
     if manifest.epoch != vectors.epoch:
-        return Manifest(vectors.epoch)
-    keep = tuple(
-        s
-        for s in manifest.segments
-        if intact(directory, s) and load_rows(directory, s, vectors) is not None
-    )
-    if len(keep) != len(manifest.segments):
-        log.warning("%d damaged index segments: rebuilt", len(manifest.segments) - len(keep))
-    return Manifest(manifest.epoch, manifest.projection, manifest.projection_checksum, keep)
+        return Manifest(vectors.epoch), []
+    keep, rows = [], []
+    for entry in manifest.segments:
+        if (items := sealed_rows(directory, entry, vectors)) is not None:
+            keep.append(entry)
+            rows.append(items)
+    kept = Manifest(manifest.epoch, manifest.projection, manifest.projection_checksum, tuple(keep))
+    return kept, rows
 
 
 def _save_projection(directory: Path, model: str, projection: np.ndarray) -> tuple[str, str]:

@@ -90,6 +90,20 @@ def py_path(value: str | bytes) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
 
 
+def sound_blobs(blobs: list[bytes], blob_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n,) bool: which float16 vector blobs are sound (`blob_len` bytes, finite, unit
+    length), and the float32 vectors of those, in order."""
+    ok = np.array([len(b) == blob_len for b in blobs], bool)
+    dim = blob_len // 2
+    if not ok.any():
+        return ok, np.zeros((0, dim), np.float32)
+    sized = b"".join(b for b, good in zip(blobs, ok, strict=True) if good)
+    matrix = np.frombuffer(sized, np.float16).reshape(-1, dim).astype(np.float32)
+    valid = valid_vectors(matrix)
+    ok[np.flatnonzero(ok)[~valid]] = False
+    return ok, matrix[valid]
+
+
 def _record(row) -> FileRecord:
     return FileRecord(py_path(row[0]), *row[1:])
 
@@ -258,21 +272,11 @@ class Store:
             "WHERE v.model = ? AND f.error IS NULL ORDER BY f.path",
             (model,),
         ).fetchall()
-        bad = {r[1] for r in rows if len(r[2]) != blob_len}
-        rows = [r for r in rows if r[1] not in bad]
-        if rows:
-            matrix = np.frombuffer(b"".join(r[2] for r in rows), np.float16)
-            matrix = matrix.reshape(len(rows), -1).astype(np.float32)
-            valid = valid_vectors(matrix)
-            if not valid.all():
-                bad |= {rows[i][1] for i in np.flatnonzero(~valid)}
-                rows = [r for r, ok in zip(rows, valid, strict=True) if ok]
-                matrix = matrix[valid]
-        else:
-            matrix = np.zeros((0, dim or 0), np.float32)
-        if bad:
-            log.warning("%d damaged vectors dropped; they are encoded again", len(bad))
-            self.drop_vectors(model, bad)
+        # one blob per content: every file of a content gets the same verdict
+        ok, matrix = sound_blobs([r[2] for r in rows], blob_len)
+        bad = {r[1] for r, good in zip(rows, ok, strict=True) if not good}
+        rows = [r for r, good in zip(rows, ok, strict=True) if good]
+        self.drop_vectors(model, bad)
         paths = [py_path(r[0]) for r in rows]
         key = hashlib.sha256(model.encode())
         for r in rows:
@@ -295,6 +299,10 @@ class Store:
 
     def drop_vectors(self, model: str, hashes: Iterable[str]) -> None:
         """Forget damaged vectors, so that their images are encoded again."""
+        hashes = list(hashes)
+        if not hashes:
+            return
+        log.warning("%d damaged vectors dropped; they are encoded again", len(hashes))
         with self.conn:
             self.conn.executemany(
                 "DELETE FROM vectors WHERE model=? AND hash=?", [(model, h) for h in hashes]

@@ -26,7 +26,7 @@ import numpy as np
 from filelock import FileLock
 
 from visualsearch.core.integrity import valid_vectors
-from visualsearch.core.store import Store, py_path, slug
+from visualsearch.core.store import Store, py_path, slug, sound_blobs
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,17 @@ class VectorFile:
         """Float32 copies of `rows`."""
         return np.asarray(self.matrix[np.asarray(rows, np.int64)], np.float32)
 
+    def read_sound(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The `rows` that are sound (finite, unit length) and their float32 copies. A
+        damaged one is left out and forgotten: the next sync appends it again."""
+        rows = np.asarray(rows, np.int64)
+        matrix = self.read(rows)
+        ok = valid_vectors(matrix) if len(rows) else np.zeros(0, bool)
+        if not ok.all():
+            log.warning("%d damaged vectors in %s left out", (~ok).sum(), self.model)
+            self.forget(rows[~ok])
+        return rows[ok], matrix[ok]
+
     # -- appending ----------------------------------------------------------------------
 
     def sync(self, store: Store, hashes: Iterable[str]) -> np.ndarray:
@@ -165,16 +176,10 @@ class VectorFile:
                     f"SELECT hash, vector FROM vectors WHERE model=? AND hash IN ({marks})",
                     (self.model, *chunk),
                 ).fetchall()
-                bad = [h for h, v in found if len(v) != blob_len]
-                found = [(h, v) for h, v in found if len(v) == blob_len]
-                if found:
-                    matrix = np.frombuffer(b"".join(v for _, v in found), np.float16)
-                    ok = valid_vectors(matrix.reshape(len(found), self.dim))
-                    bad += [h for (h, _), good in zip(found, ok, strict=True) if not good]
-                    found = [f for f, good in zip(found, ok, strict=True) if good]
-                if bad:  # damaged in the catalog: dropped, so the next run encodes them again
-                    log.warning("%d damaged vectors dropped; they are encoded again", len(bad))
-                    store.drop_vectors(self.model, bad)
+                ok, _ = sound_blobs([v for _, v in found], blob_len)
+                damaged = [h for (h, _), good in zip(found, ok, strict=True) if not good]
+                store.drop_vectors(self.model, damaged)  # the next run encodes them again
+                found = [f for f, good in zip(found, ok, strict=True) if good]
                 if not found:
                     continue
                 vf.write(b"".join(v for _, v in found))
@@ -188,9 +193,9 @@ class VectorFile:
         for path in (self.vectors_path, self.hashes_path, self.bad_path):
             path.unlink(missing_ok=True)
         tmp = self.id_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(f"{self.owner}:{uuid.uuid4().hex}")
+        self.epoch = f"{self.owner}:{uuid.uuid4().hex}"
+        tmp.write_text(self.epoch)
         os.replace(tmp, self.id_path)
-        self.epoch = self.id_path.read_text().strip()
         self.rows = 0
 
     def _cut_torn_tail(self) -> None:

@@ -17,7 +17,6 @@ from typing import Protocol
 import numpy as np
 
 from visualsearch.core import segments
-from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.store import Store
 from visualsearch.core.vector_file import VectorFile
 
@@ -130,12 +129,7 @@ class ExactRows:
         self.vectors, self.rows = vectors, np.asarray(rows, np.int64)
         self._copy: ExactIndex | None = None
         if len(self.rows) <= IN_MEMORY_ROWS:
-            matrix = vectors.read(self.rows)
-            ok = valid_vectors(matrix) if len(matrix) else np.zeros(0, bool)
-            if not ok.all():
-                log.warning("%d damaged vectors in %s left out", (~ok).sum(), vectors.model)
-                vectors.forget(self.rows[~ok])
-                self.rows, matrix = self.rows[ok], matrix[ok]
+            self.rows, matrix = vectors.read_sound(self.rows)
             self._copy = ExactIndex(matrix)
 
     def __len__(self) -> int:
@@ -163,10 +157,8 @@ class ExactRows:
                 best_rows, best_scores = best_rows[top], best_scores[top]
         order = np.argsort(-best_scores, kind="stable")
         order = order[np.isfinite(best_scores[order])]
-        ok = valid_vectors(self.vectors.read(best_rows[order])) if len(order) else order > 0
-        if not ok.all():
-            self.vectors.forget(best_rows[order[~ok]])
-        order = order[ok][:k]
+        sound, _ = self.vectors.read_sound(best_rows[order])
+        order = order[np.isin(best_rows[order], sound)][:k]
         return best_rows[order], best_scores[order]
 
 
@@ -208,13 +200,8 @@ class SegmentIndex:
             )
             found.append(rows[np.asarray(ids, np.int64)])
         rows = np.unique(np.concatenate(found)) if found else np.zeros(0, np.int64)
-        rows = rows[self.live[rows]]
-        matrix = self.vectors.read(rows)
-        ok = valid_vectors(matrix) if len(rows) else np.zeros(0, bool)
-        if not ok.all():
-            log.warning("%d damaged vectors in %s left out", (~ok).sum(), self.vectors.model)
-            self.vectors.forget(rows[~ok])
-        rows, scores = rows[ok], (matrix[ok] @ query).astype(np.float32)
+        rows, matrix = self.vectors.read_sound(rows[self.live[rows]])
+        scores = (matrix @ query).astype(np.float32)
         if self.fresh is not None:
             f_rows, f_scores = self.fresh.search(query, k)
             rows, scores = np.concatenate([rows, f_rows]), np.concatenate([scores, f_scores])
@@ -242,10 +229,7 @@ def open_index(
         projection = segments.load_projection(directory, manifest, vectors.dim)
     loaded = []
     for entry in manifest.segments if projection is not None else ():
-        if not segments.intact(directory, entry):
-            log.warning("index segment %s is damaged or missing: not used", entry.name)
-            continue
-        rows = segments.load_rows(directory, entry, vectors)
+        rows = segments.sealed_rows(directory, entry, vectors)
         if rows is None:
             continue
         try:
@@ -256,7 +240,7 @@ def open_index(
             continue
         if annoy.get_n_items() == len(rows):
             loaded.append((annoy, rows))
-    live = np.zeros(len(vectors), bool)  # after load_rows: it may have mapped more rows
+    live = np.zeros(len(vectors), bool)  # after sealed_rows: it may have mapped more rows
     live[live_rows] = True
     sealed, held = loaded, np.zeros(len(vectors), bool)
     for _, rows in sealed:

@@ -123,9 +123,12 @@ class LibraryDialog(QDialog):
         items = self.tree.selectedItems()
         return Path(items[0].data(0, Qt.ItemDataRole.UserRole)) if items else None
 
-    def _selection_changed(self) -> None:
+    def _selected_state(self) -> RootState | None:
         root = self._selected()
-        state = next((s for s in self.states if s.path == root), None)
+        return next((s for s in self.states if s.path == root), None)
+
+    def _selection_changed(self) -> None:
+        root, state = self._selected(), self._selected_state()
         self.remove_button.setEnabled(root is not None)
         self.open_button.setEnabled(state is not None and state.online)
 
@@ -155,8 +158,7 @@ class LibraryDialog(QDialog):
         self.refresh()
 
     def open_selected(self) -> None:
-        root = self._selected()
-        state = next((s for s in self.states if s.path == root), None)
+        root, state = self._selected(), self._selected_state()
         if root is None or state is None or not state.online:
             if root is not None:
                 self.message.setText(f"{printable(str(root))} is offline: plug it in to open it.")
