@@ -466,3 +466,15 @@ def test_a_disk_too_full_for_a_segment_says_so_and_the_run_goes_on(small_disk):
     assert report.encoded == 12 and "free space" in report.index_problem
     assert not list((small_disk / "store").glob("seg-*.ann"))
     gc.collect()  # every map of the vector file closed before the disk is unmounted
+
+
+def test_every_row_damaged_reads_as_missing_and_is_filled_again(store):
+    """With every row of the file marked damaged the lookup was empty and indexing it
+    raised IndexError on the next open."""
+    vectors = clustered(50, seed=16)
+    fill(store, vectors)
+    col = open_collection(store)
+    col.vectors.forget(np.arange(len(col.vectors)))
+    again = open_collection(store)
+    assert len(again) == 50 and len(again.vectors) == 100  # all appended again
+    assert top(again, vectors[7]) == [name(7)]

@@ -121,6 +121,8 @@ class VectorFile:
             last[:-1] = sorted_keys[1:] != sorted_keys[:-1]
             self._lookup = sorted_keys[last], order[last]
         sorted_keys, order = self._lookup
+        if not len(sorted_keys):  # every row marked damaged
+            return np.full(len(keys), -1, np.int64)
         at = np.searchsorted(sorted_keys, keys)
         at = np.minimum(at, len(sorted_keys) - 1)
         found = sorted_keys[at] == keys
