@@ -225,3 +225,26 @@ def test_replace_meta_never_overwrites_a_change_made_in_between(tmp_path):
         other.close()
         assert not store.replace_meta("names", "a", "stale")  # read "a", but it changed
         assert store.get_meta("names") == "from the other thread"
+
+
+def test_a_store_from_a_newer_version_is_refused_and_a_half_made_one_opens(tmp_path):
+    """The check of the schema version hung off the new store-identity check: a store
+    written by a newer visualsearch was opened whenever it had no identity yet, and a
+    store whose identity was written but not its version (two opens at once on a new
+    catalog: the window's search thread and its indexing run) raised TypeError."""
+    import sqlite3
+
+    with Store(tmp_path / "newer"):
+        pass
+    with sqlite3.connect(tmp_path / "newer" / CATALOG) as db:
+        db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+        db.execute("DELETE FROM meta WHERE key='store_id'")
+    with pytest.raises(StoreError, match="newer visualsearch"):
+        Store(tmp_path / "newer")
+
+    with Store(tmp_path / "half") as store:
+        identity = store.identity
+    with sqlite3.connect(tmp_path / "half" / CATALOG) as db:
+        db.execute("DELETE FROM meta WHERE key='schema_version'")
+    with Store(tmp_path / "half") as store:
+        assert store.identity == identity and store.get_meta("schema_version") == "1"

@@ -167,15 +167,15 @@ class Store:
             raise StoreError(catalog_message(self.directory, exc)) from exc
         if version is None:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
-        if self.get_meta("store_id") is None:
-            # caches beside the catalog (vector file, index segments) belong to this one:
-            # a catalog deleted and made again never inherits them
-            self.replace_meta("store_id", None, uuid.uuid4().hex)
         elif int(version) > SCHEMA_VERSION:
             raise StoreError(
                 f"the store in {self.directory} was written by a newer visualsearch "
                 f"(schema {version}); update visualsearch or use another --store"
             )
+        if self.get_meta("store_id") is None:
+            # caches beside the catalog (vector file, index segments) belong to this one:
+            # a catalog deleted and made again never inherits them
+            self.replace_meta("store_id", None, uuid.uuid4().hex)
         if root is not None:
             real = os.path.realpath(root)
             # a moved collection folder keeps its vectors: relative paths still match
