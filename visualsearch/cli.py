@@ -436,15 +436,23 @@ def _print_export(report, link: bool) -> None:
 
 
 def cmd_duplicates(args) -> int:
-    from visualsearch.core.duplicates import check_threshold, find_duplicates, group_dicts, presets
+    from visualsearch.core.duplicates import (
+        check_threshold,
+        collection_duplicates,
+        group_dicts,
+        presets,
+    )
 
     if args.threshold is not None:
         check_threshold(args.threshold)  # before any work: a ValueError is one line, exit 1
     col = _collection(args)
     named = presets(col.encoder.near_duplicate_threshold)
     threshold = args.threshold if args.threshold is not None else named[args.preset]
-    records = col.store.records_for(col.paths)
-    groups = find_duplicates(col.matrix, records, threshold, root=col.root)
+    progress = TqdmProgress(quiet=args.json)
+    try:
+        groups = collection_duplicates(col, threshold, progress=progress)
+    finally:
+        progress.close()
     data = group_dicts(groups)
     if args.json:
         _print_json(data)
@@ -463,10 +471,14 @@ def cmd_duplicates(args) -> int:
 
 
 def cmd_outliers(args) -> int:
-    from visualsearch.core.duplicates import odd_ones_out
+    from visualsearch.core.duplicates import collection_odd_ones_out
 
     col = _collection(args)
-    ranked = odd_ones_out(col.matrix, args.k)
+    progress = TqdmProgress(quiet=args.json)
+    try:
+        ranked = collection_odd_ones_out(col, args.k, progress=progress)
+    finally:
+        progress.close()
     hits = [Hit(i + 1, col.root / col.paths[r], s) for i, (r, s) in enumerate(ranked)]
     _print_hits(hits, col.root, args.json, "Odd ones out (score: 1 - similarity to the nearest 5):")
     return 0

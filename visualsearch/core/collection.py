@@ -54,8 +54,8 @@ class Collection:
         self.rows = rows[keep]  # each path's row in the vector file
         self._row_of: dict[str, int] | None = None  # made on first use (0.9 s at 1M)
         # path rows ordered by vector-file row: a hit (a row) → the paths holding it
-        self._by_row = np.argsort(self.rows, kind="stable")
-        self._sorted_rows = self.rows[self._by_row]
+        self.by_row = np.argsort(self.rows, kind="stable")
+        self.sorted_rows = self.rows[self.by_row]
         live = np.zeros(len(self.vectors), bool)
         live[self.rows] = True
         self.live_rows = np.flatnonzero(live)  # np.unique sorted 1M rows in 1 s
@@ -82,9 +82,9 @@ class Collection:
 
     def path_rows(self, rows: np.ndarray) -> list[np.ndarray]:
         """For each vector-file row, the indices in `paths` of the files holding it."""
-        lo = np.searchsorted(self._sorted_rows, rows, "left")
-        hi = np.searchsorted(self._sorted_rows, rows, "right")
-        return [self._by_row[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
+        lo = np.searchsorted(self.sorted_rows, rows, "left")
+        hi = np.searchsorted(self.sorted_rows, rows, "right")
+        return [self.by_row[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)]
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -7,12 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from visualsearch.core.image_detail import ImageDetail, measure_detail
 from visualsearch.core.neighbours import linked_groups, self_knn
+from visualsearch.core.progress import Progress
 from visualsearch.core.store import FileRecord
+
+if TYPE_CHECKING:
+    from visualsearch.core.collection import Collection
 from visualsearch.core.trash import link_problem
 
 NEIGHBOURS = 10  # how many nearest images are checked for each image
@@ -172,10 +177,61 @@ def find_duplicates(
     size, never with its square.
     """
     check_threshold(threshold)
-    n = len(records)
-    if n < 2:
+    if len(records) < 2:
         return []
     a, b, sims = _links(vectors, records, threshold, neighbours)
+    return _groups(len(records), a, b, sims, lambda rows: [records[i] for i in rows], root)
+
+
+def collection_duplicates(
+    col: Collection,
+    threshold: float,
+    neighbours: int = NEIGHBOURS,
+    progress: Progress | None = None,
+    judge_pixels: bool = True,
+) -> list[DuplicateGroup]:
+    """`find_duplicates` over a whole collection from its index's neighbours: memory
+    grows with the number of images (a few numbers each), never with their vectors, and
+    only the groups' members' records are read. `rows` are indices in `col.paths`.
+    A cancelled `progress` stops it with InterruptedError."""
+    check_threshold(threshold)
+    if len(col) < 2:
+        return []
+    units, first, copies = _units(col)
+    rows, near, sims = col.index.neighbours(neighbours, progress)
+    holder = first[np.searchsorted(units, rows)]  # the index may have left damaged rows out
+    linked = sims >= threshold
+    a = holder[np.repeat(np.arange(len(rows)), near.shape[1])[linked.ravel()]]
+    b = holder[near[linked]]
+    a, b = np.concatenate([a, copies[0]]), np.concatenate([b, copies[1]])
+    s = np.concatenate([sims[linked], np.ones(len(copies[0]), np.float32)])
+
+    def records_of(members: list[int]) -> list[FileRecord]:
+        return col.store.records_for([col.paths[i] for i in members])
+
+    return _groups(len(col), a, b, s, records_of, col.root if judge_pixels else None)
+
+
+def _units(col: Collection) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The collection's vector rows (sorted), the first path holding each, and links
+    (a, b) between paths holding the same row (identical files)."""
+    by_row, sorted_rows = col.by_row, col.sorted_rows
+    new = np.r_[True, sorted_rows[1:] != sorted_rows[:-1]]
+    starts = np.flatnonzero(new)
+    run = np.cumsum(new) - 1
+    same = np.flatnonzero(~new)
+    return sorted_rows[starts], by_row[starts], (by_row[starts[run[same]]], by_row[same])
+
+
+def _groups(
+    n: int,
+    a: np.ndarray,
+    b: np.ndarray,
+    sims: np.ndarray,
+    records_of: Callable[[list[int]], list[FileRecord]],
+    root: Path | None,
+) -> list[DuplicateGroup]:
+    """The groups of `n` images joined by links (a, b, similarity)."""
     labels = linked_groups(n, a, b)
     # each image's best link: the weakest of those joins its group
     best = np.full(n, -1.0, np.float32)
@@ -183,13 +239,14 @@ def find_duplicates(
     np.maximum.at(best, b, sims)
     order = np.argsort(labels, kind="stable")
     bounds = np.cumsum(np.bincount(labels))
+    starts = np.concatenate([[0], bounds[:-1]])
+    grouped = [order[s:e].tolist() for s, e in zip(starts, bounds, strict=True) if e - s > 1]
+    flat = [i for members in grouped for i in members]
+    record = dict(zip(flat, records_of(flat), strict=True))
     measured: dict[str, ImageDetail | None] = {}
     groups = []
-    for start, end in zip(np.concatenate([[0], bounds[:-1]]), bounds, strict=True):
-        if end - start < 2:
-            continue
-        members = order[start:end].tolist()
-        recs = [records[i] for i in members]
+    for members in grouped:
+        recs = [record[i] for i in members]
         exact = recs[0].hash is not None and all(r.hash == recs[0].hash for r in recs)
         protected = [link_problem(root / r.path, root) for r in recs] if root else None
         details = [_detail(root, r, measured) for r in recs] if root else None
@@ -203,7 +260,7 @@ def find_duplicates(
                 1.0 if exact else float(best[members].min()),
                 exact,
                 reason,
-                [records[i] for i in members],
+                [record[i] for i in members],
                 protected or [""] * len(members),
             )
         )
@@ -260,6 +317,33 @@ def odd_ones_out(
     """(row, score) of the images least like any other, the oddest first (ties in row
     order), at most `limit` of them; the score is `outlier_scores`'."""
     scores = outlier_scores(vectors, neighbours)
+    order = np.argsort(-scores, kind="stable")[:limit]
+    return [(int(r), float(scores[r])) for r in order]
+
+
+def collection_odd_ones_out(
+    col: Collection,
+    limit: int | None = None,
+    neighbours: int = ODD_NEIGHBOURS,
+    progress: Progress | None = None,
+) -> list[tuple[int, float]]:
+    """`odd_ones_out` over a whole collection from its index's neighbours (rows are
+    indices in `col.paths`). An identical copy counts as a neighbour at similarity 1."""
+    if len(col) < 2:
+        return [(i, 0.0) for i in range(len(col))][:limit]
+    rows, _, sims = col.index.neighbours(neighbours, progress)
+    at = np.searchsorted(col.sorted_rows, rows)
+    copies = np.minimum(np.searchsorted(col.sorted_rows, rows, "right") - at - 1, neighbours)
+    width = min(neighbours, sims.shape[1])
+    kept = np.arange(width)[None, :] < (neighbours - copies)[:, None]
+    kept &= np.isfinite(sims[:, :width])
+    total = np.where(kept, sims[:, :width], 0.0).sum(1) + copies
+    count = kept.sum(1) + copies
+    unit_scores = np.where(count > 0, 1.0 - total / np.maximum(count, 1), 0.0)
+    # damaged vectors the index left out score 0: never reported as odd
+    scores = np.zeros(len(col), np.float32)
+    in_index = np.isin(col.rows, rows)
+    scores[in_index] = unit_scores[np.searchsorted(rows, col.rows[in_index])]
     order = np.argsort(-scores, kind="stable")[:limit]
     return [(int(r), float(scores[r])) for r in order]
 

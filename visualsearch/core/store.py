@@ -235,9 +235,20 @@ class Store:
         return {record.path: record for record in map(_record, rows)}
 
     def records_for(self, paths: list[str]) -> list[FileRecord]:
-        """The catalog records of `paths` (all in the catalog), in their order; one query."""
-        records = self.file_records()
-        return [records[p] for p in paths]
+        """The catalog records of `paths` (all in the catalog), in their order: looked up
+        500 at a time when they are a few, else one scan of the catalog (1M: ~4 s)."""
+        if len(paths) > 50_000:
+            records = self.file_records()
+            return [records[p] for p in paths]
+        found: dict[str, FileRecord] = {}
+        for lo in range(0, len(paths), 500):
+            part = [db_path(p) for p in paths[lo : lo + 500]]
+            rows = self.conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM files WHERE path IN ({','.join('?' * len(part))})",
+                part,
+            )
+            found.update((r.path, r) for r in map(_record, rows))
+        return [found[p] for p in paths]
 
     def record(self, path: str) -> FileRecord | None:
         row = self.conn.execute(

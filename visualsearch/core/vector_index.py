@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from visualsearch.core import segments
+from visualsearch.core.integrity import valid_vectors
+from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store
 from visualsearch.core.vector_file import VectorFile
 
@@ -27,6 +30,10 @@ ANNOY_TREES = 50
 # rows searched exactly from a float32 copy in memory; more (an old store's first open,
 # before its segments are built) are scanned from the mapped file in chunks
 IN_MEMORY_ROWS = 60_000
+# A pass over every row (duplicates, odd ones out): candidates per segment for each row,
+# and rows per step. At 1M × 1280-d, 2 cores: see bench/scale.py.
+NEIGHBOUR_CANDIDATES = 20
+NEIGHBOUR_CHUNK = 4096
 # Nodes Annoy inspects per query = k × trees × this: recall matters more than 4 ms.
 ANNOY_SEARCH_FACTOR = 20
 
@@ -36,6 +43,14 @@ class VectorIndex(Protocol):
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Unit query vector → (vector-file rows, cosine scores), best first."""
+        ...
+
+    def neighbours(
+        self, k: int, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every searchable row's `k` nearest other rows: (rows (n,) sorted, neighbours
+        (n, ≤k) as positions in `rows` with -1 for none, similarities with -inf for none).
+        A cancelled `progress` stops it with InterruptedError."""
         ...
 
 
@@ -161,6 +176,21 @@ class ExactRows:
         order = order[np.isin(best_rows[order], sound)][:k]
         return best_rows[order], best_scores[order]
 
+    def neighbours(
+        self, k: int, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        from visualsearch.core.neighbours import self_knn
+
+        if self._copy is not None:
+            rows, matrix = self.rows, self._copy.matrix
+        else:  # only until an old store's segments are built: every vector in memory
+            rows, matrix = self.vectors.read_sound(self.rows)
+        order = np.argsort(rows, kind="stable")
+        idx, sims = self_knn(matrix[order], k)
+        if progress is not None and progress.cancelled():
+            raise InterruptedError("cancelled")
+        return rows[order], idx, sims
+
 
 class SegmentIndex:
     """Sealed Annoy segments over compact vectors, plus the live rows none of them holds
@@ -207,6 +237,90 @@ class SegmentIndex:
             rows, scores = np.concatenate([rows, f_rows]), np.concatenate([scores, f_scores])
         order = np.argsort(-scores, kind="stable")[:k]
         return rows[order], scores[order]
+
+    def neighbours(
+        self, k: int, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates for each row from every segment (Annoy, `NEIGHBOUR_CANDIDATES` each,
+        queried from as many threads as there are cores: Annoy lets go of the GIL) and
+        from the fresh rows (by their projections), re-ranked with the full vectors."""
+        progress = progress or NullProgress()
+        rows = np.flatnonzero(self.live)
+        fresh = self.fresh.rows if self.fresh is not None else np.zeros(0, np.int64)
+        fresh_compact = self.vectors.read(fresh) @ self.projection
+        found = np.full((len(rows), k), -1, np.int64)
+        sims = np.full((len(rows), k), -np.inf, np.float32)
+        workers = max(1, os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers) as pool:
+            for lo in range(0, len(rows), NEIGHBOUR_CHUNK):
+                told = f"Compared {lo:,} of {len(rows):,} images with their nearest"
+                progress.report(lo, len(rows), told)
+                if progress.cancelled():
+                    raise InterruptedError("cancelled")
+                chunk = rows[lo : lo + NEIGHBOUR_CHUNK]
+                queries = self.vectors.read(chunk)
+                compact = queries @ self.projection
+                cands = [self._segment_candidates(pool, workers, compact)]
+                if len(fresh):
+                    c = min(NEIGHBOUR_CANDIDATES, len(fresh))
+                    near = np.argpartition(-(compact @ fresh_compact.T), c - 1, axis=1)[:, :c]
+                    cands.append(fresh[near])
+                cand = np.concatenate([c for c in cands if c.shape[1]], axis=1)
+                best, best_sims = self._rerank(chunk, queries, cand, k)
+                found[lo : lo + len(chunk)] = best
+                sims[lo : lo + len(chunk)] = best_sims
+        progress.report(len(rows), len(rows))
+        positions = np.where(found >= 0, np.searchsorted(rows, found), -1)
+        return rows, positions, sims
+
+    def _segment_candidates(self, pool, workers: int, compact: np.ndarray) -> np.ndarray:
+        """(m, C) candidate rows from the sealed segments for m compact query vectors."""
+        per_segment = []
+        for annoy, seg_rows in self.sealed:
+            c = min(NEIGHBOUR_CANDIDATES, len(seg_rows))
+
+            def ask(part: list[list[float]], annoy=annoy, c=c) -> list[list[int]]:
+                return [annoy.get_nns_by_vector(v, c, search_k=c * self.trees) for v in part]
+
+            parts = np.array_split(np.arange(len(compact)), workers)
+            answers = pool.map(ask, [compact[p].tolist() for p in parts])
+            ids = np.full((len(compact), c), -1, np.int64)
+            i = 0
+            for answer in answers:
+                for got in answer:
+                    ids[i, : len(got)] = got
+                    i += 1
+            per_segment.append(np.where(ids >= 0, seg_rows[ids], -1))
+        return np.concatenate(per_segment, axis=1) if per_segment else np.zeros((len(compact), 0))
+
+    def _rerank(
+        self, chunk: np.ndarray, queries: np.ndarray, cand: np.ndarray, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k best of each query's candidate rows by full-vector similarity; the query
+        itself, rows no longer live, repeats and damaged rows left out."""
+        cand = np.sort(cand, axis=1)
+        scores = np.full(cand.shape, -np.inf, np.float32)
+        usable = cand >= 0
+        usable &= self.live[np.maximum(cand, 0)] & (cand != chunk[:, None])
+        usable[:, 1:] &= cand[:, 1:] != cand[:, :-1]
+        for lo in range(0, len(chunk), 256):  # (256, C, dim) float32 at a time
+            part = slice(lo, lo + 256)
+            full = self.vectors.read(cand[part].ravel()).reshape(*cand[part].shape, -1)
+            with np.errstate(all="ignore"):
+                scores[part] = np.einsum("mcd,md->mc", full, queries[part])
+        with np.errstate(invalid="ignore"):
+            usable &= np.isfinite(scores) & (scores <= 1.01)  # more: a damaged row
+        usable &= valid_vectors(queries)[:, None]
+        scores[~usable] = -np.inf
+        width = min(k, cand.shape[1])
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :width]
+        best = np.take_along_axis(cand, order, 1)
+        best_sims = np.take_along_axis(scores, order, 1)
+        best[~np.isfinite(best_sims)] = -1
+        out = np.full((len(chunk), k), -1, np.int64)
+        out_sims = np.full((len(chunk), k), -np.inf, np.float32)
+        out[:, :width], out_sims[:, :width] = best, best_sims
+        return out, out_sims
 
 
 def open_index(

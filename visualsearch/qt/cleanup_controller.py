@@ -4,12 +4,20 @@ each result carries its ticket and is dropped when a newer request superseded it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from visualsearch.core.duplicates import find_duplicates, odd_ones_out, write_groups_csv
+from visualsearch.core.collection import Collection
+from visualsearch.core.duplicates import (
+    collection_duplicates,
+    collection_odd_ones_out,
+    write_groups_csv,
+)
+from visualsearch.core.encoders.base import ModelInfo
+from visualsearch.core.progress import CancelToken
 from visualsearch.core.store import Store
 from visualsearch.core.trash import move_to_trash, trash_listing
 from visualsearch.qt.collection_controller import CollectionController
@@ -21,15 +29,17 @@ from visualsearch.qt.workers import EncoderProvider, FolderTarget, TaskSlot
 OUTLIERS_SHOWN = 500
 
 
-def vectors_and_records(target: FolderTarget, encoders: EncoderProvider, model_id: str | None):
-    """A function for a pool thread: the folder's vectors and their records."""
+def over_collection(
+    target: FolderTarget, encoders: EncoderProvider, info: ModelInfo | None, fn: Callable
+) -> Callable[[], object]:
+    """A function for a pool thread: `fn(collection)` on the folder's collection, opened
+    there (its vectors stay on disk; the index gives each image's neighbours)."""
 
-    def load():
+    def work() -> object:
         with Store(target.store_dir) as store:
-            paths, vectors = store.load_vectors(model_id or encoders.get(target.model).id)
-            return paths, vectors, store.records_for(paths)
+            return fn(Collection(target.folder, store, info or encoders.get(target.model)))
 
-    return load
+    return work
 
 
 class CleanupController(QObject):
@@ -37,6 +47,7 @@ class CleanupController(QObject):
     trash_finished = Signal(object)  # ([moved], [(path, reason)])
     show_images = Signal()  # the grid got something to show: bring the Images tab forward
     message = Signal(str, str)  # text, "info" | "error"
+    _progress = Signal(str, str)  # from a pool thread: which task ("duplicates"…), text
 
     def __init__(
         self,
@@ -59,6 +70,8 @@ class CleanupController(QObject):
         self.duplicates = TaskSlot(pool, self)
         self.trash = TaskSlot(pool, self, every=True)  # each move to the trash is told
         self.outliers = TaskSlot(pool, self)
+        self._tokens: dict[str, CancelToken] = {}  # the pass running per task
+        self._progress.connect(self._show_progress)
         page.find_requested.connect(self.find_duplicates)
         page.trash_requested.connect(self.trash_files)
         page.export_requested.connect(self._ask_csv)
@@ -68,34 +81,55 @@ class CleanupController(QObject):
         )
 
     def shut_down(self) -> None:
-        """The window is closing: answers still to come are dropped."""
-        for slot in (self.duplicates, self.trash, self.outliers):
-            slot.supersede()
+        """The window is closing: passes running stop, answers still to come are dropped."""
+        self._stop_all()
 
     def _folder_changed(self, _target: object) -> None:
+        self._stop_all()
+        self.page.clear()
+
+    def _stop_all(self) -> None:
         for slot in (self.duplicates, self.trash, self.outliers):
             slot.supersede()
-        self.page.clear()
+        for token in self._tokens.values():
+            token.cancel()
+
+    def _token(self, task: str) -> CancelToken:
+        """A new pass of `task`: the one before stops (its answer is dropped anyway)."""
+        if task in self._tokens:
+            self._tokens[task].cancel()
+
+        def report(done: int, total: int, text: str) -> None:
+            if text and not token.cancelled():
+                self._progress.emit(task, f"{text}…")
+
+        token = CancelToken(report)
+        self._tokens[task] = token
+        return token
+
+    def _show_progress(self, task: str, text: str) -> None:
+        if task == "duplicates":
+            self.page.summary.setText(text)
+        else:
+            self.results.area.query_label.setText(text)
 
     def _error(self, text: str) -> None:
         self.message.emit(text, "error")
 
-    def _loader(self):
+    def _over_collection(self, fn: Callable) -> Callable[[], object]:
         target = self.collection.target
-        info = self.collection.model_info
-        return target, vectors_and_records(target, self.encoders, info.id if info else None)
+        return over_collection(target, self.encoders, self.collection.model_info, fn)
 
     def find_duplicates(self, threshold: float) -> None:
         if self.collection.target is None:
             self._error("Open a folder first.")
             return
         self.page.summary.setText("Looking for duplicates…")
-        target, load = self._loader()
-
-        def work():  # reads the group members' pixels to choose the keepers
-            _, vectors, records = load()
-            return find_duplicates(vectors, records, threshold, root=target.folder)
-
+        target, token = self.collection.target, self._token("duplicates")
+        # reads the group members' pixels to choose the keepers
+        work = self._over_collection(
+            lambda col: collection_duplicates(col, threshold, progress=token)
+        )
         self.duplicates.start(work, lambda groups: self._on_duplicates(target, groups), self._error)
 
     def _on_duplicates(self, target: FolderTarget, groups: object) -> None:
@@ -153,11 +187,13 @@ class CleanupController(QObject):
         if self.collection.target is None:
             self._error("Open a folder first.")
             return
-        _, load = self._loader()
+        token = self._token("outliers")
 
-        def work():
-            paths, vectors, records = load()
-            return [(paths[r], records[r], s) for r, s in odd_ones_out(vectors, OUTLIERS_SHOWN)]
+        def odd(col: Collection) -> list[tuple[str, float]]:
+            ranked = collection_odd_ones_out(col, OUTLIERS_SHOWN, progress=token)
+            return [(col.paths[r], s) for r, s in ranked]
+
+        work = self._over_collection(odd)
 
         self.show_images.emit()
         ticket = self.results.supersede()
@@ -165,7 +201,7 @@ class CleanupController(QObject):
         self.outliers.start(work, lambda ranked: self._on_outliers(ticket, ranked), self._error)
 
     def _on_outliers(self, ticket: int, ranked: object) -> None:
-        items = [self.results.item_for(rel, score) for rel, _record, score in ranked]
+        items = [self.results.item_for(rel, score) for rel, score in ranked]
         self.results.show_items(
             ticket,
             items,

@@ -52,10 +52,13 @@ class ModelInfo:
     id: str
     near_duplicate_threshold: float
     accepts_own_words: bool  # tags may include the user's own words (CLIP, not built-in)
+    dim: int  # of its vectors: with `id`, enough to open a Collection's stored vectors
 
     @classmethod
     def of(cls, encoder: Encoder) -> ModelInfo:
-        return cls(encoder.id, encoder.near_duplicate_threshold, encoder.classifier is None)
+        return cls(
+            encoder.id, encoder.near_duplicate_threshold, encoder.classifier is None, encoder.dim
+        )
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""Duplicates and odd ones out over a whole collection from its index's neighbours: the
+sealed segments and the fresh rows, never every vector in memory."""
+
+import numpy as np
+import pytest
+
+from tests.core.test_segments import DIM, clustered, fill, name, open_collection
+from visualsearch.core import segments
+from visualsearch.core.duplicates import (
+    collection_duplicates,
+    collection_odd_ones_out,
+    find_duplicates,
+    odd_ones_out,
+)
+from visualsearch.core.encoders.base import l2_normalize
+from visualsearch.core.progress import CancelToken
+from visualsearch.core.store import FileRecord, Store
+
+THRESHOLD = 0.95
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "store")
+    yield s
+    s.close()
+
+
+def planted(n=3000, pairs=40, seed=5):
+    """Clustered vectors, the last `pairs` of which are near copies of the first ones."""
+    vectors = clustered(n, seed=seed)
+    rng = np.random.default_rng(seed)
+    copies = vectors[:pairs] + 0.03 * rng.standard_normal((pairs, DIM)).astype(np.float32)
+    return np.concatenate([vectors, l2_normalize(copies)])
+
+
+def add_identical(store, of: int, path: str) -> None:
+    """A second file with the same bytes (same content hash) as image `of`."""
+    store.commit_batch("m", [FileRecord(path, 1, 1, f"h{of}")], {})
+
+
+def groups_by_name(groups):
+    return {frozenset(r.path for r in g.members) for g in groups}
+
+
+def segmented(store, vectors):
+    """A collection whose vectors lie in sealed segments and in fresh rows."""
+    fill(store, vectors[:2500])
+    segments.maintain_index(store, "m", DIM, threshold=100, seal_at=1000)
+    fill(store, vectors[2500:], start=2500)  # fresh: no segment holds them yet
+    col = open_collection(store)
+    assert col.index.kind == "segments" and col.index.fresh is not None
+    return col
+
+
+def test_collection_duplicates_find_what_the_full_comparison_finds(store):
+    """Every near copy, and identical files (one vector row, two paths), are grouped as
+    comparing all vectors in memory groups them, whether the copy is sealed or fresh."""
+    vectors = planted()
+    col = segmented(store, vectors)
+    add_identical(store, 100, "copy-of-100.jpg")
+    col = open_collection(store)
+    records = store.records_for(col.paths)
+    expected = groups_by_name(
+        find_duplicates(col.vectors_of(np.arange(len(col))), records, THRESHOLD)
+    )
+    got = collection_duplicates(col, THRESHOLD, judge_pixels=False)
+    assert groups_by_name(got) == expected
+    assert {name(i) for i in range(40)} <= {r.path for g in got for r in g.members}
+    exact = [g for g in got if g.exact]
+    assert [{r.path for r in g.members} for g in exact] == [{name(100), "copy-of-100.jpg"}]
+    assert all(col.paths[i] == r.path for g in got for i, r in zip(g.rows, g.members, strict=True))
+
+
+def test_deleted_images_are_never_grouped(store):
+    vectors = planted()
+    segmented(store, vectors)
+    store.remove_paths([name(3), name(3003)])  # a sealed image and a fresh near copy
+    col = open_collection(store)
+    grouped = {
+        r.path for g in collection_duplicates(col, THRESHOLD, judge_pixels=False) for r in g.members
+    }
+    assert name(3) not in grouped and name(3003) not in grouped
+    assert name(4) in grouped and name(3004) in grouped
+
+
+def test_the_neighbours_from_segments_match_exact_ones(store):
+    vectors = planted()
+    col = segmented(store, vectors)
+    rows, near, sims = col.index.neighbours(5)
+    assert np.array_equal(rows, col.live_rows)
+    exact = col.vectors.read(rows)
+    scores = exact @ exact.T
+    np.fill_diagonal(scores, -np.inf)
+    truth = np.argsort(-scores, axis=1)[:, :5]
+    recall = np.mean(
+        [len(set(a) & set(b)) / 5 for a, b in zip(near.tolist(), truth.tolist(), strict=True)]
+    )
+    assert recall >= 0.9
+    np.testing.assert_allclose(sims, np.take_along_axis(scores, near, 1), atol=1e-5)
+
+
+def test_collection_odd_ones_out_rank_the_planted_ones_first(store):
+    vectors = planted()
+    rng = np.random.default_rng(9)
+    odd = l2_normalize(rng.standard_normal((3, DIM)).astype(np.float32) * 5)
+    col = segmented(store, np.concatenate([vectors, odd]))
+    odd_names = {name(len(vectors) + i) for i in range(3)}
+    ranked = collection_odd_ones_out(col, 3)
+    assert {col.paths[r] for r, _ in ranked} == odd_names
+    full = odd_ones_out(col.vectors_of(np.arange(len(col))), 3)
+    # approximate neighbours: far from everything, one of the five may be the sixth
+    np.testing.assert_allclose([s for _, s in ranked], [s for _, s in full], atol=0.01)
+
+
+def test_an_identical_copy_counts_as_a_neighbour(store):
+    """Two files with the same bytes share one vector row; each is the other's nearest
+    image at similarity 1, as when every file's vector is compared."""
+    vectors = planted()
+    rng = np.random.default_rng(9)
+    odd = l2_normalize(rng.standard_normal((1, DIM)).astype(np.float32))
+    col = segmented(store, np.concatenate([vectors, odd]))
+    lonely = name(len(vectors))
+    alone = collection_odd_ones_out(col, 1)[0]
+    assert col.paths[alone[0]] == lonely
+    add_identical(store, len(vectors), "copy.jpg")
+    col = open_collection(store)
+    scores = {col.paths[r]: s for r, s in collection_odd_ones_out(col, 2)}
+    assert set(scores) == {lonely, "copy.jpg"}
+    assert scores[lonely] == scores["copy.jpg"] < alone[1] - 0.05
+    full = dict(odd_ones_out(col.vectors_of(np.arange(len(col))), 2))
+    np.testing.assert_allclose([scores[col.paths[r]] for r in full], list(full.values()), atol=0.01)
+
+
+def test_a_cancelled_pass_stops(store):
+    col = segmented(store, planted())
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(InterruptedError):
+        collection_duplicates(col, THRESHOLD, progress=token)
+    with pytest.raises(InterruptedError):
+        collection_odd_ones_out(col, 3, progress=token)
