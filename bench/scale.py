@@ -7,8 +7,11 @@ clustered unit vectors) per vector size — 1280-d for the built-in model, 512-d
 CLIP — runs the one-time vector-file fill and segment build, then measures in a fresh
 process per size: open → first query answered, the process's peak resident memory above
 the interpreter and loaded libraries, query latency and recall@10 against exact search,
-1,000 images added → searchable, 1,000 deleted → never returned. With --options it also
-builds, at the same size, the index options the default was chosen from (projection
+1,000 images added → searchable, 1,000 deleted → never returned; then, each in a fresh
+process of its own, duplicate groups and the odd ones out over the whole library (with
+1,000 planted near copies and 20 planted odd images, removed again afterwards), and the
+map: a full layout with clusters, then 1,000 new images placed on it. With --options it
+also builds, at the same size, the index options the default was chosen from (projection
 sizes; exact search of the float16 file) and prints their table.
 """
 
@@ -188,6 +191,107 @@ def measure(directory: Path, dim: int) -> dict:
     return out
 
 
+class MapModel:
+    """What the map needs of a model: its id, size, duplicate threshold and zero-shot
+    vocabulary (random directions stand in for the class names here)."""
+
+    near_duplicate_threshold = 0.9
+
+    def __init__(self, dim: int) -> None:
+        self.id, self.dim = MODEL, dim
+        rng = np.random.default_rng(3)
+        self.classifier = rng.standard_normal((1000, dim)).astype(np.float32)
+
+
+def plant(store, col, dim: int) -> tuple[list[tuple[str, str]], list[str]]:
+    """1,000 near copies of library images (similarity ~0.97) and 20 images unlike any
+    other, committed; returns (original, copy) pairs and the odd ones' paths."""
+    rng = np.random.default_rng(21)
+    originals = np.sort(rng.choice(len(col), CHANGE, replace=False))
+    base = col.vectors_of(originals)
+    copies = base + 0.25 / np.sqrt(dim) * rng.standard_normal(base.shape).astype(np.float32)
+    copies /= np.linalg.norm(copies, axis=1, keepdims=True)
+    odd = rng.standard_normal((20, dim)).astype(np.float32)
+    odd /= np.linalg.norm(odd, axis=1, keepdims=True)
+    n = store.counts()["files"]
+    recs = records(n + 10_000, n + 10_000 + CHANGE + 20)  # names no image has
+    vectors = np.concatenate([copies, odd])
+    store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, vectors, strict=True)})
+    pairs = [(col.paths[o], r.path) for o, r in zip(originals.tolist(), recs, strict=False)]
+    return pairs, [r.path for r in recs[CHANGE:]]
+
+
+def measure_cleanup(directory: Path, dim: int) -> dict:
+    """In a fresh process: duplicate groups and odd ones out over every image."""
+    import annoy  # noqa: F401
+
+    from visualsearch.core.collection import Collection
+    from visualsearch.core.duplicates import collection_duplicates, collection_odd_ones_out
+    from visualsearch.core.store import Store
+
+    store = Store(directory)
+    pairs, odd = plant(store, Collection(directory, store, Vectors(dim)), dim)
+    out: dict = {}
+    try:
+        private = PeakPrivate()
+        t = time.perf_counter()
+        col = Collection(directory, store, Vectors(dim))
+        groups = collection_duplicates(col, 0.95, judge_pixels=False)
+        out["duplicates_s"] = time.perf_counter() - t
+        out["duplicates_peak_mb"] = private.read()
+        group_of = {r.path: i for i, g in enumerate(groups) for r in g.members}
+        found = [a in group_of and group_of.get(a) == group_of.get(b) for a, b in pairs]
+        out["pairs_found"] = float(np.mean(found))
+        out["groups"] = len(groups)
+        out["n"] = len(col)
+        private = PeakPrivate()
+        t = time.perf_counter()
+        ranked = collection_odd_ones_out(col, len(odd))
+        out["odd_s"] = time.perf_counter() - t
+        out["odd_peak_mb"] = private.read()
+        out["odd_found"] = len({col.paths[r] for r, _ in ranked} & set(odd)) / len(odd)
+    finally:
+        store.remove_paths([b for _, b in pairs] + odd)
+        store.close()
+    return out
+
+
+def measure_map(directory: Path, dim: int) -> dict:
+    """In a fresh process: the map laid out from scratch, then 1,000 new images placed."""
+    import tempfile
+
+    import annoy  # noqa: F401
+
+    from visualsearch.core.collection_map import build_map
+    from visualsearch.core.store import Store
+
+    store = Store(directory)
+    model = MapModel(dim)
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as cache:
+        private = PeakPrivate()
+        t = time.perf_counter()
+        cmap = build_map(store, model, Path(cache), relayout=True)
+        out["layout_s"] = time.perf_counter() - t
+        out["layout_peak_mb"] = private.read()
+        out["clusters"] = cmap.clustering.k
+        n = store.counts()["files"]
+        added = clustered(CHANGE, dim, seed=31, centre_seed=dim)
+        recs = records(n + 20_000, n + 20_000 + CHANGE)
+        store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, added, strict=True)})
+        try:
+            private = PeakPrivate()
+            t = time.perf_counter()
+            placed = build_map(store, model, Path(cache))
+            out["place_s"] = time.perf_counter() - t
+            out["placed"] = placed.placed
+            out["place_peak_mb"] = private.read()
+        finally:
+            store.remove_paths([r.path for r in recs])
+    store.close()
+    return out
+
+
 def options(directory: Path, dim: int, sizes: list[int]) -> list[dict]:
     """Index options at this size: bytes per image, build, query, recall@10."""
     from annoy import AnnoyIndex
@@ -271,10 +375,21 @@ def main() -> None:
     )
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--measure-options", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-cleanup", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--measure-map", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--skip", default="", help="parts left out: any of search,cleanup,map (comma-separated)"
+    )
     parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure(args.measure, args.dim)))
+        return
+    if args.measure_cleanup:
+        print(json.dumps(measure_cleanup(args.measure_cleanup, args.dim)))
+        return
+    if args.measure_map:
+        print(json.dumps(measure_map(args.measure_map, args.dim)))
         return
     if args.measure_options:
         sizes = [args.dim if d == "full" else int(d) for d in args.option_dims.split(",")]
@@ -286,27 +401,52 @@ def main() -> None:
         print(f"{args.images:,} images × {dim}-d:", flush=True)
         directory = prepare(args.data, args.images, dim)
         child = [sys.executable, __file__, "--dim", str(dim)]
-        res = subprocess.run(
-            [*child, "--measure", str(directory)], capture_output=True, text=True, env=env
-        )
-        if res.returncode:
-            sys.exit(res.stderr)
-        m = json.loads(res.stdout.splitlines()[-1])
-        print(
-            f"  open → first query answered {m['open_first_query_s']:.2f} s "
-            f"({m['kind']}, {m['n']:,} images)\n"
-            f"  peak private memory above the interpreter and libraries {m['peak_mb']:.0f} MB "
-            f"({m['peak_mb_after_changes']:.0f} MB with the changes below); pages of the "
-            f"mapped vector file and segments resident after the queries: "
-            f"{m['mapped_mb']:.0f} MB\n"
-            f"  query {m['query_ms']:.1f} ms median, {m['query_p95_ms']:.1f} ms p95; "
-            f"recall@10 against exact {m['recall']:.3f}\n"
-            f"  +{CHANGE:,} images → searchable {m['add_searchable_s']:.2f} s after their "
-            f"commit (each found as itself: {m['added_found']:.0%})\n"
-            f"  -{CHANGE:,} images → {m['delete_s']:.2f} s; returned again: "
-            f"{m['deleted_returned']}",
-            flush=True,
-        )
+        skip = set(args.skip.split(","))
+
+        def run(flag: str, child=child, directory=directory) -> dict:
+            """One measurement in a fresh process: its own peak memory, nothing cached."""
+            res = subprocess.run(
+                [*child, flag, str(directory)], capture_output=True, text=True, env=env
+            )
+            if res.returncode:
+                sys.exit(res.stderr)
+            return json.loads(res.stdout.splitlines()[-1])
+
+        if "search" not in skip:
+            m = run("--measure")
+            print(
+                f"  open → first query answered {m['open_first_query_s']:.2f} s "
+                f"({m['kind']}, {m['n']:,} images)\n"
+                f"  peak private memory above the interpreter and libraries {m['peak_mb']:.0f} MB "
+                f"({m['peak_mb_after_changes']:.0f} MB with the changes below); pages of the "
+                f"mapped vector file and segments resident after the queries: "
+                f"{m['mapped_mb']:.0f} MB\n"
+                f"  query {m['query_ms']:.1f} ms median, {m['query_p95_ms']:.1f} ms p95; "
+                f"recall@10 against exact {m['recall']:.3f}\n"
+                f"  +{CHANGE:,} images → searchable {m['add_searchable_s']:.2f} s after their "
+                f"commit (each found as itself: {m['added_found']:.0%})\n"
+                f"  -{CHANGE:,} images → {m['delete_s']:.2f} s; returned again: "
+                f"{m['deleted_returned']}",
+                flush=True,
+            )
+        if "cleanup" not in skip:
+            m = run("--measure-cleanup")
+            print(
+                f"  duplicate groups over {m['n']:,} images: {m['duplicates_s']:.0f} s, peak "
+                f"private memory {m['duplicates_peak_mb']:.0f} MB; planted near copies "
+                f"found {m['pairs_found']:.1%} ({m['groups']:,} groups)\n"
+                f"  odd ones out: {m['odd_s']:.0f} s, peak {m['odd_peak_mb']:.0f} MB; the 20 "
+                f"planted ones among the first 20: {m['odd_found']:.0%}",
+                flush=True,
+            )
+        if "map" not in skip:
+            m = run("--measure-map")
+            print(
+                f"  map: full layout and {m['clusters']} clusters {m['layout_s']:.0f} s "
+                f"(peak private memory {m['layout_peak_mb']:.0f} MB); {CHANGE:,} new images "
+                f"placed ({m['placed']:,}) {m['place_s']:.1f} s (peak {m['place_peak_mb']:.0f} MB)",
+                flush=True,
+            )
         if args.options:
             res = subprocess.run(
                 [*child, "--option-dims", args.option_dims, "--measure-options", str(directory)],

@@ -359,7 +359,13 @@ def test_new_images_are_placed_on_the_map_without_laying_it_out_again(
         for new in ("new-cat.jpg", "new-cat-flipped.jpg"):
             assert cluster[new] == cluster["chelsea.png"]
             assert np.linalg.norm(where[new] - where["chelsea.png"]) < spread / 2
-        assert build_map(store, builtin_encoder, cache).placed == 2  # cached as placed
+        # each image's similarity to its cluster's centre is kept with the map, not
+        # computed again over every vector; the new ones' are their own
+        direct = analysis.centre_scores(placed.vectors, placed.clustering)
+        np.testing.assert_allclose(placed.scores, direct, atol=1e-5)
+        cached = build_map(store, builtin_encoder, cache)
+        assert cached.placed == 2  # cached as placed
+        np.testing.assert_array_equal(cached.scores, placed.scores)
 
         relaid = build_map(store, builtin_encoder, cache, relayout=True)
         assert relaid.placed == 0 and build_map(store, builtin_encoder, cache).placed == 0
@@ -368,3 +374,78 @@ def test_new_images_are_placed_on_the_map_without_laying_it_out_again(
             p.unlink()
         index_folder(folder, store, builtin_encoder)
         assert build_map(store, builtin_encoder, cache).placed == 0
+
+
+class ChunkedOnly:
+    """An array-like that hands out rows only in blocks of at most `limit`: an analysis
+    that asked for every vector at once (5 GB at 1M × 1280-d) fails on it."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, x: np.ndarray, limit: int) -> None:
+        self.x, self.limit = x, limit
+
+    @property
+    def shape(self):
+        return self.x.shape
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index):
+        rows = self.x[index]
+        assert len(rows) <= self.limit, f"{len(rows)} rows read at once"
+        return rows
+
+    def __array__(self, dtype=None, copy=None):
+        raise AssertionError("every vector read at once")
+
+
+def test_large_collections_are_laid_out_and_clustered_in_chunks(monkeypatch):
+    """Above the exact k-means limit: PCA fitted on a sample and applied in chunks,
+    mini-batch k-means on the reduced vectors, centres from the full vectors in chunks;
+    the blobs are still found and laid out apart."""
+    monkeypatch.setattr(analysis, "KMEANS_EXACT_LIMIT", 500)
+    monkeypatch.setattr(analysis, "PCA_FIT_SAMPLE", 300)
+    monkeypatch.setattr(analysis, "CHUNK", 256)
+    x, truth = _blobs(300, 4, seed=3)
+    rows = ChunkedOnly(x, limit=300)
+    clustering = analysis.cluster(rows, k=4)
+    assert adjusted_rand_score(truth, clustering.labels) > 0.95
+    exact = l2_normalize(np.stack([x[clustering.labels == c].mean(0) for c in range(4)]))
+    np.testing.assert_allclose(clustering.centres, exact, atol=1e-5)
+    coords = analysis.layout_2d(rows, sample_limit=200)
+    assert coords.shape == (1200, 2) and np.isfinite(coords).all()
+    centres = np.stack([coords[truth == c].mean(0) for c in range(4)])
+    nearest = np.argmin(np.linalg.norm(coords[:, None] - centres[None], axis=2), axis=1)
+    assert np.mean(nearest == truth) > 0.95
+    scores = analysis.centre_scores(rows, clustering)
+    np.testing.assert_allclose(
+        scores, np.einsum("nd,nd->n", x, exact[clustering.labels]), atol=1e-5
+    )
+    reps = analysis.representatives(rows, clustering, scores=scores)
+    for c, rep in enumerate(reps):
+        best = np.flatnonzero(clustering.labels == c)[np.argsort(-scores[clustering.labels == c])]
+        assert rep == best[:4].tolist()
+
+
+def test_the_map_cache_keeps_paths_that_are_not_utf8(tmp_path):
+    """The cached map's paths go through bytes; a name that is not UTF-8 (surrogate
+    escapes in Python) comes back as it was, so its image is not laid out again."""
+    from visualsearch.core.collection_map import _load_cache
+    from visualsearch.core.store import FileRecord
+
+    enc = FakeEncoder()
+    store = Store(tmp_path / "store")
+    x, _ = _blobs(10, 3, dim=enc.dim)
+    names = [f"{i:02d}.jpg" for i in range(29)] + [
+        b"caf\xe9.jpg".decode("utf-8", "surrogateescape")
+    ]
+    recs = [FileRecord(n, 1, 1, f"{i + 1:032x}") for i, n in enumerate(names)]
+    store.commit_batch(enc.id, recs, {r.hash: v for r, v in zip(recs, x, strict=True)})
+    first = build_map(store, enc, tmp_path / "cache", k=3)
+    assert _load_cache(store, enc.id)["paths"] == first.paths and names[-1] in first.paths
+    again = build_map(store, enc, tmp_path / "cache", k=3)
+    np.testing.assert_array_equal(again.coords, first.coords)
+    assert again.placed == 0
+    store.close()

@@ -100,6 +100,7 @@ def test_concurrent_map_saves_never_mix(indexed, tmp_path):
                     [f"{i}" for i in range(len(coords))],
                     coords,
                     cmap.clustering,
+                    np.zeros(len(coords), np.float32),
                 )
         except Exception as exc:  # pragma: no cover - the failure being tested
             errors.append(exc)

@@ -1,10 +1,16 @@
 """Arrays in, arrays out: a 2-D layout (UMAP), clusters (k-means), their names from
-the model's zero-shot vocabulary, and representatives. No store, no Qt."""
+the model's zero-shot vocabulary, and representatives. No store, no Qt.
+
+`vectors` may be a numpy array or any array-like that reads rows when indexed (a
+`vector_file.RowVectors`): above a few tens of thousands of images everything here goes
+through them in chunks, so a million images never sit in memory as float32.
+"""
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -19,6 +25,15 @@ LAYOUT_EPOCHS = 200  # UMAP's own choice above 10,000 points; enough for a brows
 KMEANS_EXACT_LIMIT = 20_000  # above: MiniBatchKMeans
 MUST_LINK_LIMIT = 20_000  # above, near-duplicates are not pre-grouped before clustering
 K_SAMPLE = 2_000  # vectors used to choose k
+PCA_FIT_SAMPLE = 50_000  # above: PCA is fitted on this many vectors and applied in chunks
+CHUNK = 16_384  # vectors read at once (84 MB of float32 at 1280-d)
+
+
+def chunks(vectors, size: int | None = None):
+    """(first row, float32 rows) for consecutive blocks of `vectors` (CHUNK rows)."""
+    size = size or CHUNK
+    for lo in range(0, len(vectors), size):
+        yield lo, np.asarray(vectors[lo : lo + size], np.float32)
 
 
 def reduce(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -29,8 +44,14 @@ def reduce(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
         return l2_normalize(np.asarray(vectors, np.float32))
     from sklearn.decomposition import PCA
 
-    reduced = PCA(dims, random_state=seed).fit_transform(vectors)
-    return l2_normalize(reduced.astype(np.float32))
+    pca = PCA(dims, random_state=seed)
+    if n <= PCA_FIT_SAMPLE:
+        return l2_normalize(pca.fit_transform(np.asarray(vectors, np.float32)).astype(np.float32))
+    pca.fit(vectors[np.linspace(0, n - 1, PCA_FIT_SAMPLE).astype(np.int64)])
+    reduced = np.empty((n, dims), np.float32)
+    for lo, chunk in chunks(vectors):
+        reduced[lo : lo + len(chunk)] = pca.transform(chunk)
+    return l2_normalize(reduced)
 
 
 def _knn(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,22 +60,27 @@ def _knn(data: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.
     return idx, np.sqrt(np.clip(2.0 - 2.0 * sims, 0.0, None))
 
 
-def layout_2d(vectors: np.ndarray, seed: int = 0, sample_limit: int = LAYOUT_SAMPLE) -> np.ndarray:
+def layout_2d(
+    vectors: np.ndarray,
+    seed: int = 0,
+    sample_limit: int = LAYOUT_SAMPLE,
+    reduced: np.ndarray | None = None,
+) -> np.ndarray:
     """(n, 2) UMAP coordinates: seeded, PCA-initialised, on PCA-reduced vectors.
 
     The neighbour graph is computed exactly here and handed to UMAP: its own
     approximate search (pynndescent) spent ~35 s compiling on every start. Above
     `sample_limit` images UMAP is fitted on a random sample and every other image
     is placed at the distance-weighted mean of its nearest sampled neighbours,
-    which keeps 100,000 images within seconds and memory bounded.
+    which keeps 100,000 images within seconds and memory bounded. `reduced`: `reduce`'s
+    answer, when the caller has it.
     """
-    vectors = np.asarray(vectors, np.float32)
     n = len(vectors)
     if n == 0:
         return np.zeros((0, 2), np.float32)
     if n < 4:  # UMAP needs a few points; a line is honest for two or three
         return np.column_stack([np.arange(n), np.zeros(n)]).astype(np.float32)
-    reduced = reduce(vectors, seed)
+    reduced = reduce(vectors, seed) if reduced is None else reduced
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(n, sample_limit, replace=False)) if n > sample_limit else None
     fit = reduced if sample is None else reduced[sample]
@@ -141,12 +167,12 @@ def choose_k(vectors: np.ndarray, seed: int = 0) -> int:
     from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
-    vectors = np.asarray(vectors, np.float32)
     n = len(vectors)
     if n < 2:
         return 1
     rng = np.random.default_rng(seed)
-    sample = vectors if n <= K_SAMPLE else vectors[np.sort(rng.choice(n, K_SAMPLE, replace=False))]
+    picked = np.arange(n) if n <= K_SAMPLE else np.sort(rng.choice(n, K_SAMPLE, replace=False))
+    sample = np.asarray(vectors[picked], np.float32)
     m = len(sample)
     sims = sample @ sample.T
     np.fill_diagonal(sims, 1.0)
@@ -172,6 +198,7 @@ def cluster(
     seed: int = 0,
     previous_centres: np.ndarray | None = None,
     must_link: float | None = None,
+    reduced: np.ndarray | None = None,
 ) -> Clustering:
     """k-means on unit vectors; k chosen by `choose_k` when not given.
 
@@ -183,12 +210,43 @@ def cluster(
     grouped first and clustered as one weighted point, so they always share a
     cluster: k-means alone split a photo from its cropped copy (similarity 0.76)
     at some k on the test photos.
+
+    Above KMEANS_EXACT_LIMIT images, mini-batch k-means runs on the PCA-reduced vectors
+    (`reduced`, else computed) and the centres are the means of the full vectors, read
+    in chunks: 1M × 1280-d never needs its 5 GB of float32.
     """
-    vectors = np.asarray(vectors, np.float32)
-    n = len(vectors)
+    n, dim = len(vectors), vectors.shape[1]
     auto = k is None
     if n == 0:
-        return Clustering(np.zeros(0, np.int64), np.zeros((0, vectors.shape[1]), np.float32), auto)
+        return Clustering(np.zeros(0, np.int64), np.zeros((0, dim), np.float32), auto)
+    if n > KMEANS_EXACT_LIMIT:
+        labels, k = _minibatch_labels(vectors, k, seed, reduced)
+    else:
+        vectors = np.asarray(vectors, np.float32)
+        labels, k = _exact_labels(vectors, k, seed, must_link)
+    sums = np.zeros((k, dim), np.float64)
+    for lo, chunk in chunks(vectors):
+        part = labels[lo : lo + len(chunk)]
+        sums += (np.arange(k)[:, None] == part[None, :]).astype(np.float32) @ chunk
+    empty = ~sums.any(1)  # a cluster k-means left empty keeps a direction of its own
+    sums[empty] = np.eye(k, dim)[empty]
+    centres = l2_normalize(sums.astype(np.float32))
+    if previous_centres is not None and previous_centres.shape == centres.shape:
+        from scipy.optimize import linear_sum_assignment
+
+        _, mapping = linear_sum_assignment(-(previous_centres @ centres.T))
+        order = mapping  # new cluster mapping[i] takes old number i
+    else:
+        order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
+    remap = np.empty(k, np.int64)
+    remap[order] = np.arange(k)
+    return Clustering(remap[labels], centres[order], auto)
+
+
+def _exact_labels(
+    vectors: np.ndarray, k: int | None, seed: int, must_link: float | None
+) -> tuple[np.ndarray, int]:
+    n = len(vectors)
     if must_link is not None and 1 < n <= MUST_LINK_LIMIT:
         groups = near_duplicate_groups(vectors, must_link)
     else:
@@ -204,49 +262,47 @@ def cluster(
     k = choose_k(points, seed) if k is None else int(k)
     k = max(1, min(k, count))
     if k == 1:
-        return Clustering(np.zeros(n, np.int64), l2_normalize(vectors.mean(0, keepdims=True)), auto)
-    from sklearn.cluster import KMeans, MiniBatchKMeans
+        return np.zeros(n, np.int64), 1
+    from sklearn.cluster import KMeans
 
-    if count <= KMEANS_EXACT_LIMIT:
-        km = KMeans(k, n_init=4, random_state=seed)
-    else:
-        km = MiniBatchKMeans(k, n_init=3, batch_size=4096, random_state=seed)
-    labels = km.fit_predict(points, sample_weight=weights).astype(np.int64)[groups]
-    centres = l2_normalize(
-        np.stack(
-            [
-                vectors[labels == c].mean(0) if np.any(labels == c) else km.cluster_centers_[c]
-                for c in range(k)
-            ]
-        )
-    )
-    if previous_centres is not None and previous_centres.shape == centres.shape:
-        from scipy.optimize import linear_sum_assignment
+    km = KMeans(k, n_init=4, random_state=seed)
+    return km.fit_predict(points, sample_weight=weights).astype(np.int64)[groups], k
 
-        _, mapping = linear_sum_assignment(-(previous_centres @ centres.T))
-        order = mapping  # new cluster mapping[i] takes old number i
-    else:
-        order = np.argsort(-np.bincount(labels, minlength=k), kind="stable")
-    remap = np.empty(k, np.int64)
-    remap[order] = np.arange(k)
-    return Clustering(remap[labels], centres[order], auto)
+
+def _minibatch_labels(
+    vectors: np.ndarray, k: int | None, seed: int, reduced: np.ndarray | None
+) -> tuple[np.ndarray, int]:
+    from sklearn.cluster import MiniBatchKMeans
+
+    k = max(1, min(choose_k(vectors, seed) if k is None else int(k), len(vectors)))
+    if k == 1:
+        return np.zeros(len(vectors), np.int64), 1
+    points = reduce(vectors, seed) if reduced is None else reduced
+    km = MiniBatchKMeans(k, n_init=3, batch_size=4096, random_state=seed)
+    return km.fit_predict(points).astype(np.int64), k
 
 
 def representatives(
-    vectors: np.ndarray, clustering: Clustering, per_cluster: int = 4
+    vectors: np.ndarray,
+    clustering: Clustering,
+    per_cluster: int = 4,
+    scores: np.ndarray | None = None,
 ) -> list[list[int]]:
-    """For each cluster, the rows of its images closest to its centre, closest first."""
-    out: list[list[int]] = []
-    for c in range(clustering.k):
-        rows = np.flatnonzero(clustering.labels == c)
-        sims = vectors[rows] @ clustering.centres[c]
-        out.append(rows[np.argsort(-sims, kind="stable")[:per_cluster]].tolist())
-    return out
+    """For each cluster, the rows of its images closest to its centre, closest first
+    (`scores`: `centre_scores`' answer, when the caller has it)."""
+    scores = centre_scores(vectors, clustering) if scores is None else scores
+    order = np.lexsort((-scores, clustering.labels))  # by cluster, then closest; stable
+    starts = np.searchsorted(clustering.labels[order], np.arange(clustering.k + 1))
+    return [order[a : min(a + per_cluster, b)].tolist() for a, b in pairwise(starts)]
 
 
 def centre_scores(vectors: np.ndarray, clustering: Clustering) -> np.ndarray:
     """Each image's similarity to its own cluster's centre."""
-    return np.einsum("nd,nd->n", vectors, clustering.centres[clustering.labels])
+    scores = np.empty(len(vectors), np.float32)
+    for lo, chunk in chunks(vectors):
+        own = clustering.labels[lo : lo + len(chunk)]
+        scores[lo : lo + len(chunk)] = (chunk @ clustering.centres.T)[np.arange(len(own)), own]
+    return scores
 
 
 def name_clusters(clustering: Clustering, vocabulary: Vocabulary) -> list[str]:

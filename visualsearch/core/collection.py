@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from visualsearch.core import imageio
-from visualsearch.core.encoders.base import Encoder, l2_normalize
+from visualsearch.core.encoders.base import Encoder, ModelInfo, l2_normalize
 from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.store import Store
-from visualsearch.core.vector_file import for_store, live_files
+from visualsearch.core.vector_file import LiveVectors
 from visualsearch.core.vector_index import ANNOY_THRESHOLD, VectorIndex, open_index
 
 
@@ -40,18 +40,22 @@ class Collection:
     """
 
     def __init__(
-        self, root: Path, store: Store, encoder: Encoder, index_threshold: int = ANNOY_THRESHOLD
+        self,
+        root: Path,
+        store: Store,
+        encoder: Encoder | ModelInfo,
+        index_threshold: int = ANNOY_THRESHOLD,
     ) -> None:
+        """A `ModelInfo` in place of the encoder serves what needs only the stored
+        vectors (not text queries or images from outside)."""
         self.root = Path(root).expanduser().resolve()
         self.store = store
         self.encoder = encoder
         self.generation = store.generation
-        self.vectors = for_store(store, encoder.id, encoder.dim)
-        paths, hashes = live_files(store)
-        rows = self.vectors.sync(store, hashes)
-        keep = rows >= 0
-        self.paths: list[str] = [p for p, ok in zip(paths, keep.tolist(), strict=True) if ok]
-        self.rows = rows[keep]  # each path's row in the vector file
+        found = LiveVectors(store, encoder.id, encoder.dim)
+        self.vectors = found.file
+        self.paths: list[str] = found.paths
+        self.rows = found.rows  # each path's row in the vector file
         self._row_of: dict[str, int] | None = None  # made on first use (0.9 s at 1M)
         # path rows ordered by vector-file row: a hit (a row) → the paths holding it
         self.by_row = np.argsort(self.rows, kind="stable")

@@ -3,12 +3,14 @@ and recomputed only when the collection changed (or another k is asked for)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +19,21 @@ from visualsearch.core import analysis
 from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store, slug
+from visualsearch.core.vector_file import LiveVectors, RowVectors
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 6  # 6: the paths laid out, so that new images can be placed among them
+# 6: the paths laid out, so that new images can be placed among them; 7: those paths as
+# UTF-8 bytes (fixed-width text took 240 MB for 1M paths), and each image's similarity to
+# its cluster's centre (a pass over every vector: 5 s of the 14 s a placement took at 1M)
+CACHE_VERSION = 7
 # New images are placed on the existing map (beside their nearest laid-out neighbours,
 # in their nearest cluster) while the images added and removed since the last layout
 # stay below this share of the collection; beyond it, or on request, it is laid out again.
 PLACE_SHARE = 0.2
+# new images are placed among at most this many laid-out ones, as a layout places the
+# images it did not fit UMAP on among its sample
+PLACE_AMONG = analysis.LAYOUT_SAMPLE
 CLUSTER_LINK_SLACK = 0.05
 # A name the user gave goes to the cluster that shares at least this much (Jaccard) with
 # the images it was given to; with less, no cluster is theirs any more.
@@ -34,7 +43,7 @@ NAME_OVERLAP = 0.5
 @dataclass
 class CollectionMap:
     paths: list[str]  # catalog paths, in the store's order
-    vectors: np.ndarray  # (n, dim), for "more like these" and representatives
+    vectors: RowVectors  # (n, dim), read from the vector file when indexed
     coords: np.ndarray  # (n, 2) layout
     clustering: analysis.Clustering
     suggested: list[str]  # names from the model's vocabulary
@@ -72,20 +81,21 @@ def build_map(
     Images added since the cached map are placed on it, not laid out again (see
     PLACE_SHARE); `relayout` lays everything out and clusters it again."""
     progress = progress or NullProgress()
-    loaded = store.load_vector_set(encoder.id, encoder.dim)
-    paths, vectors = loaded.paths, loaded.matrix
+    live = LiveVectors(store, encoder.id, encoder.dim)
+    paths, vectors, content = live.paths, live.vectors, live.key()
     cached = _load_cache(store, encoder.id)
     # keyed by the content, not by the store's change counter: a reset catalog counts from 0
-    fresh = cached is not None and cached["content"] == loaded.key and cached["n"] == len(paths)
-    placed_labels = None
+    fresh = cached is not None and cached["content"] == content and cached["n"] == len(paths)
+    reduced = functools.cache(lambda: analysis.reduce(vectors))  # for a layout and k-means
+    placed_labels = placed_scores = None
     if fresh and not relayout:
         coords, placed = cached["coords"], cached["placed"]
     elif not relayout and (update := _placed(cached, paths, vectors)) is not None:
         progress.report(0, 3, "Placing the new images on the map…")
-        coords, placed_labels, placed = update
+        coords, placed_labels, placed_scores, placed = update
     else:
         progress.report(0, 3, f"Laying out {len(paths):,} images…")
-        coords, placed = analysis.layout_2d(vectors), 0
+        coords, placed = analysis.layout_2d(vectors, reduced=reduced() if paths else None), 0
     if progress.cancelled():
         raise InterruptedError("cancelled")
 
@@ -94,10 +104,13 @@ def build_map(
         or (k is not None and cached["k"] == k)
     )
     reused = fresh and same_k and not relayout
+    scores = None
     if reused:
         clustering = analysis.Clustering(cached["labels"], cached["centres"], cached["auto"])
+        scores = cached["scores"]
     elif placed_labels is not None and same_k:
         clustering = analysis.Clustering(placed_labels, cached["centres"], cached["auto"])
+        scores = placed_scores
     else:
         progress.report(1, 3, "Finding clusters…")
         previous = cached["centres"] if cached is not None else None
@@ -109,13 +122,16 @@ def build_map(
             # looser than for duplicates: two photos this alike belong in one cluster
             # anyway, and harder edits (crop + resize + JPEG q40: 0.75) stay with theirs
             must_link=threshold - CLUSTER_LINK_SLACK,
+            reduced=reduced() if len(paths) > analysis.KMEANS_EXACT_LIMIT else None,
         )
 
     progress.report(2, 3, "Naming clusters…")
+    if scores is None:
+        scores = analysis.centre_scores(vectors, clustering)
     vocabulary = zero_shot_vocabulary(encoder, cache_dir)
     suggested = analysis.name_clusters(clustering, vocabulary) if clustering.k else []
     if not reused:
-        _save_cache(store, encoder.id, loaded.key, paths, coords, clustering, placed)
+        _save_cache(store, encoder.id, content, paths, coords, clustering, scores, placed)
     names, lost = _apply_user_names(store, encoder.id, paths, clustering, suggested, cached, fresh)
     progress.report(3, 3, "Map ready")
     return CollectionMap(
@@ -125,23 +141,25 @@ def build_map(
         clustering,
         suggested,
         names,
-        analysis.representatives(vectors, clustering),
-        analysis.centre_scores(vectors, clustering) if len(paths) else np.zeros(0, np.float32),
+        analysis.representatives(vectors, clustering, scores=scores),
+        scores,
         lost,
         placed,
     )
 
 
 def _placed(
-    cached: dict | None, paths: list[str], vectors: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, int] | None:
+    cached: dict | None, paths: list[str], vectors: RowVectors
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
     """The cached layout with the images added since placed on it and those gone left
-    out: (coords, labels, images placed since the last layout), or None when the change
-    is too large for that (PLACE_SHARE) or there is nothing to place among."""
+    out: (coords, labels, similarities to their cluster's centre, images placed since
+    the last layout), or None when the change
+    is too large for that (PLACE_SHARE) or there is nothing to place among. They are
+    placed among at most PLACE_AMONG laid-out images, spread evenly over the map."""
     if cached is None or cached["paths"] is None:
         return None
-    where = {p: i for i, p in enumerate(cached["paths"])}
-    old_rows = np.array([where.get(p, -1) for p in paths], np.int64)
+    where = dict(zip(cached["paths"], range(len(cached["paths"])), strict=True))
+    old_rows = np.fromiter(map(where.get, paths, repeat(-1)), np.int64, len(paths))
     kept = old_rows >= 0
     added = int((~kept).sum())
     changed = added + (len(where) - int(kept.sum()))
@@ -151,11 +169,18 @@ def _placed(
     coords[kept] = cached["coords"][old_rows[kept]]
     labels = np.empty(len(paths), np.int64)
     labels[kept] = cached["labels"][old_rows[kept]]
+    scores = np.empty(len(paths), np.float32)
+    scores[kept] = cached["scores"][old_rows[kept]]
     if added:
-        new = ~kept
-        coords[new] = analysis.place(vectors[kept], coords[kept], vectors[new])
-        labels[new] = np.argmax(vectors[new] @ cached["centres"].T, axis=1)
-    return coords, labels, cached["placed"] + added
+        new, among = np.flatnonzero(~kept), np.flatnonzero(kept)
+        if len(among) > PLACE_AMONG:
+            among = among[np.linspace(0, len(among) - 1, PLACE_AMONG).astype(np.int64)]
+        added_vectors = vectors[new]
+        coords[new] = analysis.place(vectors[among], coords[among], added_vectors)
+        similar = added_vectors @ cached["centres"].T
+        labels[new] = np.argmax(similar, axis=1)
+        scores[new] = similar.max(axis=1)
+    return coords, labels, scores, cached["placed"] + added
 
 
 def rename_cluster(
@@ -215,10 +240,10 @@ def _cached_members(store: Store, model: str, k: int, cluster: int) -> list[str]
     cached = _load_cache(store, model)
     if cached is None or cached["k"] != k:
         return []
-    loaded = store.load_vector_set(model)
-    if cached["content"] != loaded.key or cached["n"] != len(loaded.paths):
+    live = LiveVectors(store, model, cached["centres"].shape[1])
+    if cached["content"] != live.key() or cached["n"] != len(live.paths):
         return []
-    return [loaded.paths[r] for r in np.flatnonzero(cached["labels"] == cluster)]
+    return [live.paths[r] for r in np.flatnonzero(cached["labels"] == cluster)]
 
 
 def _apply_user_names(
@@ -322,11 +347,12 @@ def _load_cache(store: Store, model: str) -> dict | None:
                 "n": int(data["n"]),
                 "coords": data["coords"],
                 "labels": data["labels"],
+                "scores": data["scores"],
                 "centres": data["centres"],
                 "auto": bool(data["auto"]),
                 "rule": int(data["rule"]) if "rule" in data.files else 1,
                 "k": len(data["centres"]),
-                "paths": data["paths"].tolist(),
+                "paths": _paths_from_bytes(data["paths"]),
                 "placed": int(data["placed"]),
             }
     except FileNotFoundError:
@@ -339,14 +365,28 @@ def _load_cache(store: Store, model: str) -> dict | None:
         len(cache["paths"]) != n
         or cache["coords"].shape != (n, 2)
         or cache["labels"].shape != (n,)
+        or cache["scores"].shape != (n,)
         or not np.isfinite(cache["coords"]).all()
+        or not np.isfinite(cache["scores"]).all()
         or (n and not 0 <= cache["labels"].min() <= cache["labels"].max() < k)
     ):
         return None
     return cache
 
 
-def _save_cache(store, model, content, paths, coords, clustering, placed=0) -> None:
+def _paths_as_bytes(paths: list[str]) -> np.ndarray:
+    """Paths as one array of UTF-8 bytes, each ended by NUL (a name never holds one);
+    names that are not UTF-8 keep their bytes (surrogate escapes)."""
+    joined = "".join(p + "\0" for p in paths).encode("utf-8", "surrogateescape")
+    return np.frombuffer(joined, np.uint8)
+
+
+def _paths_from_bytes(data: np.ndarray) -> list[str]:
+    text = data.astype(np.uint8).tobytes().decode("utf-8", "surrogateescape")
+    return text.split("\0")[:-1]
+
+
+def _save_cache(store, model, content, paths, coords, clustering, scores, placed=0) -> None:
     """Written under a name of its own, then renamed: concurrent saves never mix."""
     path = _cache_path(store, model)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
@@ -357,10 +397,11 @@ def _save_cache(store, model, content, paths, coords, clustering, placed=0) -> N
                 version=CACHE_VERSION,
                 content=content,
                 n=len(paths),
-                paths=np.array(paths, dtype=str),
+                paths=_paths_as_bytes(paths),
                 placed=placed,
                 coords=coords,
                 labels=clustering.labels,
+                scores=scores,
                 centres=clustering.centres,
                 auto=clustering.auto,
                 rule=analysis.K_RULE,

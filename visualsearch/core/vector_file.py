@@ -236,3 +236,50 @@ def live_files(store: Store) -> tuple[list[str], list[str]]:
         "SELECT path, hash FROM files WHERE error IS NULL AND hash IS NOT NULL ORDER BY path"
     ).fetchall()
     return [p if type(p) is str else py_path(p) for p, _ in rows], [h for _, h in rows]
+
+
+class RowVectors:
+    """Float32 vectors of some rows of a vector file, read when indexed: an array-like
+    that analyses go through in chunks instead of holding every vector."""
+
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, vectors: VectorFile, rows: np.ndarray) -> None:
+        self.file, self.rows = vectors, np.asarray(rows, np.int64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.rows), self.file.dim
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return self.file.read(self.rows[index])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.asarray(self.file.read(self.rows), dtype or np.float32)
+
+
+class LiveVectors:
+    """The vectors of every readable catalogued file with one for `model`: `paths`
+    (sorted), each one's row in `file`, and `vectors` reading them (`RowVectors`). The
+    vector file is brought up to date first: only contents it has not seen are read."""
+
+    def __init__(self, store: Store, model: str, dim: int) -> None:
+        self.model = model
+        self.file = for_store(store, model, dim)
+        paths, hashes = live_files(store)
+        rows = self.file.sync(store, hashes)
+        keep = (rows >= 0).tolist()
+        self.paths = [p for p, ok in zip(paths, keep, strict=True) if ok]
+        self.hashes = [h for h, ok in zip(hashes, keep, strict=True) if ok]
+        self.rows = rows[rows >= 0]
+        self.vectors = RowVectors(self.file, self.rows)
+
+    def key(self) -> str:
+        """Changes whenever a path or its content changes (a cache key)."""
+        key = hashlib.sha256(self.model.encode() + b"\n")
+        key.update("\0".join(self.paths).encode("utf-8", "surrogateescape") + b"\n")
+        key.update("".join(self.hashes).encode())  # one join: 0.1 s at 1M, not 0.9 s
+        return key.hexdigest()[:32]
