@@ -140,3 +140,65 @@ def test_a_cancelled_pass_stops(store):
         collection_duplicates(col, THRESHOLD, progress=token)
     with pytest.raises(InterruptedError):
         collection_odd_ones_out(col, 3, progress=token)
+
+
+# -- the saved neighbour graph ------------------------------------------------------------
+
+
+def exact_neighbours(col, k):
+    rows = col.live_rows
+    x = col.vectors.read(rows)
+    scores = x @ x.T
+    np.fill_diagonal(scores, -np.inf)
+    return rows, np.argsort(-scores, axis=1)[:, :k]
+
+
+def recall(near, truth):
+    return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(near, truth, strict=True)])
+
+
+def test_the_neighbour_graph_is_kept_and_brought_up_to_date(store, monkeypatch):
+    """A second pass (another threshold, the odd ones out) reads the saved graph instead of
+    asking the index for every image again; images added and removed since only change
+    the lists they belong in, and the result is what a pass from scratch finds."""
+    from visualsearch.core import neighbour_graph
+    from visualsearch.core.vector_index import SegmentIndex
+
+    vectors = planted()
+    col = segmented(store, vectors[:2800])
+    first = collection_duplicates(col, THRESHOLD, judge_pixels=False)
+    assert neighbour_graph.graph_path(col.vectors).exists()
+
+    asked = []
+    real = SegmentIndex.nearest_rows
+
+    def counting(self, rows, k, progress=None):
+        asked.append(len(rows))
+        return real(self, rows, k, progress)
+
+    monkeypatch.setattr(SegmentIndex, "nearest_rows", counting)
+    again = collection_duplicates(open_collection(store), 0.9, judge_pixels=False)
+    assert asked == [] and len(again) >= len(first)  # nothing asked: read from the graph
+
+    fill(store, vectors[2800:], start=2800)  # 240 more: the near copies of the first 40
+    store.remove_paths([name(5), name(6)])
+    col = open_collection(store)
+    asked.clear()
+    updated = collection_duplicates(col, THRESHOLD, judge_pixels=False)
+    assert asked and asked[0] < 300  # the new rows and the lists that lost a neighbour
+    grouped = {r.path for g in updated for r in g.members}
+    assert {name(i) for i in range(7, 40)} | {name(3000 + i) for i in range(7, 40)} <= grouped
+    assert name(5) not in grouped and name(6) not in grouped
+
+    rows, near, _ = neighbour_graph.neighbours(col.index, 5)
+    truth_rows, truth = exact_neighbours(col, 5)
+    assert np.array_equal(rows, truth_rows)
+    assert recall(near.tolist(), truth.tolist()) >= 0.9
+    assert not ((near >= 0) & ~col.index.live[rows[np.maximum(near, 0)]]).any()
+
+    monkeypatch.setattr(SegmentIndex, "nearest_rows", real)
+    graph_path = neighbour_graph.graph_path(col.vectors)
+    graph_path.write_bytes(graph_path.read_bytes()[:100])  # torn: computed again
+    assert groups_by_name(collection_duplicates(col, THRESHOLD, judge_pixels=False)) == (
+        groups_by_name(updated)
+    )

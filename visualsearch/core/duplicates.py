@@ -198,7 +198,7 @@ def collection_duplicates(
     if len(col) < 2:
         return []
     units, first, copies = _units(col)
-    rows, near, sims = col.index.neighbours(neighbours, progress)
+    rows, near, sims = _neighbours(col, neighbours, progress)
     holder = first[np.searchsorted(units, rows)]  # the index may have left damaged rows out
     linked = sims >= threshold
     a = holder[np.repeat(np.arange(len(rows)), near.shape[1])[linked.ravel()]]
@@ -210,6 +210,18 @@ def collection_duplicates(
         return col.store.records_for([col.paths[i] for i in members])
 
     return _groups(len(col), a, b, s, records_of, col.root if judge_pixels else None)
+
+
+def _neighbours(
+    col: Collection, k: int, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The index's neighbours of every row; over segments, from the saved graph."""
+    from visualsearch.core import neighbour_graph
+    from visualsearch.core.vector_index import SegmentIndex
+
+    if isinstance(col.index, SegmentIndex):
+        return neighbour_graph.neighbours(col.index, k, progress)
+    return col.index.neighbours(k, progress)
 
 
 def _units(col: Collection) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -331,7 +343,7 @@ def collection_odd_ones_out(
     indices in `col.paths`). An identical copy counts as a neighbour at similarity 1."""
     if len(col) < 2:
         return [(i, 0.0) for i in range(len(col))][:limit]
-    rows, _, sims = col.index.neighbours(neighbours, progress)
+    rows, _, sims = _neighbours(col, neighbours, progress)
     at = np.searchsorted(col.sorted_rows, rows)
     copies = np.minimum(np.searchsorted(col.sorted_rows, rows, "right") - at - 1, neighbours)
     width = min(neighbours, sims.shape[1])

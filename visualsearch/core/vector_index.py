@@ -244,8 +244,17 @@ class SegmentIndex:
         """Candidates for each row from every segment (Annoy, `NEIGHBOUR_CANDIDATES` each,
         queried from as many threads as there are cores: Annoy lets go of the GIL) and
         from the fresh rows (by their projections), re-ranked with the full vectors."""
-        progress = progress or NullProgress()
         rows = np.flatnonzero(self.live)
+        found, sims = self.nearest_rows(rows, k, progress)
+        positions = np.where(found >= 0, np.searchsorted(rows, found), -1)
+        return rows, positions, sims
+
+    def nearest_rows(
+        self, rows: np.ndarray, k: int, progress: Progress | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`neighbours` for some live `rows` only: their k nearest other live rows (as
+        vector-file rows, -1 for none) and similarities (-inf for none)."""
+        progress = progress or NullProgress()
         fresh = self.fresh.rows if self.fresh is not None else np.zeros(0, np.int64)
         fresh_compact = self.vectors.read(fresh) @ self.projection
         found = np.full((len(rows), k), -1, np.int64)
@@ -270,8 +279,7 @@ class SegmentIndex:
                 found[lo : lo + len(chunk)] = best
                 sims[lo : lo + len(chunk)] = best_sims
         progress.report(len(rows), len(rows))
-        positions = np.where(found >= 0, np.searchsorted(rows, found), -1)
-        return rows, positions, sims
+        return found, sims
 
     def _segment_candidates(self, pool, workers: int, compact: np.ndarray) -> np.ndarray:
         """(m, C) candidate rows from the sealed segments for m compact query vectors."""
