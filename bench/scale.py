@@ -59,10 +59,14 @@ def records(lo: int, hi: int):
 
 def fill(store, lo: int, hi: int, dim: int, seed: int) -> None:
     for start in range(lo, hi, 20_000):
-        end = min(hi, start + 20_000)
-        vectors = clustered(end - start, dim, seed + start)
-        recs = records(start, end)
-        store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, vectors, strict=True)})
+        commit(store, start, clustered(min(hi, start + 20_000) - start, dim, seed + start))
+
+
+def commit(store, lo: int, vectors: np.ndarray) -> list:
+    """Synthetic images lo, lo+1, … with `vectors`, committed; their records."""
+    recs = records(lo, lo + len(vectors))
+    store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, vectors, strict=True)})
+    return recs
 
 
 def rss_mb(field: str = "VmRSS") -> float:
@@ -163,10 +167,8 @@ def measure(directory: Path, dim: int) -> dict:
     out["peak_mb"] = private.read()
     out["mapped_mb"] = rss_mb("RssFile")
     # 1,000 images added: committed, then searchable through a re-open (what the engine does)
-    n = store.counts()["files"]
     added = clustered(CHANGE, dim, seed=11, centre_seed=dim)
-    recs = records(n, n + CHANGE)
-    store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, added, strict=True)})
+    recs = commit(store, store.counts()["files"], added)
     t = time.perf_counter()
     col = Collection(directory, store, Vectors(dim))
     col.search_vector(added[0], 1)
@@ -213,10 +215,7 @@ def plant(store, col, dim: int) -> tuple[list[tuple[str, str]], list[str]]:
     copies /= np.linalg.norm(copies, axis=1, keepdims=True)
     odd = rng.standard_normal((20, dim)).astype(np.float32)
     odd /= np.linalg.norm(odd, axis=1, keepdims=True)
-    n = store.counts()["files"]
-    recs = records(n + 10_000, n + 10_000 + CHANGE + 20)  # names no image has
-    vectors = np.concatenate([copies, odd])
-    store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, vectors, strict=True)})
+    recs = commit(store, store.counts()["files"] + 10_000, np.concatenate([copies, odd]))
     pairs = [(col.paths[o], r.path) for o, r in zip(originals.tolist(), recs, strict=False)]
     return pairs, [r.path for r in recs[CHANGE:]]
 
@@ -238,13 +237,16 @@ def measure_cleanup(directory: Path, dim: int) -> dict:
     pairs, odd = plant(store, col, dim)
     added: list[str] = []
     out: dict = {}
-    try:
-        private = PeakPrivate()
-        t = time.perf_counter()
+
+    def duplicates(name: str):
+        private, t = PeakPrivate(), time.perf_counter()
         col = Collection(directory, store, Vectors(dim))
         groups = collection_duplicates(col, 0.95, judge_pixels=False)
-        out["duplicates_s"] = time.perf_counter() - t
-        out["duplicates_peak_mb"] = private.read()
+        out[f"{name}_s"], out[f"{name}_peak_mb"] = time.perf_counter() - t, private.read()
+        return col, groups
+
+    try:
+        col, groups = duplicates("duplicates")
         group_of = {r.path: i for i, g in enumerate(groups) for r in g.members}
         found = [a in group_of and group_of.get(a) == group_of.get(b) for a, b in pairs]
         out["pairs_found"] = float(np.mean(found))
@@ -254,17 +256,9 @@ def measure_cleanup(directory: Path, dim: int) -> dict:
         ranked = collection_odd_ones_out(col, len(odd))
         out["odd_s"] = time.perf_counter() - t
         out["odd_found"] = len({col.paths[r] for r, _ in ranked} & set(odd)) / len(odd)
-        n = store.counts()["files"]
-        recs = records(n + 30_000, n + 30_000 + CHANGE)
-        vectors = clustered(CHANGE, dim, seed=41, centre_seed=dim)
-        store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, vectors, strict=True)})
-        added = [r.path for r in recs]
-        private = PeakPrivate()
-        t = time.perf_counter()
-        col = Collection(directory, store, Vectors(dim))
-        again = collection_duplicates(col, 0.95, judge_pixels=False)
-        out["update_s"] = time.perf_counter() - t
-        out["update_peak_mb"] = private.read()
+        new = clustered(CHANGE, dim, seed=41, centre_seed=dim)
+        added = [r.path for r in commit(store, store.counts()["files"] + 30_000, new)]
+        _, again = duplicates("update")
         out["groups_after"] = len(again)
     finally:
         store.remove_paths([b for _, b in pairs] + odd + added)
@@ -291,10 +285,8 @@ def measure_map(directory: Path, dim: int) -> dict:
         out["layout_s"] = time.perf_counter() - t
         out["layout_peak_mb"] = private.read()
         out["clusters"] = cmap.clustering.k
-        n = store.counts()["files"]
         added = clustered(CHANGE, dim, seed=31, centre_seed=dim)
-        recs = records(n + 20_000, n + 20_000 + CHANGE)
-        store.commit_batch(MODEL, recs, {r.hash: v for r, v in zip(recs, added, strict=True)})
+        recs = commit(store, store.counts()["files"] + 20_000, added)
         try:
             private = PeakPrivate()
             t = time.perf_counter()
