@@ -87,3 +87,79 @@ def test_reading_the_images_is_not_a_change(tmp_path):
         assert not calls.wait(1.5)
     finally:
         watcher.stop()
+
+
+# -- indexing only what the watcher saw change ----------------------------------------
+
+
+def _catalog(store) -> dict:
+    return {p: (r.size, r.mtime_ns, r.hash) for p, r in store.file_records().items()}
+
+
+def test_a_run_over_the_changed_paths_only_matches_a_whole_scan(tmp_path):
+    """What a watcher reports (files added, changed, deleted, a folder moved away and
+    one moved in) is indexed by looking at those paths only: the catalog ends as a
+    whole scan leaves it, and a change the watcher did not report is not looked at."""
+    from tests.fakes import FakeEncoder
+    from visualsearch.core.indexing import IndexOptions, index_folder
+    from visualsearch.core.store import Store
+
+    root = tmp_path / "photos"
+    shots = distinct_images(tmp_path / "src", 12, size=48)
+    for folder, part in (("a", shots[:3]), ("ab", shots[3:5]), ("c", shots[5:7])):
+        (root / folder).mkdir(parents=True)
+        for shot in part:
+            shutil.copy(shot, root / folder / shot.name)
+    odd = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")  # a name that is not UTF-8
+    shutil.copy(shots[7], root / "a" / odd)
+    enc = FakeEncoder()
+    with Store(tmp_path / "store") as store:
+        index_folder(root, store, enc)
+        shutil.copy(shots[8], root / "c" / "new.jpg")  # added
+        shutil.copy(shots[9], root / "c" / shots[5].name)  # changed
+        (root / "c" / shots[6].name).unlink()  # deleted
+        shutil.move(root / "a", tmp_path / "a-away")  # a folder moved out (prefix of "ab")
+        (root / "d").mkdir()
+        shutil.copy(shots[10], root / "d" / "in.jpg")  # a folder moved in
+        (root / "ab" / shots[3].name).unlink()  # not reported: not looked at
+        changed = ("c/new.jpg", f"c/{shots[5].name}", f"c/{shots[6].name}", "a", "d")
+        report = index_folder(root, store, enc, options=IndexOptions(only=changed))
+        assert (report.new, report.changed, report.removed) == (2, 1, 5)
+        assert report.scanned == 3
+        targeted = _catalog(store)
+        assert f"ab/{shots[3].name}" in targeted and f"ab/{shots[4].name}" in targeted
+        assert not any(p.startswith("a/") for p in targeted)
+
+    shutil.copy(shots[3], root / "ab" / shots[3].name)  # as it was: a whole scan agrees
+    with Store(tmp_path / "whole") as whole:
+        index_folder(root, whole, enc)
+        assert _catalog(whole).keys() == targeted.keys()
+        assert {p: v[2] for p, v in _catalog(whole).items()} == {
+            p: v[2] for p, v in targeted.items()
+        }
+
+
+def test_a_run_over_changed_paths_keeps_the_whole_scans_problems(tmp_path):
+    """The problems a whole scan found (hidden folders, unreadable files) stay listed
+    after a run that looked at a few paths; a hidden path reported is never indexed."""
+    from tests.fakes import FakeEncoder
+    from visualsearch.core.folder import ModelChoice, index_and_record, scan_problems
+    from visualsearch.core.indexing import IndexOptions
+    from visualsearch.core.store import Store
+
+    root = tmp_path / "photos"
+    (root / ".hidden").mkdir(parents=True)
+    shots = distinct_images(tmp_path / "src", 2, size=48)
+    shutil.copy(shots[0], root / "x.jpg")
+    shutil.copy(shots[1], root / ".hidden" / "y.jpg")
+    enc, model = FakeEncoder(), ModelChoice("builtin")
+    with Store(tmp_path / "store") as store:
+        index_and_record(root, store, enc, model)
+        problems = scan_problems(store)
+        assert [p for p, _ in problems] == [".hidden"]
+        (root / "x.jpg").unlink()
+        only = IndexOptions(only=("x.jpg", ".hidden/y.jpg"))
+        report = index_and_record(root, store, enc, model, options=only)
+        assert report.removed == 1 and report.new == 0
+        assert list(store.file_records()) == []
+        assert scan_problems(store) == problems

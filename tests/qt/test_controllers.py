@@ -17,6 +17,7 @@ from visualsearch.core.encoders.base import ModelInfo
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.indexing import IndexOptions
 from visualsearch.core.query import ImageQuery
+from visualsearch.core.store import Store
 from visualsearch.qt.cleanup_controller import CleanupController
 from visualsearch.qt.collection_controller import CollectionController
 from visualsearch.qt.duplicates_page import DuplicatesPage
@@ -288,3 +289,25 @@ def test_all_images_after_a_run_show_the_changed_records(qtbot, areas, tmp_path)
     assert after[paths[1].name].record.hash != before[paths[1].name].record.hash
     assert after[paths[1].name].record == areas.collection.records[paths[1].name]
     assert after[paths[0].name] is before[paths[0].name]  # unchanged: kept as it was
+
+
+def test_changes_on_disk_are_indexed_by_their_paths_only(qtbot, areas, tmp_path):
+    """The watcher's burst used to start a whole run (a scan of every file: minutes at a
+    million); now only the paths it saw are looked at, and the grid follows."""
+    folder = tmp_path / "a"
+    paths = distinct_images(folder, 6, size=64)
+    areas.open(folder)
+    assert areas.collection.watcher is not None
+    other = distinct_images(tmp_path / "other", 8, size=80)
+    with qtbot.waitSignal(areas.collection.indexing_finished, timeout=TIMEOUT_MS) as run:
+        paths[1].write_bytes(other[6].read_bytes())  # changed content
+        paths[2].unlink()
+        (folder / "new.jpg").write_bytes(other[7].read_bytes())
+    report = run.args[0]
+    assert report.scanned <= 2 and report.removed == 1  # the paths seen, not the folder
+    expected = {paths[0].name, paths[1].name, paths[3].name, paths[4].name, paths[5].name}
+    qtbot.waitUntil(lambda: set(areas.shown()) == expected | {"new.jpg"}, timeout=TIMEOUT_MS)
+    assert set(areas.collection.records) == expected | {"new.jpg"}
+    with Store(areas.collection.target.store_dir) as store:
+        new_hash = store.record(paths[1].name).hash
+    assert areas.collection.records[paths[1].name].hash == new_hash

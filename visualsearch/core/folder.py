@@ -59,7 +59,8 @@ def index_and_record(
     report = index_folder(folder, store, encoder, progress, options, on_commit=on_commit)
     store.set_meta("model_spec", model.spec)
     store.set_meta("model_weights", str(model.weights) if model.weights else "")
-    store.set_meta("scan_problems", json.dumps(report.problems))
+    if options is None or options.only is None:  # a run over some paths saw only theirs
+        store.set_meta("scan_problems", json.dumps(report.problems))
     return report
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,4 +242,40 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
         # reversed so that popping from the stack walks folders in name order
         stack.extend(reversed(subdirs))
     result.files.sort(key=lambda f: f.path)
+    return result
+
+
+def scan_paths(root: Path, paths: Iterable[str], exclude: list[Path] | None = None) -> ScanResult:
+    """`scan_folder` for some paths under `root` only (relative, POSIX separators): each
+    is an image file, a folder (walked), or gone (nothing listed). A path that cannot be
+    looked at is listed in `unreadable_dirs`, so that its catalog entries are kept."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"cannot open folder {root}")
+    result = ScanResult()
+    for rel in sorted(set(paths)):
+        if not rel or any(part.startswith(".") for part in rel.split("/")):
+            continue  # hidden: never indexed
+        try:
+            st = os.stat(root / rel)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:
+            result.problems.append((rel, f"cannot look at it: {exc.strerror or exc}"))
+            result.unreadable_dirs.append(rel)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                sub = scan_folder(root / rel, exclude)
+            except OSError as exc:
+                result.problems.append((rel, f"cannot list folder: {exc}"))
+                result.unreadable_dirs.append(rel)
+                continue
+            result.files += [FileStat(f"{rel}/{f.path}", f.size, f.mtime_ns) for f in sub.files]
+            result.problems += [(f"{rel}/{p}" if p != "." else rel, why) for p, why in sub.problems]
+            result.unreadable_dirs += [f"{rel}/{d}" if d else rel for d in sub.unreadable_dirs]
+        elif stat.S_ISREG(st.st_mode) and is_image_name(rel.rsplit("/", 1)[-1]):
+            result.files.append(FileStat(rel, st.st_size, st.st_mtime_ns))
+    unique = {f.path: f for f in result.files}  # a file and its folder both named
+    result.files = sorted(unique.values(), key=lambda f: f.path)
     return result

@@ -250,6 +250,24 @@ class Store:
             found.update((r.path, r) for r in map(_record, rows))
         return [found[p] for p in paths]
 
+    def records_within(self, paths: Iterable[str]) -> dict[str, FileRecord]:
+        """The catalog records of `paths` and of everything under those that are folders
+        (any error included), by path: one lookup per path, never the whole catalog."""
+        found: dict[str, FileRecord] = {}
+        query = (
+            f"SELECT {_RECORD_COLUMNS} FROM files WHERE path = ? "
+            "OR (path >= ? AND path < ?) OR (path >= ? AND path < ?)"
+        )
+        for rel in paths:
+            raw = rel.encode("utf-8", "surrogateescape")
+            # '/' + 1 is '0': [rel/, rel0) holds everything under rel; names that are not
+            # UTF-8 are kept as BLOBs, which sort apart from text: both ranges are asked
+            bounds = (rel + "/", rel + "0", raw + b"/", raw + b"0")
+            for row in self.conn.execute(query, (db_path(rel), *bounds)):
+                record = _record(row)
+                found[record.path] = record
+        return found
+
     def record(self, path: str) -> FileRecord | None:
         row = self.conn.execute(
             f"SELECT {_RECORD_COLUMNS} FROM files WHERE path=?",

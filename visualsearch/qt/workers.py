@@ -102,8 +102,9 @@ class WorkerJob(QObject):
 @dataclass
 class IndexOutcome:
     report: IndexReport
-    records: list[FileRecord]  # the catalog after the run
+    records: list[FileRecord]  # the catalog after the run (with `only`: of those paths)
     skipped: list[tuple[str, str]]  # files that could not be indexed, and why
+    only: tuple[str, ...] | None = None  # the run looked at these paths only
 
 
 class IndexJob(WorkerJob):
@@ -123,9 +124,10 @@ class IndexJob(WorkerJob):
         self.options = options or IndexOptions()
 
     def work(self) -> object:
-        t = self.target
+        t, only = self.target, self.options.only
         with Store(t.store_dir, root=t.folder) as store:
-            self.catalog.emit(store.image_records())
+            if only is None:  # a run over some paths: the window keeps what it shows
+                self.catalog.emit(store.image_records())
             self.progress.emit(0, 0, "Loading the model…")
             encoder = self.encoders.get(t.model)
             self.model_ready.emit(ModelInfo.of(encoder))
@@ -139,7 +141,10 @@ class IndexJob(WorkerJob):
                 on_commit=self.batch.emit,
             )
             skipped = store.errors() + scan_problems(store)
-            return IndexOutcome(report, store.image_records(), skipped)
+            if only is None:
+                return IndexOutcome(report, store.image_records(), skipped)
+            changed = store.records_within(only).values()
+            return IndexOutcome(report, [r for r in changed if r.error is None], skipped, only)
 
 
 @dataclass
