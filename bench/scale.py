@@ -516,7 +516,7 @@ def main() -> None:
             m = run("--measure-watch")
             print(
                 f"  {m['new']} photos a watcher saw arrive → indexed by their paths only "
-                f"{m['indexed_s']:.1f} s ({m['scanned']} files looked at), searchable "
+                f"{m['indexed_s'] * 1000:.0f} ms ({m['scanned']} files looked at), searchable "
                 f"{m['searchable_s']:.1f} s (found: {m['found']}; {m['n']:,} images)",
                 flush=True,
             )

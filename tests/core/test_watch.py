@@ -122,12 +122,16 @@ def test_a_run_over_the_changed_paths_only_matches_a_whole_scan(tmp_path):
         (root / "d").mkdir()
         shutil.copy(shots[10], root / "d" / "in.jpg")  # a folder moved in
         (root / "ab" / shots[3].name).unlink()  # not reported: not looked at
+        (root / "ab" / shots[4].name).rename(root / "moved.jpg")  # moved: nothing encoded
         changed = ("c/new.jpg", f"c/{shots[5].name}", f"c/{shots[6].name}", "a", "d")
+        changed += (f"ab/{shots[4].name}", "moved.jpg")
+        seen = enc.images_seen
         report = index_folder(root, store, enc, options=IndexOptions(only=changed))
-        assert (report.new, report.changed, report.removed) == (2, 1, 5)
-        assert report.scanned == 3
+        assert (report.new, report.changed, report.removed) == (3, 1, 6)
+        assert report.scanned == 4 and report.reused == 1
+        assert enc.images_seen - seen == 3  # the moved file's vector was found by its hash
         targeted = _catalog(store)
-        assert f"ab/{shots[3].name}" in targeted and f"ab/{shots[4].name}" in targeted
+        assert f"ab/{shots[3].name}" in targeted and "moved.jpg" in targeted
         assert not any(p.startswith("a/") for p in targeted)
 
     shutil.copy(shots[3], root / "ab" / shots[3].name)  # as it was: a whole scan agrees

@@ -13,7 +13,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,7 +26,7 @@ from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.scan import FileStat, scan_folder, scan_paths
 from visualsearch.core.segments import ANNOY_THRESHOLD, SEAL_AT, maintain_index
-from visualsearch.core.store import FileRecord, Store, content_hash
+from visualsearch.core.store import FileRecord, HashLookup, Store, content_hash
 
 THUMBNAIL_SIZE = 256
 
@@ -111,8 +111,8 @@ def prepare_file(
     root: Path,
     f: FileStat,
     encoder: Encoder,
-    known: frozenset[str],
-    have_thumbs: frozenset[str],
+    known: Container[str],
+    have_thumbs: Container[str],
     opts: IndexOptions,
     claims: _Claims | None = None,
     cancelled: Callable[[], bool] | None = None,
@@ -208,7 +208,10 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
         records = store.records_within(opts.only)
     report.scanned = len(scan.files)
     report.problems = scan.problems
-    known = store.known_hashes(encoder.id, encoder.dim)
+    if opts.only is None:
+        known, thumbs = store.known_hashes(encoder.id, encoder.dim), store.thumbnail_hashes()
+    else:  # a few files: each hash asked, not a set of every content made
+        known, thumbs = store.hash_lookup(encoder.id, encoder.dim)
     seen = {f.path for f in scan.files}
 
     todo: list[FileStat] = []
@@ -251,19 +254,35 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
     total = len(todo)
     done = 0
     progress.report(0, total, f"{total} images to index")
-    if total:
-        done = _run(
-            root, todo, store, encoder, progress, opts, known, gone_hashes, report, on_commit
-        )
+    try:
+        if total:
+            done = _run(
+                root,
+                todo,
+                store,
+                encoder,
+                progress,
+                opts,
+                (known, thumbs),
+                gone_hashes,
+                report,
+                on_commit,
+            )
+    finally:
+        if isinstance(known, HashLookup):
+            known.db.close()  # the lookups' own connection
 
     if not report.cancelled:
         report.removed = store.remove_paths(gone)
         if report.removed:
-            store.collect_garbage()
+            store.collect_garbage(None if opts.only is None else gone_hashes)
         if not report.missing_kept and scan.files and opts.only is None:
             store.set_meta("root_device", str(device))
     store.set_meta("model", encoder.id)
-    if not report.cancelled and store.counts()["files"] >= opts.annoy_threshold:
+    # a run over a few changed paths leaves sealing to a whole run unless it indexed many
+    # (the check alone reads every path: 3.5 s at 1M); meanwhile they are searched exactly
+    many = opts.only is None or report.indexed >= opts.seal_at // 10
+    if not report.cancelled and many and store.counts()["files"] >= opts.annoy_threshold:
         # sealed now (the rest were sealed during the run), so the first query is instant
         _maintain(store, encoder, progress, opts, done, total, report)
     report.seconds = time.perf_counter() - started
@@ -459,12 +478,12 @@ class _DaemonPool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _run(root, todo, store, encoder, progress, opts, known, gone_hashes, report, on_commit) -> int:
+def _run(root, todo, store, encoder, progress, opts, have, gone_hashes, report, on_commit) -> int:
+    """`have`: (contents with a vector, contents with a thumbnail) before the run."""
     workers = opts.workers or default_threads()
     batch_size = max(1, opts.batch_size)
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
-    known_f = frozenset(known)
-    thumbs_f = frozenset(store.thumbnail_hashes())
+    known_f, thumbs_f = have
     claims = _Claims()
     pending: dict[Future, FileStat] = {}
     queue_ = iter(todo)
