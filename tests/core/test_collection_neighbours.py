@@ -202,3 +202,61 @@ def test_the_neighbour_graph_is_kept_and_brought_up_to_date(store, monkeypatch):
     assert groups_by_name(collection_duplicates(col, THRESHOLD, judge_pixels=False)) == (
         groups_by_name(updated)
     )
+
+
+def test_a_burst_of_shots_of_one_photo_joins_its_list(store):
+    """12 new shots of an existing photo are nearer each other than to it: entered only
+    into the lists of their own 10 nearest, they never reached the photo's, which then
+    stayed odd and alone until the graph was made again."""
+    from visualsearch.core import neighbour_graph
+
+    rng = np.random.default_rng(1)
+    lonely = l2_normalize(rng.standard_normal((1, DIM)).astype(np.float32))
+    col = segmented(store, np.concatenate([planted()[:2599], lonely]))
+    collection_duplicates(col, THRESHOLD, judge_pixels=False)  # the graph is saved
+    side = l2_normalize(rng.standard_normal((1, DIM)).astype(np.float32))
+    noise = 0.02 * rng.standard_normal((12, DIM)).astype(np.float32)
+    fill(store, l2_normalize(lonely + 0.25 * side + noise), start=2600)
+
+    def photo(col):
+        groups = collection_duplicates(col, THRESHOLD, judge_pixels=False)
+        held = [{r.path for r in g.members} for g in groups]
+        odd = dict(collection_odd_ones_out(open_collection(store), len(col)))
+        return [g for g in held if name(2599) in g], odd[col.paths.index(name(2599))]
+
+    updated = photo(open_collection(store))
+    neighbour_graph.graph_path(col.vectors).unlink()
+    fresh = photo(open_collection(store))
+    assert updated[0] == fresh[0] and len(fresh[0]) == 1 and len(fresh[0][0]) == 13
+    assert updated[1] == pytest.approx(fresh[1], abs=1e-6)
+
+
+def test_a_graph_that_does_not_fit_its_vector_file_is_made_again(store):
+    """A vector file cut short and filled again keeps its epoch, but its rows then hold
+    other images: the graph used to be read as it was and grouped images at similarity
+    -0.3; a graph whose numbers were changed was trusted too."""
+    from visualsearch.core import neighbour_graph
+
+    col = segmented(store, planted())
+    expected = groups_by_name(collection_duplicates(col, THRESHOLD, judge_pixels=False))
+    path = neighbour_graph.graph_path(col.vectors)
+    with np.load(path) as data:
+        saved = dict(data)
+    saved["sims"] = np.where(np.isfinite(saved["sims"]), 1.0, saved["sims"]).astype(np.float32)
+    with open(path, "wb") as fh:
+        np.savez(fh, **saved)
+    col = open_collection(store)
+    assert groups_by_name(collection_duplicates(col, THRESHOLD, judge_pixels=False)) == expected
+
+    rows = 600
+    with open(col.vectors.vectors_path, "r+b") as fh:
+        fh.truncate(rows * DIM * 2)
+    with open(col.vectors.hashes_path, "r+b") as fh:
+        fh.truncate(rows * 16)
+    col = open_collection(store, threshold=10**9)  # the file is filled again, in another order
+    segments.maintain_index(store, "m", DIM, threshold=100, seal_at=1000)
+    col = open_collection(store)
+    assert col.index.kind == "segments"
+    got = collection_duplicates(col, THRESHOLD, judge_pixels=False)
+    assert groups_by_name(got) == expected
+    assert all(g.similarity >= THRESHOLD for g in got)

@@ -249,3 +249,45 @@ def test_a_store_from_a_newer_version_is_refused_and_a_half_made_one_opens(tmp_p
         db.execute("DELETE FROM meta WHERE key='schema_version'")
     with Store(tmp_path / "half") as store:
         assert store.identity == identity and store.get_meta("schema_version") == "1"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("scores", np.array(["a"] * 30)),  # text: TypeError
+        ("labels", np.zeros(30, np.float64)),  # float labels: TypeError
+        ("centres", np.ones((3, 96), np.float32)),  # another model's size: matmul error
+        ("scores", np.full(30, 7.0, np.float32)),  # not a similarity
+    ],
+)
+def test_a_loadable_but_wrong_map_cache_is_computed_again(indexed, tmp_path, field, value):
+    """Caches that np.load reads but that are not a map crashed the map instead of being
+    made again; a cache with centres of another size made `rename_cluster` open the
+    vector file at that size, which dropped every sound vector of the catalog."""
+    from visualsearch.core.collection_map import rename_cluster
+
+    _folder, store, encoder = indexed
+    first = build_map(store, encoder, tmp_path / "cache", k=3)
+    path = _cache_path(store, encoder.id)
+    with np.load(path) as data:
+        saved = dict(data)
+    saved[field] = value
+    with open(path, "wb") as fh:
+        np.savez(fh, **saved)
+    vectors = len(store.load_vectors(encoder.id)[0])
+    rename_cluster(store, encoder.id, 3, 0, "mine")  # members read from the cache
+    assert len(store.load_vectors(encoder.id)[0]) == vectors == 30
+    again = build_map(store, encoder, tmp_path / "cache", k=3)
+    assert again.clustering.k == 3 and len(again.paths) == len(first.paths)
+    assert np.all(np.abs(again.scores) <= 1.01)
+
+
+def test_vectors_of_another_size_are_refused_not_dropped(indexed):
+    """Opening a model's vectors at a size they do not have read every one as damaged
+    and dropped it from the catalog: they are refused with the reason instead."""
+    from visualsearch.core.vector_file import LiveVectors
+
+    _folder, store, encoder = indexed
+    with pytest.raises(ValueError, match="48 values, not 96"):
+        LiveVectors(store, encoder.id, 96)
+    assert len(store.load_vectors(encoder.id)[0]) == 30

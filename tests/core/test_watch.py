@@ -115,6 +115,7 @@ def test_a_run_over_the_changed_paths_only_matches_a_whole_scan(tmp_path):
     enc = FakeEncoder()
     with Store(tmp_path / "store") as store:
         index_folder(root, store, enc)
+        old_hash = store.record(f"c/{shots[5].name}").hash
         shutil.copy(shots[8], root / "c" / "new.jpg")  # added
         shutil.copy(shots[9], root / "c" / shots[5].name)  # changed
         (root / "c" / shots[6].name).unlink()  # deleted
@@ -130,6 +131,7 @@ def test_a_run_over_the_changed_paths_only_matches_a_whole_scan(tmp_path):
         assert (report.new, report.changed, report.removed) == (3, 1, 6)
         assert report.scanned == 4 and report.reused == 1
         assert enc.images_seen - seen == 3  # the moved file's vector was found by its hash
+        assert old_hash not in store.known_hashes(enc.id)  # the changed file's old vector
         targeted = _catalog(store)
         assert f"ab/{shots[3].name}" in targeted and "moved.jpg" in targeted
         assert not any(p.startswith("a/") for p in targeted)
@@ -167,3 +169,38 @@ def test_a_run_over_changed_paths_keeps_the_whole_scans_problems(tmp_path):
         assert report.removed == 1 and report.new == 0
         assert list(store.file_records()) == []
         assert scan_problems(store) == problems
+
+
+def test_a_run_over_changed_paths_handles_odd_names_and_links_like_a_whole_scan(tmp_path):
+    """A folder whose name is not UTF-8 (its paths are BLOB keys) raised
+    UnicodeEncodeError; a link inside a new folder to a folder of the collection listed
+    the whole collection again under the link (a whole scan lists it once, by its real
+    path); paths outside the folder are ignored."""
+    from tests.fakes import FakeEncoder
+    from visualsearch.core.indexing import IndexOptions, index_folder
+    from visualsearch.core.store import Store
+
+    root = tmp_path / "photos"
+    odd = b"caf\xe9".decode("utf-8", "surrogateescape")
+    (root / odd).mkdir(parents=True)
+    (root / "lib").mkdir()
+    shots = distinct_images(tmp_path / "src", 5, size=48)
+    for shot in shots[:3]:
+        shutil.copy(shot, root / odd / shot.name)
+    for shot in shots[3:]:
+        shutil.copy(shot, root / "lib" / shot.name)
+    enc = FakeEncoder()
+    with Store(tmp_path / "store") as store:
+        index_folder(root, store, enc)
+        (root / odd / shots[0].name).unlink()
+        (root / "album").mkdir()
+        (root / "album" / "lib-link").symlink_to(root / "lib")
+        (root / "album" / "up").symlink_to(root)
+        only = (odd, "album", str(tmp_path / "src" / shots[0].name), "../src")
+        report = index_folder(root, store, enc, options=IndexOptions(only=only))
+        assert report.removed == 1 and report.new == 0
+        targeted = sorted(store.file_records())
+    with Store(tmp_path / "whole") as whole:
+        index_folder(root, whole, enc)
+        assert sorted(whole.file_records()) == targeted
+    assert f"{odd}/{shots[1].name}" in targeted and not any("album" in p for p in targeted)

@@ -16,7 +16,7 @@ from tests.qt.conftest import Answers
 from visualsearch.core.encoders.base import ModelInfo
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.indexing import IndexOptions
-from visualsearch.core.query import ImageQuery
+from visualsearch.core.query import ImageQuery, TextQuery
 from visualsearch.core.store import Store
 from visualsearch.qt.cleanup_controller import CleanupController
 from visualsearch.qt.collection_controller import CollectionController
@@ -311,3 +311,35 @@ def test_changes_on_disk_are_indexed_by_their_paths_only(qtbot, areas, tmp_path)
     with Store(areas.collection.target.store_dir) as store:
         new_hash = store.record(paths[1].name).hash
     assert areas.collection.records[paths[1].name].hash == new_hash
+
+
+def test_a_search_during_the_odd_ones_out_stops_them(qtbot, areas, tmp_path, monkeypatch):
+    """The odd ones out of a million images take minutes: a search meanwhile left the pass
+    running and its progress overwrote the search's header. Now the pass stops, quietly."""
+    import time
+
+    import visualsearch.qt.cleanup_controller as cleanup
+
+    ran = {}
+
+    def slow(col, limit=None, neighbours=5, progress=None):
+        for i in range(100):
+            if progress.cancelled():
+                ran["cancelled"] = True
+                raise InterruptedError("cancelled")
+            progress.report(i, 100, f"Compared {i * 4096:,} of 409,600 images with their nearest")
+            time.sleep(0.05)
+        return [(0, 0.5)]
+
+    monkeypatch.setattr(cleanup, "collection_odd_ones_out", slow)
+    distinct_images(tmp_path / "a", 6, size=64)
+    areas.open(tmp_path / "a")
+    areas.cleanup.show_outliers()
+    qtbot.waitUntil(lambda: "Compared" in areas.area.query_label.text(), timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(areas.results.results_shown, timeout=TIMEOUT_MS):
+        areas.results.run_query(TextQuery("cat"))
+    shown = areas.area.query_label.text()
+    qtbot.waitUntil(lambda: ran.get("cancelled", False), timeout=TIMEOUT_MS)
+    qtbot.wait(200)
+    assert areas.area.query_label.text() == shown and "Compared" not in shown
+    assert not [m for m in areas.messages if m[0] == "error"]

@@ -84,6 +84,8 @@ def build_map(
     live = LiveVectors(store, encoder.id, encoder.dim)
     paths, vectors, content = live.paths, live.vectors, live.key()
     cached = _load_cache(store, encoder.id)
+    if cached is not None and cached["centres"].shape[1] != encoder.dim:
+        cached = None  # centres of another size: not this model's map
     # keyed by the content, not by the store's change counter: a reset catalog counts from 0
     fresh = cached is not None and cached["content"] == content and cached["n"] == len(paths)
     reduced = functools.cache(lambda: analysis.reduce(vectors))  # for a layout and k-means
@@ -240,7 +242,10 @@ def _cached_members(store: Store, model: str, k: int, cluster: int) -> list[str]
     cached = _load_cache(store, model)
     if cached is None or cached["k"] != k:
         return []
-    live = LiveVectors(store, model, cached["centres"].shape[1])
+    dim = store.vector_dim(model)
+    if dim is None or cached["centres"].shape[1] != dim:
+        return []
+    live = LiveVectors(store, model, dim)
     if cached["content"] != live.key() or cached["n"] != len(live.paths):
         return []
     return [live.paths[r] for r in np.flatnonzero(cached["labels"] == cluster)]
@@ -355,23 +360,39 @@ def _load_cache(store: Store, model: str) -> dict | None:
                 "paths": _paths_from_bytes(data["paths"]),
                 "placed": int(data["placed"]),
             }
+            if _sound(cache):
+                return cache
     except FileNotFoundError:
         return None
     except Exception as exc:  # a torn or garbled file: zipfile, zlib, numpy header errors…
         log.warning("map cache %s is damaged (%s); it is computed again", path.name, exc)
         return None
+    log.warning("map cache %s does not hold a whole map; it is computed again", path.name)
+    return None
+
+
+def _sound(cache: dict) -> bool:
+    """Arrays of the kinds and shapes a map has, with values a map can hold."""
     n, k = cache["n"], cache["k"]
-    if (
-        len(cache["paths"]) != n
-        or cache["coords"].shape != (n, 2)
-        or cache["labels"].shape != (n,)
-        or cache["scores"].shape != (n,)
-        or not np.isfinite(cache["coords"]).all()
-        or not np.isfinite(cache["scores"]).all()
-        or (n and not 0 <= cache["labels"].min() <= cache["labels"].max() < k)
+    coords, labels, scores, centres = (cache[a] for a in ("coords", "labels", "scores", "centres"))
+    if not (
+        coords.dtype.kind == "f"
+        and scores.dtype.kind == "f"
+        and centres.dtype.kind == "f"
+        and labels.dtype.kind in "iu"
+        and len(cache["paths"]) == n
+        and coords.shape == (n, 2)
+        and labels.shape == (n,)
+        and scores.shape == (n,)
+        and centres.ndim == 2
     ):
-        return None
-    return cache
+        return False
+    return bool(
+        np.isfinite(coords).all()
+        and np.isfinite(centres).all()
+        and np.all(np.abs(scores) <= 1.01)
+        and (not n or 0 <= labels.min() <= labels.max() < k)
+    )
 
 
 def _paths_as_bytes(paths: list[str]) -> np.ndarray:

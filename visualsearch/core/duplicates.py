@@ -15,10 +15,10 @@ from visualsearch.core.image_detail import ImageDetail, measure_detail
 from visualsearch.core.neighbours import linked_groups, self_knn
 from visualsearch.core.progress import Progress
 from visualsearch.core.store import FileRecord
+from visualsearch.core.trash import link_problem
 
 if TYPE_CHECKING:
     from visualsearch.core.collection import Collection
-from visualsearch.core.trash import link_problem
 
 NEIGHBOURS = 10  # how many nearest images are checked for each image
 

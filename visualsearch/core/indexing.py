@@ -215,6 +215,7 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
     seen = {f.path for f in scan.files}
 
     todo: list[FileStat] = []
+    replaced: set[str] = set()
     for f in scan.files:
         old = records.get(f.path)
         if old is None:
@@ -223,6 +224,8 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
         elif old.size != f.size or old.mtime_ns != f.mtime_ns:
             report.changed += 1
             todo.append(f)
+            if old.hash:
+                replaced.add(old.hash)  # its vector and thumbnail may now be nobody's
         elif old.error is not None:
             if opts.retry_errors:
                 todo.append(f)
@@ -274,8 +277,8 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
 
     if not report.cancelled:
         report.removed = store.remove_paths(gone)
-        if report.removed:
-            store.collect_garbage(None if opts.only is None else gone_hashes)
+        if report.removed or replaced:
+            store.collect_garbage(None if opts.only is None else gone_hashes | replaced)
         if not report.missing_kept and scan.files and opts.only is None:
             store.set_meta("root_device", str(device))
     store.set_meta("model", encoder.id)

@@ -26,6 +26,10 @@ from visualsearch.core.vector_index import SegmentIndex
 log = logging.getLogger(__name__)
 
 GRAPH_K = 10  # neighbours kept per image: duplicates use 10, odd ones out 5
+# A new image is asked for this many neighbours, so that it also enters the lists of
+# images that are not among its own 10 nearest: a burst of 12 shots of one photo are
+# nearer each other than to the photo, and only asking further puts them in its list.
+REACH = 3 * GRAPH_K
 # past this share of the images added or gone, the whole graph is computed again
 UPDATE_SHARE = 0.2
 
@@ -73,13 +77,13 @@ def _update(
     ask = np.concatenate([old_rows[kept][gone.any(1)], new])
     if not len(ask):
         return near, sims, bool((~kept).any())
-    asked_near, asked_sims = index.nearest_rows(ask, GRAPH_K, progress)
+    asked_near, asked_sims = index.nearest_rows(ask, REACH, progress)
     near = np.concatenate([near, np.full((len(new), GRAPH_K), -1, np.int64)])
     sims = np.concatenate([sims, np.full((len(new), GRAPH_K), -np.inf, np.float32)])
     order = np.argsort(np.concatenate([old_rows[kept], new]), kind="stable")
     near, sims = near[order], sims[order]  # in `rows` order now
     at = np.searchsorted(rows, ask)
-    near[at], sims[at] = asked_near, asked_sims
+    near[at], sims[at] = asked_near[:, :GRAPH_K], asked_sims[:, :GRAPH_K]
     _enter(rows, near, sims, new, asked_near[-len(new) :], asked_sims[-len(new) :])
     return near, sims, True
 
@@ -109,31 +113,75 @@ def _enter(
         near[i, at], sims[i, at] = row, sim
 
 
+def _keys_digest(vectors: VectorFile, rows: np.ndarray) -> str:
+    """What the rows hold (their content keys): a file cut short and filled again keeps
+    its epoch, but its rows then hold other images."""
+    import xxhash
+
+    return xxhash.xxh3_128(np.ascontiguousarray(vectors.keys[rows]).tobytes()).hexdigest()
+
+
 def _load(vectors: VectorFile) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """The saved graph if it belongs to this vector file and is whole, else None."""
+    """The saved graph if it belongs to this vector file and is whole and sound (rows
+    sorted, lists of other rows best first, similarities of unit vectors), else None."""
     path = graph_path(vectors)
     try:
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
             if str(data["epoch"]) != vectors.epoch:
                 return None
             rows, near, sims = data["rows"], data["near"], data["sims"]
+            whole = str(data["checksum"]) == _checksum(rows, near, sims)
+            if (
+                whole
+                and _sound(rows, near, sims, len(vectors))
+                and str(data["keys"]) == _keys_digest(vectors, rows)
+            ):
+                return rows.astype(np.int64), near.astype(np.int64), sims.astype(np.float32)
     except FileNotFoundError:
         return None
     except Exception as exc:  # torn or garbled: computed again
         log.warning("neighbour graph %s is damaged (%s); it is computed again", path.name, exc)
         return None
-    n = len(rows)
-    if (
-        rows.ndim != 1
-        or near.shape != (n, GRAPH_K)
-        or sims.shape != (n, GRAPH_K)
-        or (n and (rows.min() < 0 or np.any(np.diff(rows) <= 0)))
-        or (n and (near.min() < -1 or near.max() >= len(vectors)))
-        or np.isnan(sims).any()
+    log.warning("neighbour graph %s does not fit its vector file; computed again", path.name)
+    return None
+
+
+def _checksum(*arrays: np.ndarray) -> str:
+    """XXH3 of the arrays as stored: a flipped bit reads as damage."""
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    for a in arrays:
+        digest.update(str(a.dtype).encode() + str(a.shape).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
+
+
+def _sound(rows: np.ndarray, near: np.ndarray, sims: np.ndarray, size: int) -> bool:
+    n = len(rows) if rows.ndim == 1 else -1
+    if not (
+        n >= 0
+        and rows.dtype.kind in "iu"
+        and near.dtype.kind in "iu"
+        and sims.dtype.kind == "f"
+        and near.shape == (n, GRAPH_K)
+        and sims.shape == (n, GRAPH_K)
     ):
-        log.warning("neighbour graph %s does not fit its vector file; computed again", path.name)
-        return None
-    return rows.astype(np.int64), near.astype(np.int64), sims.astype(np.float32)
+        return False
+    if not n:
+        return True
+    listed = near >= 0
+    return bool(
+        rows.min() >= 0
+        and rows.max() < size
+        and np.all(np.diff(rows) > 0)
+        and near.min() >= -1
+        and near.max() < size
+        and not (near == rows[:, None]).any()
+        and np.array_equal(listed, np.isfinite(sims))
+        and np.all(np.abs(sims[listed]) <= 1.01)
+        and np.all(np.diff(np.where(listed, sims, -2.0), axis=1) <= 0)
+    )
 
 
 def _save(vectors: VectorFile, rows: np.ndarray, near: np.ndarray, sims: np.ndarray) -> None:
@@ -145,14 +193,18 @@ def _save(vectors: VectorFile, rows: np.ndarray, near: np.ndarray, sims: np.ndar
     except OSError as exc:
         log.warning("neighbour graph not kept: %s", exc)
         return
+    rows, sims = rows.astype(np.int64), sims.astype(np.float32)
+    near = near.astype(np.int32)  # rows of the vector file: 40 MB at 1M, not 80
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(
                 fh,
                 epoch=vectors.epoch,
-                rows=rows.astype(np.int64),
-                near=near.astype(np.int32),  # rows of the vector file: 40 MB at 1M, not 80
-                sims=sims.astype(np.float32),
+                rows=rows,
+                near=near,
+                sims=sims,
+                keys=_keys_digest(vectors, rows),
+                checksum=_checksum(rows, near, sims),
             )
         os.replace(tmp, path)
     except OSError as exc:

@@ -167,13 +167,17 @@ def _list_folder(abs_dir: str) -> list[_Entry]:
     return sorted(entries, key=lambda e: e.name)
 
 
-def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
+def scan_folder(
+    root: Path, exclude: list[Path] | None = None, inside: Path | None = None
+) -> ScanResult:
     """Walk `root` recursively and list image files with their size and mtime.
 
     Follows symbolic links to folders but visits each real folder once, so link
     loops end. Hidden files and folders (dot-names) are skipped and reported as problems
     (a folder once, not each file in it); the `exclude` folders (the store, when it lives
-    inside the collection) are skipped silently.
+    inside the collection) are skipped silently. `inside`: the collection `root` lies in;
+    a link to a folder within it is not followed (a scan of the whole collection lists
+    that folder under its real path).
     """
     root = Path(root)
     result = ScanResult()
@@ -202,6 +206,8 @@ def scan_folder(root: Path, exclude: list[Path] | None = None) -> ScanResult:
             abs_dir, rel_dir = stack.pop()
         else:
             abs_dir, rel_dir, key = linked.pop(0)
+            if inside is not None and _within(os.path.realpath(abs_dir), inside):
+                continue
             if key in visited:
                 result.problems.append(
                     (rel_dir, "symbolic link to a folder already scanned (loop)")
@@ -254,8 +260,9 @@ def scan_paths(root: Path, paths: Iterable[str], exclude: list[Path] | None = No
         raise FileNotFoundError(f"cannot open folder {root}")
     result = ScanResult()
     for rel in sorted(set(paths)):
-        if not rel or any(part.startswith(".") for part in rel.split("/")):
-            continue  # hidden: never indexed
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or any(p.startswith(".") or not p for p in parts):
+            continue  # hidden (never indexed), outside the folder, or not a relative path
         try:
             st = os.stat(root / rel)
         except (FileNotFoundError, NotADirectoryError):
@@ -265,8 +272,10 @@ def scan_paths(root: Path, paths: Iterable[str], exclude: list[Path] | None = No
             result.unreadable_dirs.append(rel)
             continue
         if stat.S_ISDIR(st.st_mode):
+            if (root / rel).is_symlink() and _within(os.path.realpath(root / rel), root):
+                continue  # listed under its real path
             try:
-                sub = scan_folder(root / rel, exclude)
+                sub = scan_folder(root / rel, exclude, inside=root)
             except OSError as exc:
                 result.problems.append((rel, f"cannot list folder: {exc}"))
                 result.unreadable_dirs.append(rel)
@@ -279,3 +288,8 @@ def scan_paths(root: Path, paths: Iterable[str], exclude: list[Path] | None = No
     unique = {f.path: f for f in result.files}  # a file and its folder both named
     result.files = sorted(unique.values(), key=lambda f: f.path)
     return result
+
+
+def _within(path: str, folder: Path) -> bool:
+    real = os.path.realpath(folder)
+    return path == real or path.startswith(real.rstrip(os.sep) + os.sep)

@@ -274,7 +274,9 @@ class Store:
             raw = rel.encode("utf-8", "surrogateescape")
             # '/' + 1 is '0': [rel/, rel0) holds everything under rel; names that are not
             # UTF-8 are kept as BLOBs, which sort apart from text: both ranges are asked
-            bounds = (rel + "/", rel + "0", raw + b"/", raw + b"0")
+            # (a folder whose own name is not UTF-8 holds BLOB keys only)
+            text = (rel + "/", rel + "0") if isinstance(db_path(rel), str) else (b"", b"")
+            bounds = (*text, raw + b"/", raw + b"0")
             for row in self.conn.execute(query, (db_path(rel), *bounds)):
                 record = _record(row)
                 found[record.path] = record
@@ -345,6 +347,10 @@ class Store:
         """Paths (sorted) and their float32 vectors for every indexed file (verified)."""
         vectors = self.load_vector_set(model, dim)
         return vectors.paths, vectors.matrix
+
+    def vector_dim(self, model: str) -> int | None:
+        """How many values most of `model`'s stored vectors have (None: it has none)."""
+        return self._common_vector_length(model) // 2 or None
 
     def _common_vector_length(self, model: str) -> int:
         row = self.conn.execute(

@@ -179,6 +179,14 @@ class VectorFile:
                     (self.model, *chunk),
                 ).fetchall()
                 ok, _ = sound_blobs([v for _, v in found], blob_len)
+                lengths = {len(v) for _, v in found}
+                if found and not ok.any() and len(lengths) == 1 and blob_len not in lengths:
+                    # every vector of another size: the caller's size is wrong, they are not
+                    # damaged (dropping them would lose the whole model's vectors)
+                    raise ValueError(
+                        f"the stored {self.model} vectors have {lengths.pop() // 2} values, "
+                        f"not {self.dim}"
+                    )
                 damaged = [h for (h, _), good in zip(found, ok, strict=True) if not good]
                 store.drop_vectors(self.model, damaged)  # the next run encodes them again
                 found = [f for f, good in zip(found, ok, strict=True) if good]

@@ -269,9 +269,9 @@ class SegmentIndex:
                 chunk = rows[lo : lo + NEIGHBOUR_CHUNK]
                 queries = self.vectors.read(chunk)
                 compact = queries @ self.projection
-                cands = [self._segment_candidates(pool, workers, compact)]
+                cands = [self._segment_candidates(pool, workers, compact, k)]
                 if len(fresh):
-                    c = min(NEIGHBOUR_CANDIDATES, len(fresh))
+                    c = min(max(NEIGHBOUR_CANDIDATES, 2 * k), len(fresh))
                     near = np.argpartition(-(compact @ fresh_compact.T), c - 1, axis=1)[:, :c]
                     cands.append(fresh[near])
                 cand = np.concatenate([c for c in cands if c.shape[1]], axis=1)
@@ -281,11 +281,12 @@ class SegmentIndex:
         progress.report(len(rows), len(rows))
         return found, sims
 
-    def _segment_candidates(self, pool, workers: int, compact: np.ndarray) -> np.ndarray:
-        """(m, C) candidate rows from the sealed segments for m compact query vectors."""
+    def _segment_candidates(self, pool, workers: int, compact: np.ndarray, k: int) -> np.ndarray:
+        """(m, C) candidate rows from the sealed segments for m compact query vectors,
+        at least NEIGHBOUR_CANDIDATES and 2k from each."""
         per_segment = []
         for annoy, seg_rows in self.sealed:
-            c = min(NEIGHBOUR_CANDIDATES, len(seg_rows))
+            c = min(max(NEIGHBOUR_CANDIDATES, 2 * k), len(seg_rows))
 
             def ask(part: list[list[float]], annoy=annoy, c=c) -> list[list[int]]:
                 return [annoy.get_nns_by_vector(v, c, search_k=c * self.trees) for v in part]

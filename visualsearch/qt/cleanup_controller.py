@@ -71,6 +71,7 @@ class CleanupController(QObject):
         self.trash = TaskSlot(pool, self, every=True)  # each move to the trash is told
         self.outliers = TaskSlot(pool, self)
         self._tokens: dict[str, CancelToken] = {}  # the pass running per task
+        self._outliers_ticket = -1  # the grid's request the odd ones out answer
         self._progress.connect(self._show_progress)
         page.find_requested.connect(self.find_duplicates)
         page.trash_requested.connect(self.trash_files)
@@ -110,8 +111,10 @@ class CleanupController(QObject):
     def _show_progress(self, task: str, text: str) -> None:
         if task == "duplicates":
             self.page.summary.setText(text)
-        else:
+        elif self.results.ticket == self._outliers_ticket:
             self.results.area.query_label.setText(text)
+        else:  # the grid shows something newer: the answer would be dropped, so stop
+            self._tokens[task].cancel()
 
     def _error(self, text: str) -> None:
         self.message.emit(text, "error")
@@ -196,9 +199,13 @@ class CleanupController(QObject):
         work = self._over_collection(odd)
 
         self.show_images.emit()
-        ticket = self.results.supersede()
+        ticket = self._outliers_ticket = self.results.supersede()
         self.results.area.query_label.setText("Finding the odd ones out…")
-        self.outliers.start(work, lambda ranked: self._on_outliers(ticket, ranked), self._error)
+        self.outliers.start(
+            work,
+            lambda ranked: self._on_outliers(ticket, ranked),
+            lambda text: None if token.cancelled() else self._error(text),
+        )
 
     def _on_outliers(self, ticket: int, ranked: object) -> None:
         items = [self.results.item_for(rel, score) for rel, score in ranked]
