@@ -311,6 +311,11 @@ def test_changes_on_disk_are_indexed_by_their_paths_only(qtbot, areas, tmp_path)
     with Store(areas.collection.target.store_dir) as store:
         new_hash = store.record(paths[1].name).hash
     assert areas.collection.records[paths[1].name].hash == new_hash
+    with qtbot.waitSignal(areas.collection.indexing_finished, timeout=TIMEOUT_MS) as run:
+        paths[3].unlink()  # a burst with nothing left to look at is no "no images found"
+    assert run.args[0].scanned == 0 and run.args[0].removed == 1
+    qtbot.waitUntil(lambda: paths[3].name not in areas.shown(), timeout=TIMEOUT_MS)
+    assert not [m for m in areas.messages if m[0] == "error"]
 
 
 def test_a_search_during_the_odd_ones_out_stops_them(qtbot, areas, tmp_path, monkeypatch):

@@ -227,7 +227,7 @@ class CollectionController(QObject):
             if not report.cancelled and not self.shut:
                 self._watch(self.target)
         self.changed.emit()
-        self._run_message(report, bool(newly_skipped))
+        self._run_message(report, bool(newly_skipped), outcome.only is None)
         self.indexing_finished.emit(report)
 
     def _apply_changes(self, only: tuple[str, ...], records: list[FileRecord]) -> bool:
@@ -242,8 +242,9 @@ class CollectionController(QObject):
         self.records.update(now)
         return bool(gone) or came
 
-    def _run_message(self, report: IndexReport, newly_skipped: bool) -> None:
-        """What a finished run has to tell (remembered, so that the next run takes it away)."""
+    def _run_message(self, report: IndexReport, newly_skipped: bool, whole: bool) -> None:
+        """What a finished run has to tell (remembered, so that the next run takes it away);
+        a run over a few changed paths (not `whole`) found nothing of the folder's."""
         if report.cancelled:
             text, kind = (
                 f"Indexing cancelled: {report.indexed:,} images were indexed and are kept. "
@@ -257,7 +258,7 @@ class CollectionController(QObject):
             )
         elif report.index_problem:
             text, kind = (f"Indexed, but {report.index_problem}.", "error")
-        elif report.scanned == 0:
+        elif report.scanned == 0 and whole:
             text, kind = (
                 f"No images found in {report.folder}. visualsearch looks for JPEG, PNG, WebP, "
                 "HEIC, TIFF, BMP and GIF files, in sub-folders too.",
