@@ -437,11 +437,14 @@ def main() -> None:
         default="128,256,512,full",
         help="projection sizes for --options ('full': the vectors as they are)",
     )
-    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--measure-options", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--measure-cleanup", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--measure-map", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--measure-watch", type=Path, help=argparse.SUPPRESS)
+    measures = {
+        "measure": measure,
+        "measure_cleanup": measure_cleanup,
+        "measure_map": measure_map,
+        "measure_watch": measure_watch,
+    }
+    for name in [*measures, "measure_options"]:  # one measurement in a child process
+        parser.add_argument("--" + name.replace("_", "-"), type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--skip",
         default="",
@@ -449,18 +452,10 @@ def main() -> None:
     )
     parser.add_argument("--dim", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.measure:
-        print(json.dumps(measure(args.measure, args.dim)))
-        return
-    if args.measure_cleanup:
-        print(json.dumps(measure_cleanup(args.measure_cleanup, args.dim)))
-        return
-    if args.measure_map:
-        print(json.dumps(measure_map(args.measure_map, args.dim)))
-        return
-    if args.measure_watch:
-        print(json.dumps(measure_watch(args.measure_watch, args.dim)))
-        return
+    for name, fn in measures.items():
+        if getattr(args, name):
+            print(json.dumps(fn(getattr(args, name), args.dim)))
+            return
     if args.measure_options:
         sizes = [args.dim if d == "full" else int(d) for d in args.option_dims.split(",")]
         print(json.dumps(options(args.measure_options, args.dim, sizes)))
