@@ -362,12 +362,12 @@ def options(directory: Path, dim: int, sizes: list[int]) -> list[dict]:
 
     from visualsearch.core import segments
     from visualsearch.core.store import Store
-    from visualsearch.core.vector_file import for_store, live_files
+    from visualsearch.core.vector_file import LiveVectors
     from visualsearch.core.vector_index import ExactRows
 
     store = Store(directory)
-    vectors = for_store(store, MODEL, dim)
-    rows = np.unique(vectors.sync(store, live_files(store)[1]))
+    live = LiveVectors(store, MODEL, dim)
+    vectors, rows = live.file, live.unique_rows()
     asked = queries(30, dim)
     rng = np.random.default_rng(0)
     exact = ExactRows(vectors, rows)

@@ -45,7 +45,7 @@ def test_vector_blobs_of_the_wrong_length_shift_nothing_and_are_encoded_again(in
 
     col = Collection(folder, store, encoder)
     assert len(col) == len(paths) - 2
-    for p, row in zip(col.paths, col.matrix, strict=True):
+    for p, row in zip(col.paths, col.vectors_of(np.arange(len(col))), strict=True):
         np.testing.assert_array_equal(row, good[p])  # every other vector still its own
     report = index_folder(folder, store, encoder)
     assert report.encoded == 2  # the damaged ones, and only those
@@ -53,14 +53,14 @@ def test_vector_blobs_of_the_wrong_length_shift_nothing_and_are_encoded_again(in
 
 
 def test_a_nan_vector_is_dropped_and_outlier_scores_stay_finite(indexed):
-    from visualsearch.core.duplicates import outlier_scores
+    from visualsearch.core.duplicates import collection_odd_ones_out
 
     folder, store, encoder = indexed
     paths, _ = store.load_vectors(encoder.id)
     _set_blob(store, paths[0], np.full(encoder.dim, np.nan, np.float16).tobytes())
     col = Collection(folder, store, encoder)
     assert paths[0] not in col.paths
-    assert np.isfinite(outlier_scores(col.matrix)).all()
+    assert np.isfinite([score for _, score in collection_odd_ones_out(col)]).all()
     assert index_folder(folder, store, encoder).encoded == 1
 
 

@@ -33,7 +33,7 @@ from visualsearch.core.encoders.base import save_array
 from visualsearch.core.integrity import cache_checksum, verified_checksum
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store, slug
-from visualsearch.core.vector_file import VectorFile, for_store, live_files
+from visualsearch.core.vector_file import LiveVectors, VectorFile
 
 log = logging.getLogger(__name__)
 
@@ -357,10 +357,8 @@ def maintain_index(
 ) -> int:
     """`maintain` for the store's current files: brings the vector file up to date, then
     seals and merges segments. Returns how many segments were built."""
-    vectors = for_store(store, model, dim)
-    _, hashes = live_files(store)
-    rows = vectors.sync(store, hashes)
-    return maintain(store, vectors, np.unique(rows[rows >= 0]), progress, threshold, seal_at)
+    live = LiveVectors(store, model, dim)
+    return maintain(store, live.file, live.unique_rows(), progress, threshold, seal_at)
 
 
 def _usable(

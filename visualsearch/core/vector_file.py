@@ -285,6 +285,12 @@ class LiveVectors:
         self.rows = rows[rows >= 0]
         self.vectors = RowVectors(self.file, self.rows)
 
+    def unique_rows(self) -> np.ndarray:
+        """The rows in use, each once, sorted (a mask: np.unique sorted 1M rows in 1 s)."""
+        used = np.zeros(len(self.file), bool)
+        used[self.rows] = True
+        return np.flatnonzero(used)
+
     def key(self) -> str:
         """Changes whenever a path or its content changes (a cache key)."""
         key = hashlib.sha256(self.model.encode() + b"\n")
