@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -16,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from visualsearch.core import analysis
+from visualsearch.core.encoders.base import save_npz
 from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
+from visualsearch.core.integrity import MAX_SIMILARITY
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store, slug
 from visualsearch.core.vector_file import LiveVectors, RowVectors
@@ -390,7 +390,7 @@ def _sound(cache: dict) -> bool:
     return bool(
         np.isfinite(coords).all()
         and np.isfinite(centres).all()
-        and np.all(np.abs(scores) <= 1.01)
+        and np.all(np.abs(scores) <= MAX_SIMILARITY)
         and (not n or 0 <= labels.min() <= labels.max() < k)
     )
 
@@ -408,26 +408,17 @@ def _paths_from_bytes(data: np.ndarray) -> list[str]:
 
 
 def _save_cache(store, model, content, paths, coords, clustering, scores, placed=0) -> None:
-    """Written under a name of its own, then renamed: concurrent saves never mix."""
-    path = _cache_path(store, model)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                version=CACHE_VERSION,
-                content=content,
-                n=len(paths),
-                paths=_paths_as_bytes(paths),
-                placed=placed,
-                coords=coords,
-                labels=clustering.labels,
-                scores=scores,
-                centres=clustering.centres,
-                auto=clustering.auto,
-                rule=analysis.K_RULE,
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_npz(
+        _cache_path(store, model),
+        version=CACHE_VERSION,
+        content=content,
+        n=len(paths),
+        paths=_paths_as_bytes(paths),
+        placed=placed,
+        coords=coords,
+        labels=clustering.labels,
+        scores=scores,
+        centres=clustering.centres,
+        auto=clustering.auto,
+        rule=analysis.K_RULE,
+    )

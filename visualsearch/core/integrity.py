@@ -49,6 +49,11 @@ def verified_checksum(path: Path) -> str:
     return digest
 
 
+# Two vectors that pass `valid_vectors` are at most this alike: a higher similarity (or a
+# NaN) read from stored vectors means one of them is damaged.
+MAX_SIMILARITY = 1.01
+
+
 def valid_vectors(matrix: np.ndarray) -> np.ndarray:
     """(n,) bool: rows that are finite and of unit length (float16 storage keeps the norm
     within ~1e-3 of 1; a damaged model or blob gives NaN, inf, zeros or garbage)."""

@@ -12,12 +12,12 @@ their last; a row that is gone leaves every list, and a list it left is asked ag
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from visualsearch.core.encoders.base import save_npz
+from visualsearch.core.integrity import MAX_SIMILARITY
 from visualsearch.core.progress import Progress
 from visualsearch.core.store import slug
 from visualsearch.core.vector_file import VectorFile
@@ -179,34 +179,25 @@ def _sound(rows: np.ndarray, near: np.ndarray, sims: np.ndarray, size: int) -> b
         and near.max() < size
         and not (near == rows[:, None]).any()
         and np.array_equal(listed, np.isfinite(sims))
-        and np.all(np.abs(sims[listed]) <= 1.01)
+        and np.all(np.abs(sims[listed]) <= MAX_SIMILARITY)
         and np.all(np.diff(np.where(listed, sims, -2.0), axis=1) <= 0)
     )
 
 
 def _save(vectors: VectorFile, rows: np.ndarray, near: np.ndarray, sims: np.ndarray) -> None:
-    """Written under a name of its own, then renamed: a reader sees a whole graph or the
-    one before. A graph that cannot be written (a full disk) is only not kept."""
-    path = graph_path(vectors)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
-    except OSError as exc:
-        log.warning("neighbour graph not kept: %s", exc)
-        return
+    """Written whole or not at all (`save_npz`); a graph that cannot be written (a full
+    disk) is only not kept."""
     rows, sims = rows.astype(np.int64), sims.astype(np.float32)
     near = near.astype(np.int32)  # rows of the vector file: 40 MB at 1M, not 80
     try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(
-                fh,
-                epoch=vectors.epoch,
-                rows=rows,
-                near=near,
-                sims=sims,
-                keys=_keys_digest(vectors, rows),
-                checksum=_checksum(rows, near, sims),
-            )
-        os.replace(tmp, path)
+        save_npz(
+            graph_path(vectors),
+            epoch=vectors.epoch,
+            rows=rows,
+            near=near,
+            sims=sims,
+            keys=_keys_digest(vectors, rows),
+            checksum=_checksum(rows, near, sims),
+        )
     except OSError as exc:
         log.warning("neighbour graph not kept: %s", exc)
-        Path(tmp).unlink(missing_ok=True)

@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from visualsearch.core import segments
-from visualsearch.core.integrity import valid_vectors
+from visualsearch.core.integrity import MAX_SIMILARITY, valid_vectors
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store
 from visualsearch.core.vector_file import VectorFile
@@ -163,8 +163,7 @@ class ExactRows:
             rows = self.rows[lo : lo + 65_536]
             with np.errstate(all="ignore"):
                 scores = (self.vectors.read(rows) @ query).astype(np.float32)
-            # a unit vector scores at most 1: more (or NaN) is a damaged row
-            scores[~np.isfinite(scores) | (scores > 1.01)] = -np.inf
+            scores[~np.isfinite(scores) | (scores > MAX_SIMILARITY)] = -np.inf
             best_rows = np.concatenate([best_rows, rows])
             best_scores = np.concatenate([best_scores, scores])
             if len(best_rows) > want:
@@ -318,7 +317,7 @@ class SegmentIndex:
             with np.errstate(all="ignore"):
                 scores[part] = np.einsum("mcd,md->mc", full, queries[part])
         with np.errstate(invalid="ignore"):
-            usable &= np.isfinite(scores) & (scores <= 1.01)  # more: a damaged row
+            usable &= np.isfinite(scores) & (scores <= MAX_SIMILARITY)
         usable &= valid_vectors(queries)[:, None]
         scores[~usable] = -np.inf
         width = min(k, cand.shape[1])

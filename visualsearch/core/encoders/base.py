@@ -85,6 +85,22 @@ def save_array(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def save_npz(path: Path, **arrays) -> None:
+    """Write an .npz file under a temporary name of its own, then rename it into place:
+    a reader sees the whole file or the one before, and concurrent saves never mix. On
+    failure (a full disk) nothing is left behind and the error is raised."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def load_unit_rows(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
     """A cached array of unit rows saved by `save_array`, or None when it is missing,
     of another shape, or damaged (unreadable, NaN, not unit length): then it is rebuilt."""
