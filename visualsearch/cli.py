@@ -87,6 +87,12 @@ class TqdmProgress:
         if self._bar is not None:
             self._bar.close()
 
+    def __enter__(self) -> TqdmProgress:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
 
 # -- helpers ----------------------------------------------------------------------------
 
@@ -137,7 +143,6 @@ def _encoder(args, store: Store | None):
 def _index(
     args, folder: Path, store: Store, encoder, model: ModelChoice, quiet: bool
 ) -> IndexReport:
-    progress = TqdmProgress(quiet=quiet)
     opts = IndexOptions(
         retry_errors=getattr(args, "retry_errors", False),
         forget_missing=getattr(args, "forget_missing", False),
@@ -146,10 +151,8 @@ def _index(
         opts.batch_size = args.batch_size
     if getattr(args, "workers", None):
         opts.workers = args.workers
-    try:
+    with TqdmProgress(quiet=quiet) as progress:
         return index_and_record(folder, store, encoder, model, progress, opts)
-    finally:
-        progress.close()
 
 
 def _image_arg(value: str) -> Path:
@@ -313,8 +316,7 @@ def _map(args):
     from visualsearch.core.collection_map import build_map
 
     col = _collection(args)
-    progress = TqdmProgress(quiet=args.json)
-    try:
+    with TqdmProgress(quiet=args.json) as progress:
         cmap = build_map(
             col.store,
             col.encoder,
@@ -323,8 +325,6 @@ def _map(args):
             progress=progress,
             relayout=getattr(args, "relayout", False),
         )
-    finally:
-        progress.close()
     return col, cmap
 
 
@@ -378,14 +378,12 @@ def cmd_export(args) -> int:
     col, cmap = _map(args)
     rows = cluster_rows(cmap, range(cmap.clustering.k) if wanted is None else wanted)
     items = cluster_items(cmap, col.root, rows)
-    progress = TqdmProgress(quiet=args.json)
     interrupted = False
-    try:
-        report = export_groups(items, Path(args.dest), link=args.link, progress=progress)
-    except ExportInterrupted as exc:
-        report, interrupted = exc.report, True
-    finally:
-        progress.close()
+    with TqdmProgress(quiet=args.json) as progress:
+        try:
+            report = export_groups(items, Path(args.dest), link=args.link, progress=progress)
+        except ExportInterrupted as exc:
+            report, interrupted = exc.report, True
     if args.json:
         _print_json(_export_json(report))
     else:
@@ -448,11 +446,8 @@ def cmd_duplicates(args) -> int:
     col = _collection(args)
     named = presets(col.encoder.near_duplicate_threshold)
     threshold = args.threshold if args.threshold is not None else named[args.preset]
-    progress = TqdmProgress(quiet=args.json)
-    try:
+    with TqdmProgress(quiet=args.json) as progress:
         groups = collection_duplicates(col, threshold, progress=progress)
-    finally:
-        progress.close()
     data = group_dicts(groups)
     if args.json:
         _print_json(data)
@@ -474,11 +469,8 @@ def cmd_outliers(args) -> int:
     from visualsearch.core.duplicates import collection_odd_ones_out
 
     col = _collection(args)
-    progress = TqdmProgress(quiet=args.json)
-    try:
+    with TqdmProgress(quiet=args.json) as progress:
         ranked = collection_odd_ones_out(col, args.k, progress=progress)
-    finally:
-        progress.close()
     hits = [Hit(i + 1, col.root / col.paths[r], s) for i, (r, s) in enumerate(ranked)]
     _print_hits(hits, col.root, args.json, "Odd ones out (score: 1 - similarity to the nearest 5):")
     return 0
@@ -629,11 +621,8 @@ def cmd_library(args) -> int:
         return 0
     encoder, model = _encoder(args, None)
     if args.action == "index":
-        progress = TqdmProgress(quiet=args.json)
-        try:
+        with TqdmProgress(quiet=args.json) as progress:
             reports = library.index(encoder, model, progress)
-        finally:
-            progress.close()
         if args.json:
             _print_json(
                 [

@@ -203,15 +203,13 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
     if opts.only is None:
         scan = scan_folder(root, exclude=[store.directory])
         records = store.file_records()
-    else:
+        known, thumbs = store.known_hashes(encoder.id, encoder.dim), store.thumbnail_hashes()
+    else:  # a few paths: their entries and, for each hash, a question (not sets of all)
         scan = scan_paths(root, opts.only, exclude=[store.directory])
         records = store.records_within(opts.only)
+        known, thumbs = store.hash_lookup(encoder.id, encoder.dim)
     report.scanned = len(scan.files)
     report.problems = scan.problems
-    if opts.only is None:
-        known, thumbs = store.known_hashes(encoder.id, encoder.dim), store.thumbnail_hashes()
-    else:  # a few files: each hash asked, not a set of every content made
-        known, thumbs = store.hash_lookup(encoder.id, encoder.dim)
     seen = {f.path for f in scan.files}
 
     todo: list[FileStat] = []
@@ -486,7 +484,7 @@ def _run(root, todo, store, encoder, progress, opts, have, gone_hashes, report, 
     workers = opts.workers or default_threads()
     batch_size = max(1, opts.batch_size)
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
-    known_f, thumbs_f = have
+    known, have_thumbs = have
     claims = _Claims()
     pending: dict[Future, FileStat] = {}
     queue_ = iter(todo)
@@ -570,7 +568,7 @@ def _run(root, todo, store, encoder, progress, opts, have, gone_hashes, report, 
             batch.extend(settle(c, item.record.error) for c in held.pop(item.claimed, []))
 
     def submit(f: FileStat, with_claims: bool = True) -> None:
-        args = (root, f, encoder, known_f, thumbs_f, opts, claims if with_claims else None)
+        args = (root, f, encoder, known, have_thumbs, opts, claims if with_claims else None)
         pending[pool.submit(prepare_file, *args, progress.cancelled)] = f
 
     pool = _DaemonPool(workers)
