@@ -204,3 +204,43 @@ def test_a_full_disk_under_the_store_is_named_not_called_damage(
     )
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
     assert "is full" in err and "damaged" not in err and str(small_disk / "store") in err
+
+
+def test_each_command_closes_its_stores(tmp_path, app_paths, capsys, monkeypatch):
+    """A command's store stayed open until Python collected it, and closing it then
+    checkpointed its WAL into the catalog file: a catalog damaged (or replaced) after
+    the command had ended came back whole, and the damaged-catalog test above passed or
+    failed with the collector's timing. Each store is closed when its command ends."""
+    import sqlite3
+
+    import visualsearch.cli as cli
+
+    opened = []
+    real = cli._open_store
+
+    def keep(*args, **kwargs):  # a reference kept elsewhere (a traceback, a cache…)
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(cli, "_open_store", keep)
+    folder = tmp_path / "photos"
+    distinct_images(folder, 3, size=64)
+    store_dir = tmp_path / "store"
+    for argv in (("index",), ("search", "cat")):
+        code, _out, err = run_cli(
+            capsys, app_paths, argv[0], str(folder), *argv[1:], "--store", str(store_dir)
+        )
+        assert code == 0, err
+    assert len(opened) == 2
+    for store in opened:
+        with pytest.raises(sqlite3.ProgrammingError):
+            store.conn.execute("SELECT 1")
+    (store_dir / CATALOG).write_bytes(os.urandom(64 * 1024))
+    for extra in ("-wal", "-shm"):
+        (store_dir / (CATALOG + extra)).unlink(missing_ok=True)
+    for store in opened:
+        store.close()  # what the collector did, late: the damage stays
+    code, _out, err = run_cli(
+        capsys, app_paths, "search", str(folder), "cat", "--store", str(store_dir)
+    )
+    assert code == 1 and "damaged" in err

@@ -101,6 +101,7 @@ def _open_store(args, folder: Path, create: bool = True) -> Store:
     store_dir = Path(args.store) if args.store else None
     store = open_store(folder, args.paths.data_dir, store_dir, create=create)
     args.store_dir = store.directory  # named in an error message if its catalog fails later
+    args.opened.append(store)  # closed when the command ends (see main)
     return store
 
 
@@ -816,6 +817,10 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     if args.func is cmd_gui:
         return cmd_gui(args)  # the window shows its own errors
+    # A store left open is closed whenever Python collects it, and closing checkpoints
+    # its WAL into the catalog file: a catalog replaced meanwhile (moved aside, restored
+    # from a backup) would be written over. Each command's stores close when it ends.
+    args.opened = []
     try:
         return args.func(args)
     except CliError as exc:
@@ -830,3 +835,6 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         return 130
+    finally:
+        for store in args.opened:
+            store.close()
