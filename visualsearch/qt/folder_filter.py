@@ -73,9 +73,12 @@ class FolderFilter(QWidget):
         return item.index() if item is not None else QModelIndex()
 
     def set_paths(self, rel_paths: Iterable[str]) -> None:
-        """Show the folders of `rel_paths` (POSIX, relative to the root). The chosen folder
-        and the open branches stay as they were where they still exist."""
-        tree = folder_tree(rel_paths)
+        """Show the folders of `rel_paths` (POSIX, relative to the root)."""
+        self.set_tree(folder_tree(rel_paths))
+
+    def set_tree(self, tree: FolderNode) -> None:
+        """Show the folders of `tree` (`folder_tree`'s). The chosen folder and the open
+        branches stay as they were where they still exist."""
         nodes = {node.path: node for node in tree.walk()}
         if nodes.keys() == self._items.keys():  # same folders (say, while indexing): recount
             for path, node in nodes.items():

@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
             ctx.encoders,
             ctx.paths.cache_dir,
             s.tag_words,
+            self.pool,
             self,
         )
         self.maps = MapController(

@@ -192,7 +192,7 @@ class MapController(QObject):
 
     def _clicked(self, row: int) -> None:
         item = self.results.item_for(self.cmap.paths[row])
-        grid_row = self.results.model.row_of(item.path)
+        grid_row = self.results.row_of_rel(item.rel)
         if grid_row is not None:
             self.results.grid.setCurrentIndex(self.results.model.index(grid_row))
         self.item_clicked.emit(item)

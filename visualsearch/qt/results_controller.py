@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QObject, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QModelIndex, QObject, Qt, QThread, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QLineEdit
 
@@ -26,14 +26,19 @@ from visualsearch.core.query import (
     SelectionQuery,
     TextQuery,
 )
-from visualsearch.core.sorting import RELEVANCE, in_folder, sort_items
+from visualsearch.core.sorting import RELEVANCE, folder_tree, in_folder
+from visualsearch.core.store import FileRecord
+from visualsearch.qt.arrangement import Arrangement, arrange, browse_items, collector_paused
 from visualsearch.qt.collection_controller import CollectionController
-from visualsearch.qt.image_list_model import GridItem, freeze_long_lived_objects
+from visualsearch.qt.image_list_model import GridItem, ItemPaths, freeze_long_lived_objects
 from visualsearch.qt.results_area import QUERY_THUMB, ResultsArea
 from visualsearch.qt.thumbnails import ImageLoader
-from visualsearch.qt.workers import EncoderProvider, FolderTarget, SearchEngine, outlive
+from visualsearch.qt.workers import EncoderProvider, FolderTarget, SearchEngine, TaskSlot, outlive
 
 RESULTS_PAGE = 200  # matches asked for at a time; "Show more" asks for the next page
+# Up to this many items are arranged (filtered, sorted) on the GUI thread, in < 0.1 s;
+# more in the pool: all 1,000,000 images in name order took 7 s (bench/gui.py --library).
+ARRANGE_AT_ONCE = 20_000
 BUILTIN_TEXT_HINT = (
     "The built-in model knows about 1,000 everyday things (ImageNet's categories: animals, "
     "objects, vehicles, food…), not whole scenes. For free-form text such as “a dog on a "
@@ -62,6 +67,9 @@ def count_text(result: QueryResult) -> str:
     return f"The best {n:,} of {result.candidates:,} images" if result.more else f"{n:,} images"
 
 
+Arranged = Callable[[Arrangement], None]  # what is done once an arrangement is shown
+
+
 class ResultsController(QObject):
     results_shown = Signal(object)  # QueryResult, or None for anything else
     query_failed = Signal(str)
@@ -86,6 +94,7 @@ class ResultsController(QObject):
         encoders: EncoderProvider,
         cache_dir: Path,
         tag_words: list[str],
+        pool: QThreadPool,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -104,7 +113,13 @@ class ResultsController(QObject):
         self._browsing = False  # the grid shows all images (new ones join as they come)
         self._base: list[GridItem] = []  # what is shown, before the folder filter and sorting
         self._base_index: dict[str, int] | None = None  # rel → position in _base, built lazily
-        self._item_cache: dict[str, GridItem] = {}  # the open folder's items, by rel
+        self.arranging = TaskSlot(pool, self)
+        self.arrange_at_once = ARRANGE_AT_ONCE
+        # while items are arranged in the pool: what they are made from, how many, what is
+        # done when they are shown; and the batches indexed meanwhile (they join then)
+        self._source: tuple[Callable[[], list[GridItem]], int, Arranged | None] | None = None
+        self._arriving: list[list[FileRecord]] = []
+        self.counting = TaskSlot(pool, self)  # the folder tree's counts
         self._refresh_after_viewer = False  # a run changed all images while the viewer was open
         self._presenting = False
         self._ranked = False  # the shown items are a ranking (a query, a cluster…)
@@ -112,7 +127,7 @@ class ResultsController(QObject):
         self._header = ""  # what is shown, before the folder filter's note
         self._tree_timer = QTimer(self, singleShot=True, interval=500)
         self._tree_timer.timeout.connect(self._update_folders)
-        self._viewed_rows: dict[Path, int] = {}  # the viewer's list: path → grid row
+        self._viewed: list[GridItem] = []  # the grid's items when the viewer was opened
         self._shown: QueryResult | None = None  # the query result the grid shows, if any
         self._asked_at = 0.0  # when the latest query was asked (time.perf_counter)
         self._query_image_key: str | None = None
@@ -156,9 +171,9 @@ class ResultsController(QObject):
 
     def _folder_changed(self, target: FolderTarget) -> None:
         self.supersede()
+        self.counting.supersede()
         self.area.folders.select_folder("")  # another folder's sub-folder means nothing here
         self._base = []
-        self._item_cache = {}
         self._refresh_after_viewer = False
         self.history.clear()
         self.history_changed.emit()
@@ -168,7 +183,7 @@ class ResultsController(QObject):
         self._engine_target.emit(target, True)
 
     def _catalog_loaded(self) -> None:
-        self.area.folders.set_paths(self.collection.records)
+        self._update_folders()
         if self.area.viewing():
             self._refresh_after_viewer = True  # never pulled from under the viewer
         elif self.history.current is None:
@@ -177,7 +192,9 @@ class ResultsController(QObject):
     def _batch_committed(self, records: list) -> None:
         """Newly indexed images join "all images" as they come (changed ones in place)."""
         target = self.collection.target
-        if not self._browsing or target is None:
+        if not self._browsing or target is None or self._source is not None:
+            if self._browsing and self._source is not None:
+                self._arriving.append(records)  # they join all images once arranged
             if not self._tree_timer.isActive():
                 self._tree_timer.start()
             return
@@ -186,7 +203,7 @@ class ResultsController(QObject):
             self._base_index = {it.rel: i for i, it in enumerate(self._base)}
         new_items = []
         for r in records:
-            item = GridItem(target.folder / r.path, r.path, r)
+            item = GridItem.under(target.folder, r.path, r)
             row = self._browse_rows.get(r.path)
             if row is not None:
                 self.model.replace_item(row, item)
@@ -205,27 +222,32 @@ class ResultsController(QObject):
             self._tree_timer.start()  # the folder tree follows a run, twice a second at most
 
     def _update_folders(self) -> None:
-        self.area.folders.set_paths(self.collection.records)
+        """The folder tree anew, counted in the pool for a large folder (1M paths: 0.5 s)."""
+        paths = list(self.collection.records)  # a snapshot: a run goes on changing the dict
+        if len(paths) <= self.arrange_at_once:
+            self.area.folders.set_tree(folder_tree(paths))
+        else:
+            self.counting.start(
+                lambda: folder_tree(paths), self.area.folders.set_tree, self.error.emit
+            )
 
     def _catalog_replaced(self) -> None:
         """A run has ended with other files than shown: all images again, in path order."""
-        self.area.folders.set_paths(self.collection.records)
+        self._update_folders()
         if not self._browsing:
             return
         if self.area.viewing():
             self._refresh_after_viewer = True
             return
         current = self.grid.currentIndex()
-        keep = self.model.item(current.row()).rel if current.isValid() else None
-        self._show_browse()
-        if keep in self._browse_rows:
-            self.grid.setCurrentIndex(self.model.index(self._browse_rows[keep]))
+        self._show_browse(self.model.item(current.row()) if current.isValid() else None)
 
     # -- requests --------------------------------------------------------------------------
 
     def supersede(self) -> int:
         """A new request for the grid: answers to older ones are dropped. The ticket."""
         self._browsing = False
+        self._arriving = []
         self.ticket += 1
         self.engine.latest_request = self.ticket
         return self.ticket
@@ -301,34 +323,20 @@ class ResultsController(QObject):
 
     # -- what the grid shows ---------------------------------------------------------------
 
-    def _show_browse(self) -> None:
+    def _show_browse(self, keep: GridItem | None = None) -> None:
+        """All images, in the remembered order; `keep` current if it is still there."""
         target = self.collection.target
         if target is None:
             return
         self.supersede()  # results still on their way are no longer wanted
-        items = self._all_items(target)
+        root, records = target.folder, list(self.collection.records.values())  # a snapshot
         self._browsing = True
-        self._present(items, ranked=False)
-        self._set_header(f"All images · {len(items):,}")
+        self._set_sort(ranked=False)
+        self._arrange(lambda: browse_items(root, records), len(records), keep, self._keep_current)
+        self._set_header(f"All images · {len(records):,}")
         self._show_query_image(None)
         self.area.all_button.setVisible(False)
         self.results_shown.emit(None)
-
-    def _all_items(self, target: FolderTarget) -> list[GridItem]:
-        """Every catalogued image as a grid item, in path order. Items are kept from the
-        last time: at 100k images a rebuild after a run (with folder watching, after every
-        change) takes 0.35 s instead of 0.7 s, most of that the Path joins."""
-        known = self._item_cache
-        items = []
-        for rel, record in sorted(self.collection.records.items()):
-            item = known.get(rel)
-            if item is None:
-                item = GridItem(target.folder / rel, rel, record)
-            elif item.record != record:
-                item = GridItem(item.path, rel, record)
-            items.append(item)
-        self._item_cache = {it.rel: it for it in items}
-        return items
 
     def show_items(
         self, ticket: int, items: list[GridItem], header: str, ranked: bool = True
@@ -345,36 +353,85 @@ class ResultsController(QObject):
         self.results_shown.emit(None)
         return True
 
-    def _present(self, items: list[GridItem], ranked: bool, keep_sort: bool = False) -> None:
+    def _present(
+        self,
+        items: list[GridItem],
+        ranked: bool,
+        keep_sort: bool = False,
+        then: Arranged | None = None,
+    ) -> None:
         """Show `items` through the folder filter and the chosen order."""
-        self._base = list(items)
-        self._base_index = None
+        self._set_sort(ranked, keep_sort)
+        self._arrange(lambda: items, len(items), then=then)
+
+    def _set_sort(self, ranked: bool, keep_sort: bool = False) -> None:
+        """The sort bar for a ranking (best first) or for all images (the remembered order)."""
         self._ranked = ranked
         bar = self.area.sort_bar
         self._presenting = True  # the sort bar's own signal would show them twice
         try:
             bar.set_relevance_available(ranked)
-            # a ranking opens best first; all images in the user's remembered order
             if not keep_sort:
                 bar.set_sort(*((RELEVANCE, False) if ranked else self._browse_sort))
         finally:
             self._presenting = False
-        self._set_view()
 
     def _view_is_identity(self) -> bool:
         return self.area.sort_bar.key() == RELEVANCE and not self.area.folders.folder()
 
-    def _set_view(self) -> None:
-        items, folder = self._base, self.area.folders.folder()
-        if folder:
-            items = [it for it in items if it.rel is not None and in_folder(it.rel, folder)]
-        key = self.area.sort_bar.key()
-        if key != RELEVANCE:
-            descending = self.area.sort_bar.descending()
-            items = sort_items(items, key, descending, record=lambda it: it.record)
-        self.model.badge_key = key if key in ("date", "size") else "score"
-        self.model.set_items(items)
-        self._browse_rows = {it.rel: row for row, it in enumerate(items)} if self._browsing else {}
+    def _arrange(
+        self,
+        make_base: Callable[[], list[GridItem]],
+        size: int,
+        keep: GridItem | None = None,
+        then: Arranged | None = None,
+    ) -> None:
+        """Show the `size` items `make_base` gives, through the folder filter and the
+        order: at once for a few, else arranged in the pool while the grid keeps what it
+        shows (images indexed meanwhile join them when they are shown). `then` is called
+        with the Arrangement once the grid shows it."""
+        self.arranging.supersede()
+        self._source = None
+        bar, browsing, ticket = self.area.sort_bar, self._browsing, self.ticket
+        folder, key, descending = self.area.folders.folder(), bar.key(), bar.descending()
+
+        def work() -> Arrangement:
+            with collector_paused():
+                return arrange(make_base(), folder, key, descending, browsing, keep)
+
+        if size <= self.arrange_at_once:
+            self._arranged(work(), then)
+            return
+        self._source = (make_base, size, then)
+        self._render_header()
+        self.arranging.start(
+            work,
+            lambda arranged: self._arranged(arranged, then) if ticket == self.ticket else None,
+            self.error.emit,
+        )
+
+    def _arranged(self, arranged: Arrangement, then: Arranged | None) -> None:
+        self._source = None
+        self._base, self._base_index = arranged.base, arranged.base_index
+        self.model.badge_key = arranged.key if arranged.key in ("date", "size") else "score"
+        self.model.set_items(arranged.items)
+        self._browse_rows = arranged.rows
+        if then is not None:
+            then(arranged)
+        arriving, self._arriving = self._arriving, []
+        for records in arriving:
+            self._batch_committed(records)
+        self._render_header()
+
+    def _keep_current(self, arranged: Arrangement) -> None:
+        if arranged.keep_row is not None:
+            self.grid.setCurrentIndex(self.model.index(arranged.keep_row))
+
+    def row_of_rel(self, rel: str | None) -> int | None:
+        """The grid row of the folder's image `rel`, if it is shown."""
+        if rel is None:
+            return None
+        return self._browse_rows.get(rel) if self._browsing else self.model.row_of_rel(rel)
 
     def sort_by(self, key: str, descending: bool = False) -> None:
         """Show the items in this order, as if the user had chosen it."""
@@ -403,41 +460,55 @@ class ResultsController(QObject):
 
     def _render_header(self) -> None:
         text, folder = self._header, self.area.folders.folder()
-        if folder and self._shown is None and self.model.rowCount() != len(self._base):
+        if self._source is not None:
+            text += f" · arranging {self._source[1]:,} images…"
+        elif folder and self._shown is None and self.model.rowCount() != len(self._base):
             text += f" · {self.model.rowCount():,} in “{printable(folder)}”"
         self.area.query_label.setText(text)
 
     def _reapply(self) -> None:
         """The sort order or the folder filter changed: the same items, shown anew."""
+        if self._source is not None:  # not shown yet: arranged anew, in the new way
+            make_base, size, then = self._source
+            self._arrange(make_base, size, None, then)
+            return
         current = self.grid.currentIndex()
-        keep = self.model.item(current.row()).path if current.isValid() else None
+        keep = self.model.item(current.row()) if current.isValid() else None
         shown, more = self._shown, self.area.more_button.isVisible()
-        self._set_view()
-        self._shown = shown  # the same result, in another order: "Show more" still applies
-        self.area.more_button.setVisible(more)
-        row = self.model.row_of(keep) if keep is not None else None
-        if row is not None:
-            self.grid.setCurrentIndex(self.model.index(row))
-        self._render_header()
+
+        def then(arranged: Arrangement) -> None:
+            self._shown = shown  # the same result, in another order: "Show more" still applies
+            self.area.more_button.setVisible(more)
+            self._keep_current(arranged)
+
+        base = self._base
+        self._arrange(lambda: base, len(base), keep, then)
 
     # -- the viewer ------------------------------------------------------------------------
 
     def open_viewer(self, index: QModelIndex) -> None:
         """Space or double-click: the image large, with the grid's images for ←/→."""
-        paths = [it.path for it in self.model.items()]
-        self._viewed_rows = {p: row for row, p in enumerate(paths)}
+        self._viewed = self.model.items()
         self.area.show_viewer(True)
-        self.area.viewer.show_items(paths, index.row())
+        self.area.viewer.show_items(ItemPaths(self._viewed), index.row())
+
+    def _viewed_item(self, path: Path) -> GridItem | None:
+        """The grid's item of the image the viewer shows, if it is `path` and still shown
+        in the same row (images indexed meanwhile are added after it)."""
+        row = self.area.viewer.current_row()
+        if not 0 <= row < min(len(self._viewed), self.model.rowCount()):
+            return None
+        item = self._viewed[row]
+        return item if item is self.model.item(row) and item.path == path else None
 
     def cached_pixmap(self, path: Path) -> QPixmap | None:
         """The grid's thumbnail of `path`, shown by the viewer while the file loads."""
-        row = self._viewed_rows.get(path)
-        return self.model.thumbnail(self.model.item(row)) if row is not None else None
+        item = self._viewed_item(path)
+        return self.model.thumbnail(item) if item is not None else None
 
     def _viewer_moved(self, path: Path) -> None:
-        row = self._viewed_rows.get(path)
-        if row is not None and row < self.model.rowCount():
-            self.grid.setCurrentIndex(self.model.index(row))  # the details panel follows
+        if self._viewed_item(path) is not None:  # the details panel follows
+            self.grid.setCurrentIndex(self.model.index(self.area.viewer.current_row()))
 
     def _viewer_closed(self) -> None:
         self.area.show_viewer(False)
@@ -449,7 +520,7 @@ class ResultsController(QObject):
 
     def item_for(self, rel: str, score: float | None = None) -> GridItem:
         target = self.collection.target
-        return GridItem(target.folder / rel, rel, self.collection.records.get(rel), score)
+        return GridItem.under(target.folder, rel, self.collection.records.get(rel), score)
 
     def _on_results(self, ticket: int, result: QueryResult) -> None:
         target = self.collection.target
@@ -467,11 +538,15 @@ class ResultsController(QObject):
         if self._extends_shown(result) and self._view_is_identity():
             self._base = items  # "Show more": the rows shown stay as they are
             self.model.append_items(items[self.model.rowCount() :])
+            self._show_more_button(result)
         else:  # the same query again (more of it, another folder) keeps the user's order
-            self._present(items, ranked=True, keep_sort=same)
-            if self.model.rowCount():
-                self.grid.setCurrentIndex(self.model.index(0))
-        self._show_more_button(result)
+
+            def then(_arranged: Arrangement) -> None:
+                self._show_more_button(result)
+                if self.model.rowCount():
+                    self.grid.setCurrentIndex(self.model.index(0))
+
+            self._present(items, ranked=True, keep_sort=same, then=then)
         self._set_header(self._result_header(result, len(items)))
         self.area.all_button.setVisible(True)
         self.results_shown.emit(result)

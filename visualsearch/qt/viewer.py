@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, QThreadPool, Signal
@@ -149,7 +149,7 @@ class ImageViewer(QWidget):
     ) -> None:
         super().__init__(parent)
         self._cached = cached or (lambda _path: None)
-        self._paths: list[Path] = []
+        self._paths: Sequence[Path] = []
         self._row = -1
         self._images: OrderedDict[Path, FullImage] = OrderedDict()
         self._errors: dict[Path, str] = {}
@@ -195,13 +195,14 @@ class ImageViewer(QWidget):
 
     # -- what is shown ---------------------------------------------------------------------
 
-    def show_items(self, paths: list[Path], row: int) -> None:
-        """Show `paths[row]`, with `paths` (the current results, in order) for previous/next."""
-        self._paths = list(paths)
+    def show_items(self, paths: Sequence[Path], row: int) -> None:
+        """Show `paths[row]`, with `paths` (the current results, in order) for previous/next.
+
+        `paths` is kept as given, not copied or scanned: the grid's million items hand
+        over a view whose paths are made as they are shown. Decoded images stay within
+        KEPT_BYTES, whether or not the new list has them."""
+        self._paths = paths
         self._errors.clear()
-        listed = set(self._paths)
-        for kept in [p for p in self._images if p not in listed]:
-            del self._images[kept]
         self._row = -1
         if not self._paths:
             self._clear("No images to show.")

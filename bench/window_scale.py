@@ -1,0 +1,159 @@
+"""The window with a library of a million images: how long until the grid shows them,
+and the longest the GUI thread stops answering meanwhile (a 5 ms timer measures the
+gaps), for each thing a user does to all images. Prints figures from one run.
+
+The records are synthetic (1,000 folders, distinct dates and sizes) and are handed to
+the window's controllers as the indexing job hands them (its catalog at the start of a
+run, its outcome at the end); no files are read, so the figures are the window's own.
+
+    QT_QPA_PLATFORM=offscreen python bench/window_scale.py [--images 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from visualsearch.core.folder import ModelChoice
+from visualsearch.core.indexing import IndexReport
+from visualsearch.core.settings import AppPaths
+from visualsearch.core.store import FileRecord
+from visualsearch.qt.app import create_window
+from visualsearch.qt.workers import FolderTarget, IndexOutcome
+
+
+def resident_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def records(n: int) -> dict[str, FileRecord]:
+    made = {}
+    for i in range(n):
+        path = f"{2000 + i % 20}/{(i // 20) % 50:02d}/IMG_{i:07d}.jpg"
+        taken = f"{2000 + i % 20}:{1 + i % 12:02d}:{1 + i % 28:02d} {i % 24:02d}:{i % 60:02d}:00"
+        size = 100_000 + i * 7 % 9_999_991
+        made[path] = FileRecord(path, size, 0, f"{i:032x}", 4000, 3000, "JPEG", taken)
+    return dict(sorted(made.items()))  # the store hands them over in path order
+
+
+def map_data(window, n: int) -> None:
+    """What the map page gets once a layout is loaded: coordinates and clusters."""
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(n, 2)).astype(np.float32)
+    window.map_page.view.set_data(coords, rng.integers(0, 40, n), [None] * n, 40)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=1_000_000)
+    args = ap.parse_args()
+    app = QApplication([])
+    work = Path(tempfile.mkdtemp())
+    window = create_window(
+        AppPaths(work / "data", work / "cache"),
+        QSettings(str(work / "settings.ini"), QSettings.Format.IniFormat),
+    )
+    window.resize(1300, 850)
+    window.show()
+    app.processEvents()
+    before = resident_mb()
+    catalog = records(args.images)
+    print(f"{args.images:,} records made: {resident_mb() - before:,.0f} MB of Python objects")
+    collection, results = window.collection, window.results
+    folder = work / "library"
+    folder.mkdir()
+    collection.target = FolderTarget(folder, work / "store", ModelChoice("builtin"))
+
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def beat() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    heartbeat = QTimer(interval=5)
+    heartbeat.timeout.connect(beat)
+    heartbeat.start()
+
+    def stage(name: str, act: Callable[[], object], done: Callable[[], bool]) -> None:
+        gaps.clear()
+        start = last[0] = time.perf_counter()
+        act()
+        while not done():
+            app.processEvents()
+        ready = time.perf_counter() - start
+        for _ in range(5):
+            app.processEvents()
+            time.sleep(0.01)
+        stall = max(gaps, default=time.perf_counter() - last[0])
+        memory = resident_mb() - before
+        print(f"  {name:34} {ready:6.2f} s   {stall * 1000:5.0f} ms   {memory:6,.0f} MB")
+
+    def arranged() -> bool:
+        return results._source is None
+
+    folders = window.results_area.folders
+    n = args.images
+    print(f"{'':36} {'shown':>8}   {'longest GUI stall':>8}   memory")
+    stage(
+        "catalog loaded → all images",
+        lambda: collection._on_catalog(dict(catalog)),
+        lambda: arranged() and results.model.rowCount() == n,
+    )
+    stage("sort by date, newest first", lambda: results.sort_by("date", True), arranged)
+    stage("sort by name", lambda: results.sort_by("name"), arranged)
+    stage(
+        "choose one folder (1/20)",
+        lambda: (folders.select_folder("2003"), results._folder_chosen("2003")),
+        arranged,
+    )
+    stage(
+        "all folders again",
+        lambda: (folders.select_folder(""), results._folder_chosen("")),
+        arranged,
+    )
+    after = dict(catalog)
+    after["2000/00/new.jpg"] = FileRecord("2000/00/new.jpg", 1, 0, "f" * 32)
+    report = IndexReport(str(folder), "builtin", new=1)
+    stage(
+        "a run ends with one image more",
+        lambda: collection._on_finished(IndexOutcome(report, after, [])),
+        lambda: arranged() and results.model.rowCount() == n + 1,
+    )
+    stage(
+        "Space: the viewer opens",
+        lambda: results.open_viewer(results.model.index(n // 2)),
+        lambda: True,
+    )
+    stage("→ in the viewer", lambda: window.results_area.viewer.go_to(n // 2 + 1), lambda: True)
+    stage("the map: 1M points given to the view", lambda: map_data(window, n), lambda: True)
+    view = window.map_page.view
+    paints = []
+    for i in range(10):
+        view.zoom(1.1 if i % 2 == 0 else 1 / 1.1)  # a new transform: the points drawn anew
+        start = time.perf_counter()
+        view.render_points()
+        paints.append(time.perf_counter() - start)
+    print(f"  map: points drawn after a zoom     median {statistics.median(paints) * 1000:.0f} ms")
+    heartbeat.stop()
+    window.close()
+    while window.isVisible():  # the window closes once its threads have let go
+        app.processEvents()
+    results.join_engine(60_000)
+
+
+if __name__ == "__main__":
+    main()
