@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tests.conftest import distinct_images
 from tests.qt.test_controllers import TIMEOUT_MS, areas  # noqa: F401 (fixture)
+from visualsearch.core.query import ImageQuery
 from visualsearch.qt import results_controller
 from visualsearch.qt.arrangement import arrange, browse_items
 from visualsearch.qt.image_list_model import ItemPaths
@@ -84,6 +85,40 @@ def test_images_indexed_while_all_images_are_arranged_join_them(
     qtbot.waitUntil(lambda: "new.jpg" in _names(areas), timeout=TIMEOUT_MS)
     assert sorted(_names(areas)) == sorted(areas.collection.records)
     assert len(_names(areas)) == 5
+
+
+def test_a_query_during_an_arrangement_drops_it(
+    qtbot,
+    areas,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """All images still being arranged when a query is asked: the query's matches are
+    shown, and the arrangement that ends later changes nothing."""
+    folder = tmp_path / "a"
+    distinct_images(folder, 4, size=64)
+    areas.results.arrange_at_once = 0
+    areas.open(folder)
+    qtbot.waitUntil(lambda: areas.results._source is None, timeout=TIMEOUT_MS)
+    held = threading.Event()
+
+    def held_arrange(*args, **kwargs):
+        assert held.wait(TIMEOUT_MS / 1000)
+        return arrange(*args, **kwargs)
+
+    monkeypatch.setattr(results_controller, "arrange", held_arrange)
+    areas.results.show_all()
+    assert "arranging" in areas.area.query_label.text()
+    monkeypatch.undo()
+    with qtbot.waitSignal(areas.results.results_shown, timeout=TIMEOUT_MS):
+        areas.results.run_query(ImageQuery(sorted(folder.iterdir())[0]))
+    qtbot.waitUntil(lambda: areas.results._source is None, timeout=TIMEOUT_MS)
+    shown = _names(areas)  # the query's matches
+    held.set()  # the dropped arrangement ends: it changes nothing
+    qtbot.wait(200)
+    assert _names(areas) == shown and len(shown) < 4
+    assert "arranging" not in areas.area.query_label.text()
+    assert "like" in areas.area.query_label.text()
 
 
 def test_browse_items_join_paths_only_when_asked(tmp_path):

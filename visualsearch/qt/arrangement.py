@@ -2,7 +2,7 @@
 
 Plain functions on plain values, so that a million images are arranged in the pool and
 not on the GUI thread (measured at 1,000,000 images: path order 1.5 s, natural name
-order 4 s; see bench/gui.py --library).
+order 6 s; see bench/window_scale.py).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from visualsearch.qt.workers import EncoderProvider, FolderTarget, SearchEngine,
 
 RESULTS_PAGE = 200  # matches asked for at a time; "Show more" asks for the next page
 # Up to this many items are arranged (filtered, sorted) on the GUI thread, in < 0.1 s;
-# more in the pool: all 1,000,000 images in name order took 7 s (bench/gui.py --library).
+# more in the pool: all 1,000,000 images in name order took 7 s (bench/window_scale.py).
 ARRANGE_AT_ONCE = 20_000
 BUILTIN_TEXT_HINT = (
     "The built-in model knows about 1,000 everyday things (ImageNet's categories: animals, "
@@ -112,7 +112,7 @@ class ResultsController(QObject):
         self._browse_rows: dict[str, int] = {}  # rel path → row while showing all images
         self._browsing = False  # the grid shows all images (new ones join as they come)
         self._base: list[GridItem] = []  # what is shown, before the folder filter and sorting
-        self._base_index: dict[str, int] | None = None  # rel → position in _base, built lazily
+        self._base_index: dict[str, int] | None = None  # rel → position in _base (all images)
         self.arranging = TaskSlot(pool, self)
         self.arrange_at_once = ARRANGE_AT_ONCE
         # while items are arranged in the pool: what they are made from, how many, what is
@@ -248,6 +248,8 @@ class ResultsController(QObject):
         """A new request for the grid: answers to older ones are dropped. The ticket."""
         self._browsing = False
         self._arriving = []
+        self._source = None  # an arrangement still in the pool is not wanted either
+        self.arranging.supersede()
         self.ticket += 1
         self.engine.latest_request = self.ticket
         return self.ticket
