@@ -117,9 +117,15 @@ def main() -> None:
     library.add(drive)
     library.index(window.ctx.encoders.get(ModelChoice("builtin")), ModelChoice("builtin"))
     drive.parent.rename(home / "unplugged")
-    dialog = LibraryDialog(library, window.pool, window)
+    builtin = window.ctx.encoders.get(ModelChoice("builtin"))
+    dialog = LibraryDialog(library, window.pool, lambda: builtin, window)
     dialog.show()
     dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
+    dialog.search_box.setText("a cat")
+    dialog.search()
+    deadline = time.monotonic() + 60
+    while not dialog.hits.count() and time.monotonic() < deadline:
+        settle(app, 0.2)
     settle(app)
     app.primaryScreen().grabWindow(0).copy(dialog.frameGeometry()).save(str(out / "library.png"))
     print(out / "library.png")

@@ -219,3 +219,22 @@ class Library:
             LibraryHit(Hit(i + 1, h.hit.path, h.hit.score), h.root, h.offline)
             for i, h in enumerate(merged[:k])
         ]
+
+    def thumbnails(self, hits: list[LibraryHit]) -> list[bytes | None]:
+        """Each hit's thumbnail (JPEG bytes) from its root's store, offline roots too;
+        None where there is none. One store opened per root."""
+        by_root: dict[Path, list[int]] = {}
+        for i, h in enumerate(hits):
+            by_root.setdefault(h.root, []).append(i)
+        found: list[bytes | None] = [None] * len(hits)
+        for root, rows in by_root.items():
+            try:
+                store = self.store(root)
+            except StoreError as exc:  # StoreMissing too: it was searched a moment ago
+                log.warning("library root %s: no thumbnails: %s", root, exc)
+                continue
+            with store:
+                for i in rows:
+                    rel = hits[i].hit.path.relative_to(root).as_posix()
+                    found[i] = store.thumbnail(rel)
+        return found

@@ -1,20 +1,28 @@
-"""File ▸ Library…: the library's roots with their state and counts; add, remove, open.
+"""File ▸ Library…: the library's roots with their state and counts; add, remove, open;
+and a search over all of them as one, unplugged ones included (their hits marked
+offline, their thumbnails from their stores).
 
 The roots, their stores and the offline rule are `core.library`'s; this only shows them.
-Counting reads each root's store, so it runs in the pool (a million images: seconds).
+Counting and searching read each root's store, so they run in the pool.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtCore import QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFileDialog,
     QHeaderView,
     QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -22,19 +30,64 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from visualsearch.core.library import Library, LibraryError, RootState
+from visualsearch.core.encoders.base import Encoder
+from visualsearch.core.library import Library, LibraryError, LibraryHit, RootState
 from visualsearch.core.names import printable
+from visualsearch.core.query import TextQuery
 from visualsearch.qt.workers import TaskSlot
+
+LIBRARY_HITS = 60  # best matches shown for a search over every root
+HIT_ICON = 112
+
+
+def library_search(
+    library: Library, encoder: Callable[[], Encoder], text: str
+) -> list[tuple[LibraryHit, QImage | None]]:
+    """The best matches for `text` over every root, with their thumbnails (in the pool:
+    it may load the model and opens each root's store)."""
+    hits = library.search(encoder(), TextQuery(text), LIBRARY_HITS)
+    images = []
+    for data in library.thumbnails(hits):
+        image = QImage.fromData(data) if data else None
+        images.append(image if image is not None and not image.isNull() else None)
+    return list(zip(hits, images, strict=True))
 
 
 class LibraryDialog(QDialog):
-    """The roots of `library`; `open_root` asks the window to open one of them."""
+    """The roots of `library`; `open_root` asks the window to open one of them, and
+    `show_image` (root, image) to open a hit's root with the hit and its look-alikes.
+    `encoder` loads the model searches use (called in the pool)."""
 
     open_root = Signal(str)
+    show_image = Signal(str, str)
 
-    def __init__(self, library: Library, pool: QThreadPool, parent: QWidget | None = None):
+    def __init__(
+        self,
+        library: Library,
+        pool: QThreadPool,
+        encoder: Callable[[], Encoder],
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.library = library
+        self.encoder = encoder
+        self.searching = TaskSlot(pool, self)
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText(
+            "Search every folder as one, unplugged ones too (press Enter)"
+        )
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.returnPressed.connect(self.search)
+        self.hits = QListWidget()
+        self.hits.setViewMode(QListView.ViewMode.IconMode)
+        self.hits.setResizeMode(QListView.ResizeMode.Adjust)
+        self.hits.setMovement(QListView.Movement.Static)
+        self.hits.setIconSize(QSize(HIT_ICON, HIT_ICON))
+        self.hits.setGridSize(QSize(HIT_ICON + 40, HIT_ICON + 44))
+        self.hits.setWordWrap(True)
+        self.hits.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.hits.itemActivated.connect(self._hit_activated)
+        self.hits.hide()
         self.setWindowTitle("Library")
         self.states: list[RootState] = []
         self.counting = TaskSlot(pool, self)
@@ -69,13 +122,20 @@ class LibraryDialog(QDialog):
         for button in (self.add_button, self.remove_button, self.open_button):
             buttons.addButton(button, QDialogButtonBox.ButtonRole.ActionRole)
         buttons.rejected.connect(self.reject)
+        for button in buttons.buttons():  # Enter in the search box searches, never closes
+            button.setAutoDefault(False)
+            button.setDefault(False)
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
         layout.addWidget(self.tree, 1)
+        layout.addWidget(self.search_box)
+        layout.addWidget(self.hits, 3)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
-        self.resize(760, 360)
+        self.resize(820, 640)
         self.refresh()
+        if library.roots:
+            self.search_box.setFocus()  # what the dialog is opened for most
 
     def refresh(self) -> None:
         """List the roots now; their state and counts arrive from the pool."""
@@ -164,4 +224,58 @@ class LibraryDialog(QDialog):
                 self.message.setText(f"{printable(str(root))} is offline: plug it in to open it.")
             return
         self.open_root.emit(str(root))
+        self.accept()
+
+    # -- searching every root ---------------------------------------------------------------
+
+    def search(self) -> None:
+        text = self.search_box.text().strip()
+        if not text:
+            return
+        if not self.library.roots:
+            self.message.setText("No folders yet: Add Folder… puts one in the library.")
+            return
+        self.message.setText(f"Searching every folder for “{printable(text)}”…")
+        self.searching.start(
+            lambda: library_search(self.library, self.encoder, text),
+            lambda found: self._show_hits(text, found),
+            lambda why: self.message.setText(f"The search failed: {why}"),
+        )
+
+    def _show_hits(self, text: str, found: list[tuple[LibraryHit, QImage | None]]) -> None:
+        self.hits.clear()
+        self.hits.show()
+        for hit, image in found:
+            path = hit.hit.path
+            label = f"{printable(path.name)}\n{hit.hit.score:.2f}"
+            item = QListWidgetItem(label + (" · offline" if hit.offline else ""))
+            if image is not None:
+                item.setIcon(QIcon(QPixmap.fromImage(image)))
+            where = printable(str(path))
+            item.setToolTip(
+                f"{where}\nnot plugged in: shown from its index" if hit.offline else where
+            )
+            if hit.offline:
+                item.setForeground(QColor(Qt.GlobalColor.gray))
+            item.setData(Qt.ItemDataRole.UserRole, (str(hit.root), str(path), hit.offline))
+            self.hits.addItem(item)
+        roots = len({hit.root for hit, _ in found})
+        offline = sum(1 for hit, _ in found if hit.offline)
+        self.message.setText(
+            f"No images match “{printable(text)}”."
+            if not found
+            else f"The best {len(found)} for “{printable(text)}” from {roots} "
+            + ("folder" if roots == 1 else "folders")
+            + (f", {offline} offline" if offline else "")
+            + ". Double-click one to open its folder with the images most like it."
+        )
+
+    def _hit_activated(self, item: QListWidgetItem) -> None:
+        root, path, offline = item.data(Qt.ItemDataRole.UserRole)
+        if offline:
+            self.message.setText(
+                f"{printable(root)} is offline: plug it in to open {printable(Path(path).name)}."
+            )
+            return
+        self.show_image.emit(root, path)
         self.accept()

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.library import Library, LibraryError
-from visualsearch.core.query import TextQuery
+from visualsearch.core.query import ImageQuery, TextQuery
 from visualsearch.core.settings import UserSettings
 from visualsearch.core.sorting import SORT_KEYS
 from visualsearch.qt.cleanup_controller import CleanupController
@@ -367,12 +367,20 @@ class MainWindow(QMainWindow):
         except LibraryError as exc:
             self.message.show_message(str(exc), "error")
             return None
-        dialog = LibraryDialog(library, self.pool, self)
+        encoders, models = self.ctx.encoders, self.models
+        dialog = LibraryDialog(library, self.pool, lambda: encoders.get(models.choice), self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open_root.connect(self.open_folder)
+        dialog.show_image.connect(self._show_library_image)
         dialog.show()
         self.library_dialog = dialog
         return dialog
+
+    def _show_library_image(self, root: str, path: str) -> None:
+        """A library hit: its root opened, the image first among those most like it."""
+        self.open_folder(root)
+        self.tabs.setCurrentIndex(0)
+        self.results.run_query(ImageQuery(Path(path), include_self=True))
 
     def about_text(self) -> str:
         info = self.collection.model_info
