@@ -291,3 +291,26 @@ def test_vectors_of_another_size_are_refused_not_dropped(indexed):
     with pytest.raises(ValueError, match="48 values, not 96"):
         LiveVectors(store, encoder.id, 96)
     assert len(store.load_vectors(encoder.id)[0]) == 30
+
+
+def test_a_row_damaged_in_the_vector_file_is_read_again_from_the_catalog_for_the_map(
+    indexed, tmp_path
+):
+    """A row of the vector file damaged on disk (the catalog's copy sound) made the map's
+    layout fail; it is now replaced from the catalog and the map has every image."""
+    from visualsearch.core.vector_file import LiveVectors
+
+    _folder, store, encoder = indexed
+    live = LiveVectors(store, encoder.id, encoder.dim)
+    row = int(live.rows[5])
+    with open(live.file.vectors_path, "r+b") as fh:  # bytes flipped on disk
+        fh.seek(row * live.file.row_bytes)
+        fh.write(np.full(encoder.dim, np.nan, np.float16).tobytes())
+    cmap = build_map(store, encoder, tmp_path / "cache", relayout=True)
+    assert cmap.paths == live.paths  # every image, the damaged one too
+    assert np.isfinite(cmap.coords).all() and np.isfinite(cmap.scores).all()
+    again = LiveVectors(store, encoder.id, encoder.dim)
+    assert int(again.rows[5]) != row  # a fresh row from the catalog's sound copy
+    np.testing.assert_array_equal(
+        again.vectors[5:6], store.load_vectors(encoder.id)[1][5:6].astype(np.float32)
+    )

@@ -19,7 +19,7 @@ from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
 from visualsearch.core.integrity import MAX_SIMILARITY
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.store import Store, slug
-from visualsearch.core.vector_file import LiveVectors, RowVectors
+from visualsearch.core.vector_file import DamagedRows, LiveVectors, RowVectors
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,26 @@ def build_map(
 ) -> CollectionMap:
     """The map of everything indexed with `encoder` in `store`, from cache when current.
     Images added since the cached map are placed on it, not laid out again (see
-    PLACE_SHARE); `relayout` lays everything out and clusters it again."""
+    PLACE_SHARE); `relayout` lays everything out and clusters it again.
+
+    A row of the vector file found damaged on the way is forgotten, and the map is made
+    once more: its content comes back from the catalog's copy (or, if that is damaged
+    too, the image is left out until the next run encodes it again)."""
+    try:
+        return _build_map(store, encoder, cache_dir, k, progress, relayout)
+    except DamagedRows as exc:
+        log.warning("%s; making the map again with them read from the catalog", exc)
+        return _build_map(store, encoder, cache_dir, k, progress, relayout)
+
+
+def _build_map(
+    store: Store,
+    encoder,
+    cache_dir: Path,
+    k: int | None,
+    progress: Progress | None,
+    relayout: bool,
+) -> CollectionMap:
     progress = progress or NullProgress()
     live = LiveVectors(store, encoder.id, encoder.dim)
     paths, vectors, content = live.paths, live.vectors, live.key()

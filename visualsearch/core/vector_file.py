@@ -246,9 +246,19 @@ def live_files(store: Store) -> tuple[list[str], list[str]]:
     return [p if type(p) is str else py_path(p) for p, _ in rows], [h for _, h in rows]
 
 
+class DamagedRows(ValueError):
+    """Rows of a vector file read damaged (not finite, not unit length). They are
+    forgotten already: the next sync appends their contents again from the catalog."""
+
+    def __init__(self, model: str, rows: np.ndarray) -> None:
+        super().__init__(f"{len(rows)} damaged {model} vectors in the vector file")
+        self.rows = rows
+
+
 class RowVectors:
     """Float32 vectors of some rows of a vector file, read when indexed: an array-like
-    that analyses go through in chunks instead of holding every vector."""
+    that analyses go through in chunks instead of holding every vector. Each row read is
+    checked; a damaged one raises DamagedRows (a NaN made the map's layout fail)."""
 
     dtype = np.dtype(np.float32)
 
@@ -263,10 +273,19 @@ class RowVectors:
         return len(self.rows)
 
     def __getitem__(self, index) -> np.ndarray:
-        return self.file.read(self.rows[index])
+        return self._checked(self.rows[index])
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
-        return np.asarray(self.file.read(self.rows), dtype or np.float32)
+        return np.asarray(self._checked(self.rows), dtype or np.float32)
+
+    def _checked(self, rows: np.ndarray) -> np.ndarray:
+        matrix = self.file.read(rows)
+        ok = valid_vectors(matrix.reshape(-1, self.file.dim))
+        if not ok.all():
+            bad = np.unique(np.atleast_1d(rows)[~ok])
+            self.file.forget(bad)
+            raise DamagedRows(self.file.model, bad)
+        return matrix
 
 
 class LiveVectors:
