@@ -75,6 +75,19 @@ def test_cli_prints_hostile_names_escaped_never_raw(hostile_names, app_paths, ca
     assert LATIN1_NAME in paths and ESCAPE_NAME in paths  # JSON keeps the real name
 
 
+def test_a_folder_whose_own_name_is_not_utf8_is_indexed_and_searched(app_paths, capsys, tmp_path):
+    """Opening it failed at once: "'utf-8' codec can't encode character '\\udce9'" (the
+    store keeps the folder's real path, and could not keep this one)."""
+    folder = tmp_path / os.fsdecode(b"caf\xe9-photos")
+    distinct_images(folder, 2, size=64)
+    code, out, err = run_cli(capsys, app_paths, "index", str(folder))
+    assert code == 0, err
+    assert "2 encoded" in out
+    code, out, err = run_cli(capsys, app_paths, "search", str(folder), "a photo")
+    assert code == 0, err
+    assert len([line for line in out.splitlines() if line.startswith("  ")]) == 2
+
+
 def test_printable_shows_what_a_name_hides():
     assert printable("a\nb\tc\x1b[0m") == "a\\nb\\tc\\x1b[0m"
     assert printable(LATIN1_NAME) == "caf\\xe9.jpg"

@@ -133,3 +133,27 @@ def test_library_commands(capsys, app_paths, two_roots, tmp_path):
     assert "chelsea.png" in first and "(offline)" in first
     code, _, err = run_cli(capsys, app_paths, "library", "remove", str(pets))
     assert code == 0 and "kept" in err
+
+
+def test_a_root_whose_name_is_not_utf8_is_a_root_like_any_other(tmp_path, two_roots):
+    """Such a folder (an old drive's Latin-1 name) was refused: 'cannot be a root yet'."""
+    import os
+
+    from tests.fakes import FakeEncoder
+
+    pets, _ = two_roots
+    odd = tmp_path / os.fsdecode(b"Ferienfotos-Sch\xf6nbrunn")
+    shutil.copytree(pets, odd)
+    library = Library(tmp_path / "data")
+    assert library.add(odd) == odd
+    assert Library(tmp_path / "data").roots == [odd]  # remembered exactly
+    encoder = FakeEncoder()
+    reports = dict(library.index(encoder, ModelChoice("builtin")))
+    assert reports[odd].encoded == 1
+    hits = library.search(encoder, TextQuery("anything"), k=3)
+    assert [h.hit.path for h in hits] == [odd / "chelsea.png"] and not hits[0].offline
+    assert library.thumbnails(hits)[0] is not None
+    odd.rename(tmp_path / "unplugged")
+    hits = library.search(encoder, TextQuery("anything"), k=3)
+    assert hits[0].hit.path == odd / "chelsea.png" and hits[0].offline
+    assert library.states(encoder.id)[0].indexed == 1

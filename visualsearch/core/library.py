@@ -22,7 +22,6 @@ from visualsearch.core.collection import Collection, Hit
 from visualsearch.core.encoders.base import Encoder
 from visualsearch.core.folder import ModelChoice, index_and_record, open_store
 from visualsearch.core.indexing import IndexOptions, IndexReport
-from visualsearch.core.names import printable
 from visualsearch.core.progress import Progress
 from visualsearch.core.query import Query, run_query
 from visualsearch.core.store import Store, StoreError, StoreMissing
@@ -119,13 +118,6 @@ class Library:
         root = Path(os.path.realpath(Path(folder).expanduser()))
         if not root.is_dir():
             raise LibraryError(f"{root} is not a folder")
-        try:
-            str(root).encode("utf-8")
-        except UnicodeEncodeError:
-            raise LibraryError(
-                f"{printable(str(root))}: a folder whose name is not UTF-8 cannot be a root "
-                "yet; open it on its own instead"
-            ) from None
         for known in self.roots:
             if root == known:
                 return root

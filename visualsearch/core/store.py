@@ -189,10 +189,11 @@ class Store:
             # a catalog deleted and made again never inherits them
             self.replace_meta("store_id", None, uuid.uuid4().hex)
         if root is not None:
-            real = os.path.realpath(root)
+            real = db_path(os.path.realpath(root))  # a name not in UTF-8: its bytes
             # a moved collection folder keeps its vectors: relative paths still match
-            if self.get_meta("root") != real:
-                self.set_meta("root", real)
+            if self.conn.execute("SELECT value FROM meta WHERE key='root'").fetchone() != (real,):
+                with self.conn:
+                    self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (real,))
 
     def close(self) -> None:
         self.conn.close()
