@@ -30,7 +30,7 @@ from visualsearch.core.indexing import IndexReport
 from visualsearch.core.settings import AppPaths
 from visualsearch.core.store import FileRecord
 from visualsearch.qt.app import create_window
-from visualsearch.qt.workers import FolderTarget, IndexOutcome
+from visualsearch.qt.workers import FolderTarget, IndexOutcome, reuse
 
 
 def resident_mb() -> float:
@@ -125,12 +125,16 @@ def main() -> None:
         lambda: (folders.select_folder(""), results._folder_chosen("")),
         arranged,
     )
-    after = dict(catalog)
+    # the run's end as the indexing job hands it over: the catalog read again (new
+    # objects), records equal to the window's swapped for those (the job's own work)
+    after = records(n)
     after["2000/00/new.jpg"] = FileRecord("2000/00/new.jpg", 1, 0, "f" * 32)
     report = IndexReport(str(folder), "builtin", new=1)
+    outcome = IndexOutcome(report, reuse(after, catalog), [], replaced=True)
+    del after
     stage(
         "a run ends with one image more",
-        lambda: collection._on_finished(IndexOutcome(report, after, [])),
+        lambda: collection._on_finished(outcome),
         lambda: arranged() and results.model.rowCount() == n + 1,
     )
     stage(

@@ -215,7 +215,7 @@ class CollectionController(QObject):
         newly_skipped = set(outcome.skipped) - set(self.skipped)
         self.skipped = list(outcome.skipped)
         if outcome.only is None:
-            replaced = self.records.keys() != outcome.records.keys()  # 1M: 0.1 s
+            replaced = outcome.replaced
             self.records = outcome.records
         else:
             replaced = self._apply_changes(outcome.records, outcome.gone)

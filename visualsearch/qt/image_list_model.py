@@ -202,13 +202,15 @@ class ImageListModel(QAbstractListModel):
     def items(self) -> list[GridItem]:
         return list(self._items)
 
-    def set_items(self, items: list[GridItem]) -> None:
+    def set_items(self, items: list[GridItem]) -> list[GridItem]:
+        """Show `items`; the list of those shown before (for the caller to let go of)."""
         self._thumbnails.forget_pending()
         self.beginResetModel()
-        self._items = list(items)
+        before, self._items = self._items, list(items)
         self.endResetModel()
         if len(items) > FREEZE_ABOVE:
             freeze_long_lived_objects()
+        return before
 
     def append_items(self, items: list[GridItem]) -> None:
         if not items:

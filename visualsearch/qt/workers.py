@@ -109,10 +109,22 @@ class IndexOutcome:
     skipped: list[tuple[str, str]]  # files that could not be indexed, and why
     only: tuple[str, ...] | None = None  # the run looked at these paths only
     gone: tuple[str, ...] = ()  # with `only`: readable images there before, not after
+    replaced: bool = False  # without `only`: other paths than the window holds
 
 
 def by_path(records: Iterable[FileRecord]) -> dict[str, FileRecord]:
     return {r.path: r for r in records}
+
+
+def reuse(records: dict[str, FileRecord], held: dict[str, FileRecord]) -> dict[str, FileRecord]:
+    """`records`, with each one equal to a record `held` replaced by that object: the window
+    then lets go of its old catalog without freeing a million records on the GUI thread
+    (0.3 s at 1M)."""
+    out = {}
+    for path, record in records.items():
+        same = held.get(path)
+        out[path] = same if same == record else record
+    return out
 
 
 class IndexJob(WorkerJob):
@@ -133,10 +145,18 @@ class IndexJob(WorkerJob):
 
     def work(self) -> object:
         t, only = self.target, self.options.only
+        shown: dict[str, FileRecord] = {}  # what the window holds, as it will have it
         with Store(t.store_dir, root=t.folder) as store:
             if only is None:  # a run over some paths: the window keeps what it shows
-                self.catalog.emit(by_path(store.image_records()))
+                catalog = by_path(store.image_records())
+                self.catalog.emit(catalog)
+                shown = dict(catalog)  # a copy: the window changes the dict it was given
             before = store.records_within(only) if only is not None else {}
+
+            def committed(records: list[FileRecord]) -> None:
+                shown.update((r.path, r) for r in records if r.error is None)
+                self.batch.emit(records)
+
             self.progress.emit(0, 0, "Loading the model…")
             encoder = self.encoders.get(t.model)
             self.model_ready.emit(ModelInfo.of(encoder))
@@ -147,11 +167,13 @@ class IndexJob(WorkerJob):
                 t.model,
                 self.token,
                 self.options,
-                on_commit=self.batch.emit,
+                on_commit=committed,
             )
             skipped = store.errors() + scan_problems(store)
             if only is None:
-                return IndexOutcome(report, by_path(store.image_records()), skipped)
+                after = by_path(store.image_records())
+                replaced = after.keys() != shown.keys()
+                return IndexOutcome(report, reuse(after, shown), skipped, replaced=replaced)
             now = by_path(r for r in store.records_within(only).values() if r.error is None)
             gone = tuple(p for p, r in before.items() if r.error is None and p not in now)
             return IndexOutcome(report, now, skipped, only, gone)
