@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, Qt, QThreadPool
+from PySide6.QtCore import QModelIndex, Qt, QThreadPool, QTimer
 from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
@@ -41,6 +41,7 @@ from visualsearch.qt.file_actions import FileActions, accept_without_move
 from visualsearch.qt.icons import app_icon
 from visualsearch.qt.image_list_model import GridItem, ImageListModel
 from visualsearch.qt.library_dialog import LibraryDialog
+from visualsearch.qt.library_keeper import LibraryKeeper
 from visualsearch.qt.map_controller import MapController
 from visualsearch.qt.map_page import MapPage
 from visualsearch.qt.menus import Menus
@@ -125,7 +126,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.summary = QLabel()
         self.indexing = JobStatus()
+        self.library_status = QLabel()
         self.statusBar().addWidget(self.summary, 1)
+        self.statusBar().addPermanentWidget(self.library_status)
         self.statusBar().addPermanentWidget(self.indexing)
 
     def _build_controllers(self) -> None:
@@ -171,8 +174,19 @@ class MainWindow(QMainWindow):
             self,
         )
         self.files = FileActions(self.results, ctx.open_url, self)
-        jobs = [self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs]
+        self.keeper = LibraryKeeper(
+            ctx.paths.data_dir,
+            ctx.encoders,
+            lambda: self.models.choice,
+            self.collection,
+            ctx.index_options,
+            self,
+        )
+        self.keeper.status.connect(self.library_status.setText)
+        QTimer.singleShot(0, self.keeper.start)  # it waits for the open folder's run
+        jobs = [self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs, self.keeper.jobs]
         stop = [self.collection.shut_down, self.maps.shut_down, self.cleanup.shut_down]
+        stop.append(self.keeper.shut_down)
         stop.append(self._freeze)
         self.closing = Closing(jobs, self.pool, self.results, self.indexing, self.close, stop, self)
 
@@ -372,6 +386,7 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open_root.connect(self.open_folder)
         dialog.show_image.connect(self._show_library_image)
+        dialog.finished.connect(lambda _result: self.keeper.start())  # roots may have changed
         dialog.show()
         self.library_dialog = dialog
         return dialog
