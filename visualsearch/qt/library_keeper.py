@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from visualsearch.core.folder import ModelChoice, index_and_record
+from visualsearch.core.folder import ModelChoice, index_and_record, remembered_model
 from visualsearch.core.indexing import IndexOptions, IndexReport
 from visualsearch.core.library import Library, LibraryError, is_online
 from visualsearch.core.names import printable
@@ -28,8 +28,9 @@ WHOLE = None  # a root to check whole, rather than some paths of it
 
 
 class RootIndexJob(WorkerJob):
-    """Indexes one library root (or the paths `options.only` of it); `finished` carries
-    the IndexReport. Nothing is loaded for the window: the root is not shown."""
+    """Indexes one library root (or the paths `options.only` of it) with the model it was
+    last indexed with (`model` for a new one); `finished` carries the IndexReport.
+    Nothing is loaded for the window: the root is not shown."""
 
     def __init__(
         self,
@@ -45,8 +46,11 @@ class RootIndexJob(WorkerJob):
 
     def work(self) -> object:
         with Store(self.store_dir, root=self.root) as store:
-            encoder = self.encoders.get(self.model)
-            return index_and_record(self.root, store, encoder, self.model, self.token, self.options)
+            # a root keeps the model it was indexed with: a background check never starts
+            # encoding a whole drive with another (hours for a big one)
+            model = remembered_model(store) if store.get_meta("model_spec") else self.model
+            encoder = self.encoders.get(model)
+            return index_and_record(self.root, store, encoder, model, self.token, self.options)
 
 
 class LibraryKeeper(QObject):
