@@ -135,6 +135,36 @@ def test_map_view_zoom_pan_hover_and_paint(qtbot, tmp_path):
     assert blocker.args[0] == view.row_at(x, y)
 
 
+def test_a_drag_moves_the_points_as_drawn_and_draws_them_again_when_it_ends(qtbot, monkeypatch):
+    """Every mouse move of a drag drew all the points again: 0.2 s each at a million."""
+    view = MapView(_loader())
+    qtbot.addWidget(view)
+    view.resize(400, 400)
+    view.show()
+    rng = np.random.default_rng(1)
+    view.set_data(rng.standard_normal((3000, 2)), rng.integers(0, 5, 3000), [None] * 3000, 5)
+    view.grab()  # painted (grab calls paintEvent; offscreen windows may not repaint)
+    drawn = []
+    real = view.render_points
+    monkeypatch.setattr(view, "render_points", lambda: drawn.append(1) or real())
+    start = view.offset.copy()
+    qtbot.mousePress(view, Qt.MouseButton.LeftButton, pos=QPointF(200, 200).toPoint())
+    for x in range(205, 300, 10):
+        qtbot.mouseMove(view, QPointF(x, 200).toPoint())
+        view.grab()
+    assert not drawn  # the drawn points were moved, not drawn again
+    grabbed = view.grab().toImage()
+    qtbot.mouseRelease(view, Qt.MouseButton.LeftButton, pos=QPointF(295, 200).toPoint())
+    assert len(drawn) == 0
+    after = view.grab().toImage()
+    assert len(drawn) == 1  # once, where the drag left them
+    assert view.offset[0] < start[0] and view.offset[1] == start[1]
+    same = sum(
+        grabbed.pixel(x, y) == after.pixel(x, y) for x in range(0, 400, 8) for y in range(0, 400, 8)
+    )
+    assert same > 0.9 * 50 * 50  # what the drag showed is what is drawn after it
+
+
 def _loader():
     from PySide6.QtCore import QThreadPool
 

@@ -107,6 +107,13 @@ class MapView(QWidget):
         self._lasso: list[QPointF] = []
         self._hover = -1
         self._dragged = False
+        # a drag moves the points as drawn, and draws them anew when it ends: drawing a
+        # million points takes 0.2 s, too long for every mouse move
+        self._pan: QPointF | None = None
+        self._version = 0  # of the data: set_data counts
+        self._screen_key: tuple | None = None  # the view the cached screen positions are for
+        self._screen_cache = np.zeros((0, 2))
+        self._visible_cache = np.zeros(0, np.int64)
 
     # -- data -------------------------------------------------------------------------------
 
@@ -122,6 +129,7 @@ class MapView(QWidget):
             self.world = np.zeros((0, 2), np.float32)
         self.labels = np.asarray(labels, np.int64)
         self.hashes = list(hashes)
+        self._version += 1
         self.set_cluster_count(k)
         self.selected = np.zeros(0, np.int64)
         self.reset_view()
@@ -154,6 +162,18 @@ class MapView(QWidget):
         # a margin of half a thumbnail, so that the ones at the edge are whole
         return max(50.0, min(self.width(), self.height()) - 100.0) * self.scale
 
+    def _screen(self) -> np.ndarray:
+        """Every point's screen position in the current view, computed once per view
+        (hovering over a million points asked for them on every mouse move)."""
+        key = (self.scale, *self.offset.tolist(), self.width(), self.height(), self._version)
+        if key != self._screen_key:
+            s = self._screen_cache = self.to_screen(self.world)
+            w, h = self.width(), self.height()
+            inside = (s[:, 0] >= 0) & (s[:, 0] < w) & (s[:, 1] >= 0) & (s[:, 1] < h)
+            self._visible_cache = np.flatnonzero(inside)
+            self._screen_key = key
+        return self._screen_cache
+
     def to_screen(self, world: np.ndarray) -> np.ndarray:
         ppu = self._pixels_per_unit()
         centre = np.array([self.width() / 2.0, self.height() / 2.0])
@@ -183,17 +203,14 @@ class MapView(QWidget):
         if not len(self.world):
             return -1
         radius = self.hit_radius() if radius is None else radius
-        screen = self.to_screen(self.world)
+        screen = self._screen()
         d2 = (screen[:, 0] - x) ** 2 + (screen[:, 1] - y) ** 2
         row = int(np.argmin(d2))
         return row if d2[row] <= radius**2 else -1
 
     def visible_rows(self) -> np.ndarray:
-        s = self.to_screen(self.world)
-        mask = (
-            (s[:, 0] >= 0) & (s[:, 0] < self.width()) & (s[:, 1] >= 0) & (s[:, 1] < self.height())
-        )
-        return np.flatnonzero(mask)
+        self._screen()
+        return self._visible_cache
 
     def zoom(self, factor: float, at: QPointF | None = None) -> None:
         at = at or QPointF(self.width() / 2, self.height() / 2)
@@ -218,7 +235,7 @@ class MapView(QWidget):
         pw, ph = w + 2 * pad, h + 2 * pad
         buf = np.full(ph * pw, BACKGROUND.rgba(), np.uint32)
         if len(self.world):
-            s = np.rint(self.to_screen(self.world)).astype(np.int64) + pad
+            s = np.rint(self._screen()).astype(np.int64) + pad
             near = (
                 (s[:, 0] >= reach) & (s[:, 0] < pw - reach)
                 & (s[:, 1] >= reach) & (s[:, 1] < ph - reach)
@@ -236,13 +253,18 @@ class MapView(QWidget):
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
-        if self._raster is None or self._raster.size() != self.size():
-            self._raster = self.render_points()
-        visible = self.visible_rows()
+        if self._pan is not None and self._raster is not None:  # a drag: the points moved
+            painter.fillRect(self.rect(), BACKGROUND)
+            painter.drawImage(self._pan, self._raster)
+            visible = np.zeros(0, np.int64)
+        else:
+            if self._raster is None or self._raster.size() != self.size():
+                self._raster = self.render_points()
+            visible = self.visible_rows()
         if 0 < len(visible) <= THUMBS_BELOW:
             painter.fillRect(self.rect(), BACKGROUND)
             self._paint_thumbnails(painter, visible)
-        else:
+        elif self._pan is None:
             painter.drawImage(0, 0, self._raster)
         if len(self.selected):
             s = self.to_screen(self.world[self.selected])
@@ -326,6 +348,8 @@ class MapView(QWidget):
         self._dragged = False
         lasso = self.lasso_mode or bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         self._lasso = [event.position()] if lasso else []
+        many = len(self.visible_rows()) > THUMBS_BELOW  # points, not thumbnails: moved as drawn
+        self._pan = QPointF(0, 0) if many and not lasso and self._raster is not None else None
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
@@ -337,7 +361,10 @@ class MapView(QWidget):
             elif self._last_pos is not None:
                 d = pos - self._last_pos
                 self.offset -= np.array([d.x(), d.y()]) / self._pixels_per_unit()
-                self._raster = None
+                if self._pan is not None:
+                    self._pan += d
+                else:
+                    self._raster = None
             self._last_pos = pos
             self.update()
             return
@@ -360,6 +387,10 @@ class MapView(QWidget):
                 self.clicked.emit(row)
         self._drag_start = self._last_pos = None
         self._lasso = []
+        if self._pan is not None:
+            self._pan = None
+            if self._dragged:
+                self._raster = None  # drawn anew where the drag left it
         self.update()
 
     def select_polygon(self, polygon_world: np.ndarray) -> np.ndarray:
