@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt
 
 from tests.conftest import distinct_images
-from tests.fakes import FakeEncoder
+from tests.fakes import FakeEncoder, HeldEncoder
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.library import LIBRARY_FILE, Library
 
@@ -84,26 +86,90 @@ def test_the_library_is_searched_as_one_in_the_window_unplugged_roots_included(
         qtbot.keyClick(dialog.search_box, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda: dialog.hits.count() == 7, timeout=10_000)
         hits = [dialog.hits.item(i) for i in range(dialog.hits.count())]
-        roots = [h.data(Qt.ItemDataRole.UserRole)[0] for h in hits]
-        assert sorted(roots) == sorted([str(a)] * 3 + [str(b)] * 4)
+        found = dialog._found  # the hit each row shows
+        assert sorted(str(h.root) for h in found) == sorted([str(a)] * 3 + [str(b)] * 4)
         scores = [float(h.text().split("\n")[1].split(" ")[0]) for h in hits]
         assert scores == sorted(scores, reverse=True)  # merged by score, best first
-        offline = [h for h in hits if h.data(Qt.ItemDataRole.UserRole)[2]]
+        offline = [item for item, h in zip(hits, found, strict=True) if h.offline]
         assert len(offline) == 4 and all("offline" in h.text() for h in offline)
         assert all(not h.icon().isNull() for h in hits)  # from the stores, offline too
         assert "from 2 folders, 4 offline" in dialog.message.text()
 
         dialog._hit_activated(offline[0])
         assert "offline" in dialog.message.text() and dialog.isVisible()
-        online = next(h for h in hits if not h.data(Qt.ItemDataRole.UserRole)[2])
-        wanted = online.data(Qt.ItemDataRole.UserRole)[1]
-        dialog.hits.setCurrentItem(online)
+        row = next(i for i, h in enumerate(found) if not h.offline)
+        wanted = found[row].hit.path
+        dialog.hits.setCurrentItem(hits[row])
         qtbot.keyClick(dialog.hits, Qt.Key.Key_Return)
         assert not dialog.isVisible()
         model = window.results.model
         qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
         assert window.collection.target.folder == a
-        assert str(model.item(0).path) == wanted and model.item(0).score > 0.99
+        assert model.item(0).path == wanted and model.item(0).score > 0.99
         assert window.grid.currentIndex().row() == 0  # the hit is current, details shown
     finally:
         library_file.unlink(missing_ok=True)
+
+
+def test_a_root_whose_name_is_not_utf8_is_listed_searched_opened_and_removed(
+    qtbot, make_window, tmp_path, app_paths
+):
+    """Its path went through Qt as a str, which drops a name's undecodable bytes: its
+    state stayed "…", Remove raised, and a hit opened a folder that does not exist."""
+    import os
+
+    library_file = app_paths.data_dir / LIBRARY_FILE
+    library_file.unlink(missing_ok=True)
+    try:
+        window = make_window(encoder=FakeEncoder())
+        odd = tmp_path / os.fsdecode(b"Sch\xf6nbrunn")
+        photos = distinct_images(odd, 3, size=64)
+        library = Library(app_paths.data_dir, window.collection.store_base)
+        library.add(odd)
+        library.index(FakeEncoder(), ModelChoice("builtin"))
+        window.menus.library_action.trigger()
+        dialog = window.library_dialog
+        qtbot.waitUntil(lambda: _rows(dialog)[0][1:] == ["Online", "3"], timeout=10_000)
+        assert _rows(dialog)[0][0] == f"{tmp_path}/Sch\\xf6nbrunn"  # shown escaped
+
+        dialog.search_box.setText("anything")
+        qtbot.keyClick(dialog.search_box, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: dialog.hits.count() == 3, timeout=10_000)
+        first = dialog._found[0].hit.path
+        assert first in photos
+        dialog.hits.setCurrentItem(dialog.hits.item(0))
+        qtbot.keyClick(dialog.hits, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
+        assert window.collection.target.folder == odd
+        assert window.results.model.item(0).path == first
+        assert odd in [Path(p) for p in window.settings.recent_folders]  # remembered exactly
+        assert "Sch\\xf6nbrunn" in window.windowTitle()
+
+        window.menus.library_action.trigger()
+        dialog = window.library_dialog
+        dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
+        dialog.remove_selected()
+        assert Library(app_paths.data_dir).roots == []
+    finally:
+        library_file.unlink(missing_ok=True)
+
+
+def test_a_hit_chosen_while_the_open_folder_is_indexed_is_shown_once_its_root_opens(
+    qtbot, make_window, tmp_path
+):
+    """The query was asked at once, then cleared with the history when the root opened
+    after the run: the window showed all images instead of the hit."""
+    encoder = HeldEncoder("embed_images", after=1)  # b's batch goes by, a's is held
+    window = make_window(encoder=encoder)
+    a, b = tmp_path / "a", tmp_path / "b"
+    hit = distinct_images(b, 3, size=64)[1]
+    distinct_images(a, 4, size=80)
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=10_000):
+        window.open_folder(b)
+    window.open_folder(a)
+    qtbot.waitUntil(encoder.holding.is_set, timeout=10_000)  # a is being indexed
+    window._show_library_image(b, hit)  # what a double-click in the dialog does
+    encoder.release.set()
+    qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
+    assert window.collection.target.folder == b
+    assert window.results.model.item(0).path == hit

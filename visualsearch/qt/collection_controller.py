@@ -32,7 +32,7 @@ def skipped_text(count: int) -> str:
 
 class CollectionController(QObject):
     folder_changed = Signal(object)  # FolderTarget: another folder; everything else resets
-    folder_opened = Signal(str)
+    folder_opened = Signal(object)  # Path (a str through Qt loses a non-UTF-8 name's bytes)
     catalog_loaded = Signal()  # `records` holds what the store had before this run
     catalog_shown = Signal(int)
     batch_committed = Signal(object)  # [FileRecord] just indexed (readable ones)
@@ -142,7 +142,7 @@ class CollectionController(QObject):
         # else (re-index, another model): queries keep using what is there until the run
         # ends, so the old model's results stay usable while the new one encodes
         self._start_job(target)
-        self.folder_opened.emit(str(path))
+        self.folder_opened.emit(path)
 
     def reindex(self) -> None:
         if self.target is not None:

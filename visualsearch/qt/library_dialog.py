@@ -58,8 +58,10 @@ class LibraryDialog(QDialog):
     `show_image` (root, image) to open a hit's root with the hit and its look-alikes.
     `encoder` loads the model searches use (called in the pool)."""
 
-    open_root = Signal(str)
-    show_image = Signal(str, str)
+    # Paths travel as Python objects and are looked up by row: a str through Qt loses the
+    # bytes of a name that is not UTF-8 ("Sch\udcf6nbrunn" came back "Schnbrunn")
+    open_root = Signal(object)  # Path
+    show_image = Signal(object, object)  # root, image: Path
 
     def __init__(
         self,
@@ -71,6 +73,8 @@ class LibraryDialog(QDialog):
         super().__init__(parent)
         self.library = library
         self.encoder = encoder
+        self._roots: list[Path] = []
+        self._found: list[LibraryHit] = []
         self.searching = TaskSlot(pool, self)
         self.search_box = QLineEdit()
         self.search_box.setPlaceholderText(
@@ -140,9 +144,9 @@ class LibraryDialog(QDialog):
     def refresh(self) -> None:
         """List the roots now; their state and counts arrive from the pool."""
         self.tree.clear()
-        for root in self.library.roots:
+        self._roots = list(self.library.roots)  # a tree item's row is its index here
+        for root in self._roots:
             item = QTreeWidgetItem([printable(str(root)), "…", ""])
-            item.setData(0, Qt.ItemDataRole.UserRole, str(root))
             item.setToolTip(0, printable(str(root)))
             self.tree.addTopLevelItem(item)
         if not self.library.roots:
@@ -173,15 +177,13 @@ class LibraryDialog(QDialog):
         self.message.setText(f"The library could not be read: {message}")
 
     def _item(self, root: Path) -> QTreeWidgetItem | None:
-        for i in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(i)
-            if item.data(0, Qt.ItemDataRole.UserRole) == str(root):
-                return item
-        return None
+        row = self._roots.index(root) if root in self._roots else -1
+        return self.tree.topLevelItem(row) if 0 <= row < self.tree.topLevelItemCount() else None
 
     def _selected(self) -> Path | None:
         items = self.tree.selectedItems()
-        return Path(items[0].data(0, Qt.ItemDataRole.UserRole)) if items else None
+        row = self.tree.indexOfTopLevelItem(items[0]) if items else -1
+        return self._roots[row] if 0 <= row < len(self._roots) else None
 
     def _selected_state(self) -> RootState | None:
         root = self._selected()
@@ -223,7 +225,7 @@ class LibraryDialog(QDialog):
             if root is not None:
                 self.message.setText(f"{printable(str(root))} is offline: plug it in to open it.")
             return
-        self.open_root.emit(str(root))
+        self.open_root.emit(root)
         self.accept()
 
     # -- searching every root ---------------------------------------------------------------
@@ -245,6 +247,7 @@ class LibraryDialog(QDialog):
     def _show_hits(self, text: str, found: list[tuple[LibraryHit, QImage | None]]) -> None:
         self.hits.clear()
         self.hits.show()
+        self._found = [hit for hit, _ in found]
         for hit, image in found:
             path = hit.hit.path
             label = f"{printable(path.name)}\n{hit.hit.score:.2f}"
@@ -257,8 +260,7 @@ class LibraryDialog(QDialog):
             )
             if hit.offline:
                 item.setForeground(QColor(Qt.GlobalColor.gray))
-            item.setData(Qt.ItemDataRole.UserRole, (str(hit.root), str(path), hit.offline))
-            self.hits.addItem(item)
+            self.hits.addItem(item)  # its row is its hit's index in `found`
         roots = len({hit.root for hit, _ in found})
         offline = sum(1 for hit, _ in found if hit.offline)
         self.message.setText(
@@ -271,10 +273,11 @@ class LibraryDialog(QDialog):
         )
 
     def _hit_activated(self, item: QListWidgetItem) -> None:
-        root, path, offline = item.data(Qt.ItemDataRole.UserRole)
-        if offline:
+        hit = self._found[self.hits.row(item)]
+        root, path = hit.root, hit.hit.path
+        if hit.offline:
             self.message.setText(
-                f"{printable(root)} is offline: plug it in to open {printable(Path(path).name)}."
+                f"{printable(str(root))} is offline: plug it in to open {printable(path.name)}."
             )
             return
         self.show_image.emit(root, path)

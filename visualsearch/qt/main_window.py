@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.library import Library, LibraryError
+from visualsearch.core.names import printable
 from visualsearch.core.query import ImageQuery, TextQuery
 from visualsearch.core.settings import UserSettings
 from visualsearch.core.sorting import SORT_KEYS
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self.settings = context.settings.load()
         self.pool = QThreadPool(self)
         self.library_dialog: LibraryDialog | None = None
+        self._library_query: tuple[Path, ImageQuery] | None = None  # asked once its root opens
         self.pool.setMaxThreadCount(4)
         self._store_thumbs = StoreThumbnails()
         self.thumbnails = ImageLoader(self._store_thumbs, self.pool, "thumb")
@@ -244,11 +246,14 @@ class MainWindow(QMainWindow):
     def open_sample(self) -> None:
         self.collection.open_sample(self.ctx.paths.sample_dir)
 
-    def _folder_changed(self, _target) -> None:
+    def _folder_changed(self, target) -> None:
         self.message.hide()
         self.details.show_item(None)
+        pending, self._library_query = self._library_query, None
+        if pending is not None and pending[0] == target.folder:
+            self.results.run_query(pending[1])  # after the results were reset for it
 
-    def _folder_opened(self, folder: str) -> None:
+    def _folder_opened(self, folder: Path) -> None:
         store_dir = self.collection.target.store_dir  # the store location may have changed
         if self._store_thumbs.store_dir != store_dir:
             self._store_thumbs.store_dir = store_dir
@@ -257,7 +262,7 @@ class MainWindow(QMainWindow):
         self._remember()
         self.menus.update_recent()
         self.welcome.set_recent(self.settings.recent_folders)
-        self.setWindowTitle(f"{Path(folder).name} — visualsearch")
+        self.setWindowTitle(f"{printable(Path(folder).name)} — visualsearch")
         self.pages.setCurrentWidget(self.splitter)
 
     def _run_started(self) -> None:
@@ -391,11 +396,18 @@ class MainWindow(QMainWindow):
         self.library_dialog = dialog
         return dialog
 
-    def _show_library_image(self, root: str, path: str) -> None:
-        """A library hit: its root opened, the image first among those most like it."""
-        self.open_folder(root)
+    def _show_library_image(self, root: Path, path: Path) -> None:
+        """A library hit: its root opened, the image first among those most like it (asked
+        once the root is open: a run in progress opens it only when it has stopped)."""
+        root, path = Path(root), Path(path)
         self.tabs.setCurrentIndex(0)
-        self.results.run_query(ImageQuery(Path(path), include_self=True))
+        query = ImageQuery(path, include_self=True)
+        target = self.collection.target
+        if target is not None and target.folder == root:
+            self.results.run_query(query)  # open already: not indexed again
+            return
+        self._library_query = (root, query)
+        self.open_folder(root)
 
     def about_text(self) -> str:
         info = self.collection.model_info
