@@ -131,3 +131,26 @@ def test_browse_items_join_paths_only_when_asked(tmp_path):
     assert items[0].path == tmp_path / "d" / "1.jpg"
     assert ItemPaths(items)[1:] == [tmp_path / "d/2.jpg", tmp_path / "d/3.jpg"]
     assert [Path(p) for p in ItemPaths(items)] == [tmp_path / it.rel for it in items]
+
+
+def test_select_all_on_many_images_asks_no_tags_and_lists_no_paths(
+    qtbot, make_window, tmp_path, monkeypatch
+):
+    """Ctrl+A listed every selected path (a million joins) to suggest tags for their mean
+    vector; above TAGS_FOR_UP_TO images no tags are asked for."""
+    from tests.fakes import FakeEncoder
+    from visualsearch.qt import main_window
+
+    window = make_window(encoder=FakeEncoder())
+    distinct_images(tmp_path / "a", 4, size=64)
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=TIMEOUT_MS):
+        window.open_folder(tmp_path / "a")
+    asked = []
+    monkeypatch.setattr(window.results, "request_tags", asked.append)
+    monkeypatch.setattr(main_window, "TAGS_FOR_UP_TO", 3)
+    window.grid.selectAll()
+    assert window.files.selection_size() == 4 and not asked
+    monkeypatch.setattr(main_window, "TAGS_FOR_UP_TO", 4)
+    window.grid.clearSelection()
+    window.grid.selectAll()
+    assert len(asked) == 1 and len(asked[0]) == 4

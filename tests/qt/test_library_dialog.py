@@ -173,3 +173,30 @@ def test_a_hit_chosen_while_the_open_folder_is_indexed_is_shown_once_its_root_op
     qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
     assert window.collection.target.folder == b
     assert window.results.model.item(0).path == hit
+
+
+def test_searching_with_a_model_no_root_is_indexed_with_says_so(qtbot, tmp_path):
+    """It said "No images match", and left empty vector files of that model in every
+    root's store."""
+    from PySide6.QtCore import QThreadPool
+
+    from visualsearch.qt.library_dialog import LibraryDialog
+
+    class OtherEncoder(FakeEncoder):
+        id = "other-v1"
+
+    a = tmp_path / "a"
+    distinct_images(a, 3, size=64)
+    library = Library(tmp_path / "data", tmp_path / "stores")
+    library.add(a)
+    library.index(FakeEncoder(), ModelChoice("builtin"))
+    pool = QThreadPool()
+    dialog = LibraryDialog(library, pool, OtherEncoder)
+    qtbot.addWidget(dialog)
+    dialog.search_box.setText("a dog")
+    qtbot.keyClick(dialog.search_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: "Searching" not in dialog.message.text(), timeout=10_000)
+    pool.waitForDone(10_000)
+    assert "no folder of the library is indexed with other-v1" in dialog.message.text()
+    with library.store(a) as store:
+        assert not [p for p in store.directory.iterdir() if "other" in p.name]

@@ -201,6 +201,8 @@ class Library:
                 log.warning("library root %s not searched: %s", root, exc)
                 continue
             with store:
+                if not store.has_vectors(encoder.id):  # indexed with another model only
+                    continue
                 col = Collection(root, store, encoder)
                 if len(col) == 0:
                     continue
@@ -211,6 +213,18 @@ class Library:
             LibraryHit(Hit(i + 1, h.hit.path, h.hit.score), h.root, h.offline)
             for i, h in enumerate(merged[:k])
         ]
+
+    def indexed_with(self, model: str) -> list[Path]:
+        """The roots whose stores hold vectors of `model`."""
+        found = []
+        for root in self.roots:
+            try:
+                with self.store(root) as store:
+                    if store.has_vectors(model):
+                        found.append(root)
+            except StoreError:  # StoreMissing too: never indexed
+                continue
+        return found
 
     def thumbnails(self, hits: list[LibraryHit]) -> list[bytes | None]:
         """Each hit's thumbnail (JPEG bytes) from its root's store, offline roots too;

@@ -349,6 +349,11 @@ class Store:
         vectors = self.load_vector_set(model, dim)
         return vectors.paths, vectors.matrix
 
+    def has_vectors(self, model: str) -> bool:
+        """Whether any image has a vector of `model` (one indexed lookup)."""
+        row = self.conn.execute("SELECT 1 FROM vectors WHERE model=? LIMIT 1", (model,))
+        return row.fetchone() is not None
+
     def vector_dim(self, model: str) -> int | None:
         """How many values most of `model`'s stored vectors have (None: it has none)."""
         return self._common_vector_length(model) // 2 or None

@@ -60,6 +60,10 @@ class FileActions(QObject):
         self.grid.activated_item.connect(self.activated)
         self.grid.customContextMenuRequested.connect(self._menu)
 
+    def selection_size(self) -> int:
+        """How many images are selected, without listing them (Ctrl+A on a million)."""
+        return sum(r.height() for r in self.grid.selectionModel().selection())
+
     def selected_paths(self) -> list[Path]:
         rows = sorted({i.row() for i in self.grid.selectionModel().selectedIndexes()})
         if not rows and self.grid.currentIndex().isValid():

@@ -44,8 +44,15 @@ def library_search(
     library: Library, encoder: Callable[[], Encoder], text: str
 ) -> list[tuple[LibraryHit, QImage | None]]:
     """The best matches for `text` over every root, with their thumbnails (in the pool:
-    it may load the model and opens each root's store)."""
-    hits = library.search(encoder(), TextQuery(text), LIBRARY_HITS)
+    it may load the model and opens each root's store). LibraryError when no root is
+    indexed with the model (not "no match": the words were never compared)."""
+    model = encoder()
+    hits = library.search(model, TextQuery(text), LIBRARY_HITS)
+    if not hits and not library.indexed_with(model.id):
+        raise LibraryError(
+            f"no folder of the library is indexed with {model.id} yet: open one with "
+            "that model chosen, or run visualsearch library index --model …"
+        )
     images = []
     for data in library.thumbnails(hits):
         image = QImage.fromData(data) if data else None
@@ -241,7 +248,7 @@ class LibraryDialog(QDialog):
         self.searching.start(
             lambda: library_search(self.library, self.encoder, text),
             lambda found: self._show_hits(text, found),
-            lambda why: self.message.setText(f"The search failed: {why}"),
+            lambda why: self.message.setText(f"Nothing searched: {why}."),
         )
 
     def _show_hits(self, text: str, found: list[tuple[LibraryHit, QImage | None]]) -> None:

@@ -56,6 +56,9 @@ from visualsearch.qt.widgets import JobStatus, MessageBar, WelcomePage
 THUMB_SIZES = (96, 128, 160, 200, 256)
 
 
+TAGS_FOR_UP_TO = 5000  # selected images whose tags are suggested (Ctrl+A on a million: none)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, context: AppContext) -> None:
         super().__init__()
@@ -326,9 +329,9 @@ class MainWindow(QMainWindow):
         self._show_item(GridItem(path, rel, self.collection.records.get(rel)))
 
     def _selection_changed(self, *_args) -> None:
-        selected = self.files.selected_paths()
-        if len(selected) > 1:  # tags for the whole selection (its mean vector)
-            self.results.request_tags(selected)
+        if not 1 < self.files.selection_size() <= TAGS_FOR_UP_TO:
+            return
+        self.results.request_tags(self.files.selected_paths())  # the selection's mean vector
 
     def _tag_words_changed(self, words: list[str]) -> None:
         self._remember(tag_words=words)

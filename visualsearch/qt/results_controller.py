@@ -121,8 +121,11 @@ class ResultsController(QObject):
         self.arrange_at_once = ARRANGE_AT_ONCE
         # while items are arranged in the pool: what they are made from, how many, what is
         # done when they are shown; and the batches indexed meanwhile (they join then)
-        self._source: tuple[Callable[[], list[GridItem]], int, Arranged | None] | None = None
+        self._source: tuple[Callable[[], list[GridItem]], int, GridItem | None, Arranged | None]
+        self._source = None
         self._arriving: list[list[FileRecord]] = []
+        self._landed: tuple[Arrangement, Arranged | None] | None = None  # while viewing
+        self._pending: QueryResult | None = None  # a result whose matches are arranged
         self.counting = TaskSlot(pool, self)  # the folder tree's counts
         self.releasing = TaskSlot(pool, self, every=True)  # items no longer shown
         self._refresh_after_viewer = False  # a run changed all images while the viewer was open
@@ -197,8 +200,9 @@ class ResultsController(QObject):
     def _batch_committed(self, records: list) -> None:
         """Newly indexed images join "all images" as they come (changed ones in place)."""
         target = self.collection.target
-        if not self._browsing or target is None or self._source is not None:
-            if self._browsing and self._source is not None:
+        arranging = self._source is not None or self._landed is not None
+        if not self._browsing or target is None or arranging:
+            if self._browsing and arranging:
                 self._arriving.append(records)  # they join all images once arranged
             if not self._tree_timer.isActive():
                 self._tree_timer.start()
@@ -253,7 +257,7 @@ class ResultsController(QObject):
         """A new request for the grid: answers to older ones are dropped. The ticket."""
         self._browsing = False
         self._arriving = []
-        self._source = None  # an arrangement still in the pool is not wanted either
+        self._source = self._landed = None  # an arrangement in the pool is not wanted either
         self.arranging.supersede()
         self.ticket += 1
         self.engine.latest_request = self.ticket
@@ -399,7 +403,7 @@ class ResultsController(QObject):
         shows (images indexed meanwhile join them when they are shown). `then` is called
         with the Arrangement once the grid shows it."""
         self.arranging.supersede()
-        self._source = None
+        self._source = self._landed = None
         bar, browsing, ticket = self.area.sort_bar, self._browsing, self.ticket
         folder, key, descending = self.area.folders.folder(), bar.key(), bar.descending()
 
@@ -410,16 +414,24 @@ class ResultsController(QObject):
         if size <= self.arrange_at_once:
             self._arranged(work(), then)
             return
-        self._source = (make_base, size, then)
+        self._source = (make_base, size, keep, then)
         self._render_header()
         self.arranging.start(
             work,
             lambda arranged: self._arranged(arranged, then) if ticket == self.ticket else None,
-            self.error.emit,
+            self._arrange_failed,
         )
+
+    def _arrange_failed(self, message: str) -> None:
+        self._source, self._arriving = None, []
+        self._render_header()
+        self.error.emit(message)
 
     def _arranged(self, arranged: Arrangement, then: Arranged | None) -> None:
         self._source = None
+        if self.area.viewing():  # shown when the viewer closes, never pulled from under it
+            self._landed = (arranged, then)
+            return
         # what is no longer shown is let go of in the pool, a run at a time: freeing a
         # million items and their rows on this thread stopped it for 0.2 s
         retired: list[list | dict] = [self._browse_rows]
@@ -468,8 +480,9 @@ class ResultsController(QObject):
     def _folder_chosen(self, _folder: str) -> None:
         """A query is asked again within the folder (its best matches there, not the
         best overall that happen to be there); anything else is filtered as shown."""
-        if self._shown is not None:
-            self.run_query(self._shown.query, push=False)
+        shown = self._shown or (self._pending if self._source is not None else None)
+        if shown is not None:
+            self.run_query(shown.query, push=False)
         else:
             self._reapply()
 
@@ -488,8 +501,7 @@ class ResultsController(QObject):
     def _reapply(self) -> None:
         """The sort order or the folder filter changed: the same items, shown anew."""
         if self._source is not None:  # not shown yet: arranged anew, in the new way
-            make_base, size, then = self._source
-            self._arrange(make_base, size, None, then)
+            self._arrange(*self._source)
             return
         current = self.grid.currentIndex()
         keep = self.model.item(current.row()) if current.isValid() else None
@@ -531,6 +543,10 @@ class ResultsController(QObject):
 
     def _viewer_closed(self) -> None:
         self.area.show_viewer(False)
+        self._viewed = []
+        if self._landed is not None:
+            arranged, then = self._landed
+            self._arranged(arranged, then)
         if self._refresh_after_viewer:  # a run ended meanwhile: all images, as they are now
             self._refresh_after_viewer = False
             if self.history.current is None:
@@ -555,8 +571,10 @@ class ResultsController(QObject):
             items.append(GridItem(hit.path, rel, record, hit.score))
         same = self._shown is not None and self._shown.query == result.query
         if self._extends_shown(result) and self._view_is_identity():
-            self._base = items  # "Show more": the rows shown stay as they are
-            self.model.append_items(items[self.model.rowCount() :])
+            shown = self.model.items()  # "Show more": the rows shown stay, the same items
+            added = items[len(shown) :]
+            self._base = [*shown, *added]
+            self.model.append_items(added)
             self._show_more_button(result)
         else:  # the same query again (more of it, another folder) keeps the user's order
 
@@ -565,6 +583,7 @@ class ResultsController(QObject):
                 if self.model.rowCount():
                     self.grid.setCurrentIndex(self.model.index(0))
 
+            self._pending = result
             self._present(items, ranked=True, keep_sort=same, then=then)
         self._set_header(self._result_header(result, len(items)))
         self.area.all_button.setVisible(True)
