@@ -89,6 +89,29 @@ def test_reading_the_images_is_not_a_change(tmp_path):
         watcher.stop()
 
 
+def test_attribute_changes_are_not_a_change(tmp_path):
+    """A read that updates the access time (relatime) or a chmod is an attribute event;
+    counting them made the library keeper look again at every file it had just read."""
+    import os
+
+    root = tmp_path / "photos"
+    shots = distinct_images(root, 2, size=48)
+    for shot in shots:  # accessed before modified: the next read updates the access time
+        modified = shot.stat().st_mtime_ns
+        os.utime(shot, ns=(modified - 10**12, modified))
+    calls = Calls()
+    watcher = FolderWatcher(root, calls, quiet_s=0.3)
+    assert watcher.start()
+    try:
+        shots[0].read_bytes()
+        shots[1].chmod(0o600)
+        assert not calls.wait(1.5)
+        shots[1].write_bytes(shots[0].read_bytes())  # a change of content still counts
+        assert calls.wait() and {p.name for p in calls.calls[-1]} == {shots[1].name}
+    finally:
+        watcher.stop()
+
+
 # -- indexing only what the watcher saw change ----------------------------------------
 
 

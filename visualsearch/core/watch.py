@@ -83,8 +83,11 @@ class FolderWatcher(FileSystemEventHandler):
         return folder or is_image_name(rel.name)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return  # reads (our own decoding included) change nothing
+        if event.event_type in ("opened", "closed_no_write", "attrib"):
+            # reads (our own decoding included) change nothing, nor do attributes: a read
+            # that updates the access time is an attribute event (content changes come
+            # with modify and close events; a touch alone waits for the next whole run)
+            return
         # a folder that came, went or moved carries its images with it
         folder = event.is_directory and event.event_type in ("moved", "deleted", "created")
         if event.is_directory and not folder:
