@@ -165,6 +165,42 @@ def test_a_drag_moves_the_points_as_drawn_and_draws_them_again_when_it_ends(qtbo
     assert same > 0.9 * 50 * 50  # what the drag showed is what is drawn after it
 
 
+def test_a_large_map_is_drawn_in_the_pool_and_the_last_drawing_shown_meanwhile(qtbot, monkeypatch):
+    """A million points took 0.3 s on the GUI thread for every zoom step; above
+    DRAW_AT_ONCE (0 here) they are drawn in the pool and the last drawing, moved and
+    scaled, stands in until the new one is there."""
+    from PySide6.QtGui import QImage
+
+    from visualsearch.qt import map_view
+    from visualsearch.qt.map_view import BACKGROUND
+
+    monkeypatch.setattr(map_view, "DRAW_AT_ONCE", 0)
+    view = MapView(_loader())
+    qtbot.addWidget(view)
+    view.resize(400, 400)
+    view.show()
+    rng = np.random.default_rng(2)
+    view.set_data(rng.standard_normal((3000, 2)), rng.integers(0, 5, 3000), [None] * 3000, 5)
+
+    def drawn() -> bool:
+        return view._raster_for == (view.view(), view._version)
+
+    def painted(image) -> int:
+        bg = BACKGROUND.rgba()
+        return sum(image.pixel(x, y) != bg for x in range(0, 400, 4) for y in range(0, 400, 4))
+
+    assert painted(view.grab().toImage()) == 0  # asked for, not there yet: background
+    qtbot.waitUntil(drawn, timeout=10_000)
+    first = view.grab().toImage()
+    rgb = QImage.Format.Format_RGB32
+    assert first == view.render_points().convertToFormat(rgb)  # the pool's is this view's
+    view.zoom(1.5)
+    stand_in = view.grab().toImage()
+    assert not drawn() and painted(stand_in) > 0.5 * painted(first)  # the last one, scaled
+    qtbot.waitUntil(drawn, timeout=10_000)
+    assert view.grab().toImage() == view.render_points().convertToFormat(rgb)
+
+
 def _loader():
     from PySide6.QtCore import QThreadPool
 

@@ -1,24 +1,35 @@
 """The map: every image a point at its layout position, coloured by cluster.
 
-Points are rasterised with numpy into one image (100,000 points in a few ms)
-instead of one graphics item each; zoomed in far enough, points become thumbnails.
+Points are rasterised with numpy into one image (100,000 points in 25 ms) instead of
+one graphics item each; above DRAW_AT_ONCE points that happens in the pool, and the last
+drawing is shown moved and scaled to the view until the new one is ready. Zoomed in
+far enough, points become thumbnails.
 Wheel zooms around the cursor, dragging pans, Shift+drag (or lasso mode) selects.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QWidget
 
 from visualsearch.qt.thumbnails import ImageLoader
+from visualsearch.qt.workers import TaskSlot
+
+log = logging.getLogger(__name__)
 
 POINT_MIN = 4.0  # radius of a point, pixels: never smaller, so that a point is easy to hit
 POINT_MAX = 8.0
 POINT_SHARE = 0.25  # radius = this × the side of the square each visible point has to itself
 HIT_MARGIN = 3.0  # a click this far outside a point's edge still hits it
 THUMBS_BELOW = 150  # at most this many points on screen: draw thumbnails instead
+# Up to this many points are drawn on the GUI thread (25 ms at 100,000); more in the
+# pool: a million took 0.3 s for every zoom step (bench/window_scale.py)
+DRAW_AT_ONCE = 100_000
 BACKGROUND = QColor(250, 250, 250)
 OUTLINE = QColor(30, 30, 30)
 
@@ -46,6 +57,75 @@ def cluster_colours(k: int) -> list[QColor]:
 def cluster_marker(cluster: int) -> int:
     """DISC, OUTLINED or SQUARE: how a cluster's points are drawn."""
     return min(cluster // len(PALETTE), SQUARE)
+
+
+@dataclass(frozen=True)
+class View:
+    """Where points are on screen: (world − offset) × ppu + the centre of a w × h view."""
+
+    offset: tuple[float, float]
+    ppu: float  # pixels per world unit
+    width: int
+    height: int
+
+    def screen(self, world: np.ndarray) -> np.ndarray:
+        centre = np.array([self.width / 2.0, self.height / 2.0])
+        return (np.asarray(world, np.float64) - np.array(self.offset)) * self.ppu + centre
+
+    def moved_from(self, before: View) -> tuple[float, float, float]:
+        """(k, dx, dy): a pixel (x, y) drawn for `before` is at (k·x + dx, k·y + dy) here."""
+        k = self.ppu / before.ppu
+        dx, dy = (
+            (np.array(before.offset) - np.array(self.offset)) * self.ppu
+            - np.array([before.width / 2.0, before.height / 2.0]) * k
+            + np.array([self.width / 2.0, self.height / 2.0])
+        )
+        return k, float(dx), float(dy)
+
+
+def point_radius(visible: int, width: int, height: int) -> float:
+    """Points share the screen: fewer on screen (zoomed in, or a small collection),
+    larger each, between POINT_MIN and POINT_MAX pixels."""
+    side = np.sqrt(max(1, width * height) / max(visible, 1))
+    return float(np.clip(POINT_SHARE * side, POINT_MIN, POINT_MAX))
+
+
+def draw_points(
+    world: np.ndarray,
+    view: View,
+    fill: np.ndarray,
+    edge: np.ndarray,
+    square: np.ndarray,
+) -> tuple[QImage, float]:
+    """All points drawn into one image with numpy (the cost of 100,000 points is a few
+    array operations, not 100,000 QPainter calls), and the radius they were drawn with.
+    Plain values in, an image out: it runs in the pool for a large map."""
+    w, h = max(1, view.width), max(1, view.height)
+    s = np.rint(view.screen(world)).astype(np.int64) if len(world) else np.zeros((0, 2), int)
+    inside = (s[:, 0] >= 0) & (s[:, 0] < w) & (s[:, 1] >= 0) & (s[:, 1] < h)
+    radius = point_radius(int(inside.sum()), w, h)
+    reach = int(np.ceil(radius))
+    # drawn with a margin of two radii on every side: a point centred up to a radius
+    # off screen still shows its edge, and no stamp needs clipping
+    pad = 2 * reach
+    pw, ph = w + 2 * pad, h + 2 * pad
+    buf = np.full(ph * pw, BACKGROUND.rgba(), np.uint32)
+    if len(world):
+        s = s + pad
+        near = (
+            (s[:, 0] >= reach) & (s[:, 0] < pw - reach)
+            & (s[:, 1] >= reach) & (s[:, 1] < ph - reach)
+        )  # fmt: skip
+        for squares in (False, True):
+            rows = np.flatnonzero(near & (square == squares))
+            if len(rows):
+                flat = s[rows, 1] * pw + s[rows, 0]
+                inner, outer = fill[rows], edge[rows]
+                for offset, on_edge in _stamp(radius, pw, squares):
+                    buf[flat + offset] = outer if on_edge else inner
+    buf = np.ascontiguousarray(buf.reshape(ph, pw)[pad : pad + h, pad : pad + w])
+    image = QImage(buf.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
+    return image.copy(), radius  # own the pixels: `buf` goes away
 
 
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
@@ -101,16 +181,17 @@ class MapView(QWidget):
         self.scale = 1.0  # pixels per world unit, relative to fitting the view
         self.offset = np.zeros(2)  # world point at the view's centre
         self.lasso_mode = False
-        self._raster: QImage | None = None
+        self._raster: QImage | None = None  # the last drawing of the points
+        self._raster_for: tuple[View, int] | None = None  # the view and data it shows
+        self._asked_for: tuple[View, int] | None = None  # being drawn in the pool
+        self._drawing = TaskSlot(QThreadPool.globalInstance(), self)
         self._drag_start: QPointF | None = None
         self._last_pos: QPointF | None = None
         self._lasso: list[QPointF] = []
         self._hover = -1
         self._dragged = False
-        # a drag moves the points as drawn, and draws them anew when it ends: drawing a
-        # million points takes 0.2 s, too long for every mouse move
-        self._pan: QPointF | None = None
-        self._version = 0  # of the data: set_data counts
+        self._version = 0  # of the data and its colours: a drawing of another is stale
+        self._drag_thumbs = False  # the drag began over thumbnails, not points
         self._screen_key: tuple | None = None  # the view the cached screen positions are for
         self._screen_cache = np.zeros((0, 2))
         self._visible_cache = np.zeros(0, np.int64)
@@ -141,7 +222,7 @@ class MapView(QWidget):
         edge = np.where(markers == DISC, fill, np.uint32(OUTLINE.rgba())).astype(np.uint32)
         labels = self.labels if len(self.labels) else np.zeros(0, np.int64)
         self._rgb, self._edge, self._square = fill[labels], edge[labels], markers[labels] == SQUARE
-        self._raster = None
+        self._version += 1
         self.update()
 
     def set_selection(self, rows) -> None:
@@ -153,7 +234,6 @@ class MapView(QWidget):
         self.offset = self.world.mean(0).astype(np.float64) if len(self.world) else np.full(2, 0.5)
         if len(self.world):
             self.offset = (self.world.min(0) + self.world.max(0)) / 2.0
-        self._raster = None
         self.update()
 
     # -- geometry ---------------------------------------------------------------------------
@@ -174,21 +254,20 @@ class MapView(QWidget):
             self._screen_key = key
         return self._screen_cache
 
+    def view(self) -> View:
+        x, y = self.offset.tolist()
+        return View((x, y), self._pixels_per_unit(), self.width(), self.height())
+
     def to_screen(self, world: np.ndarray) -> np.ndarray:
-        ppu = self._pixels_per_unit()
-        centre = np.array([self.width() / 2.0, self.height() / 2.0])
-        return (np.asarray(world, np.float64) - self.offset) * ppu + centre
+        return self.view().screen(world)
 
     def to_world(self, x: float, y: float) -> np.ndarray:
         ppu = self._pixels_per_unit()
         return (np.array([x - self.width() / 2.0, y - self.height() / 2.0]) / ppu) + self.offset
 
     def point_radius(self, visible: int | None = None) -> float:
-        """Points share the screen: fewer on screen (zoomed in, or a small collection),
-        larger each, between POINT_MIN and POINT_MAX pixels."""
         visible = len(self.visible_rows()) if visible is None else visible
-        side = np.sqrt(max(1, self.width() * self.height()) / max(visible, 1))
-        return float(np.clip(POINT_SHARE * side, POINT_MIN, POINT_MAX))
+        return point_radius(visible, self.width(), self.height())
 
     def hit_radius(self) -> float:
         """How far from a point's centre a click or hover still finds it: its edge and a
@@ -218,54 +297,70 @@ class MapView(QWidget):
         self.scale = float(np.clip(self.scale * factor, 0.5, 400.0))
         after = self.to_world(at.x(), at.y())
         self.offset += before - after
-        self._raster = None
         self.update()
 
     # -- painting ---------------------------------------------------------------------------
 
     def render_points(self) -> QImage:
-        """All points drawn into one image with numpy: the cost of 100,000 points is a few
-        array operations, not 100,000 QPainter calls."""
-        w, h = max(1, self.width()), max(1, self.height())
-        self._radius = radius = self.point_radius()
-        reach = int(np.ceil(radius))
-        # drawn with a margin of two radii on every side: a point centred up to a radius
-        # off screen still shows its edge, and no stamp needs clipping
-        pad = 2 * reach
-        pw, ph = w + 2 * pad, h + 2 * pad
-        buf = np.full(ph * pw, BACKGROUND.rgba(), np.uint32)
-        if len(self.world):
-            s = np.rint(self._screen()).astype(np.int64) + pad
-            near = (
-                (s[:, 0] >= reach) & (s[:, 0] < pw - reach)
-                & (s[:, 1] >= reach) & (s[:, 1] < ph - reach)
-            )  # fmt: skip
-            for square in (False, True):
-                rows = np.flatnonzero(near & (self._square == square))
-                if len(rows):
-                    flat = s[rows, 1] * pw + s[rows, 0]
-                    fill, edge = self._rgb[rows], self._edge[rows]
-                    for offset, on_edge in _stamp(radius, pw, square):
-                        buf[flat + offset] = edge if on_edge else fill
-        buf = np.ascontiguousarray(buf.reshape(ph, pw)[pad : pad + h, pad : pad + w])
-        image = QImage(buf.data, w, h, 4 * w, QImage.Format.Format_ARGB32)
-        return image.copy()  # own the pixels: `buf` goes away
+        """The points drawn for the view as it is now (on this thread)."""
+        image, self._radius = draw_points(
+            self.world, self.view(), self._rgb, self._edge, self._square
+        )
+        return image
+
+    def _points_image(self) -> bool:
+        """Make sure a drawing for the view as it is now is there or on its way; whether
+        `_raster` is that drawing. During a drag none is asked for: the last one moves."""
+        wanted = (self.view(), self._version)
+        if self._raster_for == wanted:
+            return True
+        if self._drag_start is not None and not self._lasso:
+            return False
+        if len(self.world) <= DRAW_AT_ONCE:
+            self._raster, self._raster_for = self.render_points(), wanted
+            return True
+        if self._asked_for != wanted:
+            self._asked_for = wanted
+            world, fill, edge, square = self.world, self._rgb, self._edge, self._square
+            self._drawing.start(
+                lambda: draw_points(world, wanted[0], fill, edge, square),
+                lambda drawn: self._drawn(wanted, drawn),
+                lambda why: log.warning("the map could not be drawn: %s", why),
+            )
+        return False
+
+    def _drawn(self, drawn_for: tuple[View, int], drawn: tuple[QImage, float]) -> None:
+        self._raster, self._radius = drawn
+        self._raster_for = drawn_for
+        self.update()
+
+    def _paint_moved(self, painter: QPainter) -> None:
+        """The last drawing of these points, moved and scaled to the view."""
+        painter.fillRect(self.rect(), BACKGROUND)
+        if self._raster is None or self._raster_for is None:
+            return
+        before, version = self._raster_for
+        if version != self._version:
+            return  # other points, or other colours
+        k, dx, dy = self.view().moved_from(before)
+        painter.save()
+        painter.translate(dx, dy)
+        painter.scale(k, k)
+        painter.drawImage(0, 0, self._raster)
+        painter.restore()
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
-        if self._pan is not None and self._raster is not None:  # a drag: the points moved
-            painter.fillRect(self.rect(), BACKGROUND)
-            painter.drawImage(self._pan, self._raster)
-            visible = np.zeros(0, np.int64)
-        else:
-            if self._raster is None or self._raster.size() != self.size():
-                self._raster = self.render_points()
-            visible = self.visible_rows()
+        # a drag over points does not look for the visible ones (every point, every move)
+        moving_points = self._drag_start is not None and not self._lasso and not self._drag_thumbs
+        visible = np.zeros(0, np.int64) if moving_points else self.visible_rows()
         if 0 < len(visible) <= THUMBS_BELOW:
             painter.fillRect(self.rect(), BACKGROUND)
             self._paint_thumbnails(painter, visible)
-        elif self._pan is None:
+        elif self._points_image() and self._raster is not None:
             painter.drawImage(0, 0, self._raster)
+        else:
+            self._paint_moved(painter)
         if len(self.selected):
             s = self.to_screen(self.world[self.selected])
             thumbs = 0 < len(visible) <= THUMBS_BELOW
@@ -331,10 +426,6 @@ class MapView(QWidget):
         if self._hover >= 0 or 0 < len(self.visible_rows()) <= THUMBS_BELOW:
             self.update()
 
-    def resizeEvent(self, event) -> None:
-        self._raster = None
-        super().resizeEvent(event)
-
     # -- interaction ------------------------------------------------------------------------
 
     def wheelEvent(self, event) -> None:
@@ -348,8 +439,7 @@ class MapView(QWidget):
         self._dragged = False
         lasso = self.lasso_mode or bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
         self._lasso = [event.position()] if lasso else []
-        many = len(self.visible_rows()) > THUMBS_BELOW  # points, not thumbnails: moved as drawn
-        self._pan = QPointF(0, 0) if many and not lasso and self._raster is not None else None
+        self._drag_thumbs = 0 < len(self.visible_rows()) <= THUMBS_BELOW
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
@@ -361,10 +451,6 @@ class MapView(QWidget):
             elif self._last_pos is not None:
                 d = pos - self._last_pos
                 self.offset -= np.array([d.x(), d.y()]) / self._pixels_per_unit()
-                if self._pan is not None:
-                    self._pan += d
-                else:
-                    self._raster = None
             self._last_pos = pos
             self.update()
             return
@@ -387,11 +473,7 @@ class MapView(QWidget):
                 self.clicked.emit(row)
         self._drag_start = self._last_pos = None
         self._lasso = []
-        if self._pan is not None:
-            self._pan = None
-            if self._dragged:
-                self._raster = None  # drawn anew where the drag left it
-        self.update()
+        self.update()  # drawn anew where the drag left the points
 
     def select_polygon(self, polygon_world: np.ndarray) -> np.ndarray:
         """Select the points inside a polygon given in world coordinates."""
