@@ -101,3 +101,14 @@ def wait_results(qtbot, window: MainWindow, action):
     with qtbot.waitSignal(window.results.results_shown, timeout=60_000) as blocker:
         action()
     return blocker.args[0]
+
+
+@pytest.fixture
+def empty_library(app_paths) -> Path:
+    """The session's data folder with no library list, before the test and after it."""
+    from visualsearch.core.library import LIBRARY_FILE
+
+    library_file = app_paths.data_dir / LIBRARY_FILE
+    library_file.unlink(missing_ok=True)
+    yield library_file
+    library_file.unlink(missing_ok=True)

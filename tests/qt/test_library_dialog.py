@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder, HeldEncoder
 from visualsearch.core.folder import ModelChoice
-from visualsearch.core.library import LIBRARY_FILE, Library
+from visualsearch.core.library import Library
 
 
 def _rows(dialog):
@@ -19,139 +19,122 @@ def _rows(dialog):
     ]
 
 
+def _two_roots_one_unplugged(window, app_paths, tmp_path, images_in_b: int) -> tuple:
+    """Roots a (3 images) and b, indexed, then b renamed away (a drive unplugged)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    distinct_images(a, 3, size=64)
+    distinct_images(b, images_in_b, size=80)
+    library = Library(app_paths.data_dir, window.collection.store_base)
+    library.add(a)
+    library.add(b)
+    library.index(FakeEncoder(), ModelChoice("builtin"))
+    b.rename(tmp_path / "unplugged")
+    return a, b
+
+
 def test_the_library_lists_its_roots_online_or_not_and_opens_one(
-    qtbot, make_window, tmp_path, app_paths
+    qtbot, make_window, tmp_path, app_paths, empty_library
 ):
-    library_file = app_paths.data_dir / LIBRARY_FILE
-    library_file.unlink(missing_ok=True)
-    try:
-        window = make_window(encoder=FakeEncoder())
-        a, b = tmp_path / "a", tmp_path / "b"
-        distinct_images(a, 3, size=64)
-        distinct_images(b, 5, size=64)
-        library = Library(app_paths.data_dir, window.collection.store_base)
-        library.add(a)
-        library.add(b)
-        library.index(FakeEncoder(), ModelChoice("builtin"))
-        b.rename(tmp_path / "unplugged")
+    window = make_window(encoder=FakeEncoder())
+    a, b = _two_roots_one_unplugged(window, app_paths, tmp_path, 5)
 
-        window.menus.library_action.trigger()
-        dialog = window.library_dialog
-        assert dialog.isVisible()
-        qtbot.waitUntil(lambda: "…" not in [r[1] for r in _rows(dialog)], timeout=10_000)
-        assert _rows(dialog) == [[str(a), "Online", "3"], [str(b), "Offline", "5"]]
+    window.menus.library_action.trigger()
+    dialog = window.library_dialog
+    assert dialog.isVisible()
+    qtbot.waitUntil(lambda: "…" not in [r[1] for r in _rows(dialog)], timeout=10_000)
+    assert _rows(dialog) == [[str(a), "Online", "3"], [str(b), "Offline", "5"]]
 
-        dialog.tree.setCurrentItem(dialog.tree.topLevelItem(1))
-        assert not dialog.open_button.isEnabled() and dialog.remove_button.isEnabled()
-        dialog.open_selected()
-        assert "offline" in dialog.message.text()
-        qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
-        assert Library(app_paths.data_dir).roots == [a]  # off the list, on disk
-        qtbot.waitUntil(lambda: _rows(dialog) == [[str(a), "Online", "3"]], timeout=10_000)
+    dialog.tree.setCurrentItem(dialog.tree.topLevelItem(1))
+    assert not dialog.open_button.isEnabled() and dialog.remove_button.isEnabled()
+    dialog.open_selected()
+    assert "offline" in dialog.message.text()
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    assert Library(app_paths.data_dir).roots == [a]  # off the list, on disk
+    qtbot.waitUntil(lambda: _rows(dialog) == [[str(a), "Online", "3"]], timeout=10_000)
 
-        (a / "sub").mkdir()
-        dialog.add_folder(a / "sub")
-        assert "overlaps" in dialog.message.text()
+    (a / "sub").mkdir()
+    dialog.add_folder(a / "sub")
+    assert "overlaps" in dialog.message.text()
 
-        dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
-        assert dialog.open_button.isEnabled()
-        qtbot.mouseClick(dialog.open_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.collection.target is not None, timeout=10_000)
-        assert window.collection.target.folder == a and not dialog.isVisible()
-    finally:
-        library_file.unlink(missing_ok=True)
+    dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
+    assert dialog.open_button.isEnabled()
+    qtbot.mouseClick(dialog.open_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.collection.target is not None, timeout=10_000)
+    assert window.collection.target.folder == a and not dialog.isVisible()
 
 
 def test_the_library_is_searched_as_one_in_the_window_unplugged_roots_included(
-    qtbot, make_window, tmp_path, app_paths
+    qtbot, make_window, tmp_path, app_paths, empty_library
 ):
     """Searching several roots as one was in the command line only."""
-    library_file = app_paths.data_dir / LIBRARY_FILE
-    library_file.unlink(missing_ok=True)
-    try:
-        window = make_window(encoder=FakeEncoder())
-        a, b = tmp_path / "a", tmp_path / "b"
-        distinct_images(a, 3, size=64)
-        distinct_images(b, 4, size=80)
-        library = Library(app_paths.data_dir, window.collection.store_base)
-        library.add(a)
-        library.add(b)
-        library.index(FakeEncoder(), ModelChoice("builtin"))
-        unplugged = tmp_path / "unplugged"
-        b.rename(unplugged)
+    window = make_window(encoder=FakeEncoder())
+    a, b = _two_roots_one_unplugged(window, app_paths, tmp_path, 4)
 
-        window.menus.library_action.trigger()
-        dialog = window.library_dialog
-        dialog.search_box.setText("anything at all")
-        qtbot.keyClick(dialog.search_box, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: dialog.hits.count() == 7, timeout=10_000)
-        hits = [dialog.hits.item(i) for i in range(dialog.hits.count())]
-        found = dialog._found  # the hit each row shows
-        assert sorted(str(h.root) for h in found) == sorted([str(a)] * 3 + [str(b)] * 4)
-        scores = [float(h.text().split("\n")[1].split(" ")[0]) for h in hits]
-        assert scores == sorted(scores, reverse=True)  # merged by score, best first
-        offline = [item for item, h in zip(hits, found, strict=True) if h.offline]
-        assert len(offline) == 4 and all("offline" in h.text() for h in offline)
-        assert all(not h.icon().isNull() for h in hits)  # from the stores, offline too
-        assert "from 2 folders, 4 offline" in dialog.message.text()
+    window.menus.library_action.trigger()
+    dialog = window.library_dialog
+    dialog.search_box.setText("anything at all")
+    qtbot.keyClick(dialog.search_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.hits.count() == 7, timeout=10_000)
+    hits = [dialog.hits.item(i) for i in range(dialog.hits.count())]
+    found = dialog._found  # the hit each row shows
+    assert sorted(str(h.root) for h in found) == sorted([str(a)] * 3 + [str(b)] * 4)
+    scores = [float(h.text().split("\n")[1].split(" ")[0]) for h in hits]
+    assert scores == sorted(scores, reverse=True)  # merged by score, best first
+    offline = [item for item, h in zip(hits, found, strict=True) if h.offline]
+    assert len(offline) == 4 and all("offline" in h.text() for h in offline)
+    assert all(not h.icon().isNull() for h in hits)  # from the stores, offline too
+    assert "from 2 folders, 4 offline" in dialog.message.text()
 
-        dialog._hit_activated(offline[0])
-        assert "offline" in dialog.message.text() and dialog.isVisible()
-        row = next(i for i, h in enumerate(found) if not h.offline)
-        wanted = found[row].hit.path
-        dialog.hits.setCurrentItem(hits[row])
-        qtbot.keyClick(dialog.hits, Qt.Key.Key_Return)
-        assert not dialog.isVisible()
-        model = window.results.model
-        qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
-        assert window.collection.target.folder == a
-        assert model.item(0).path == wanted and model.item(0).score > 0.99
-        assert window.grid.currentIndex().row() == 0  # the hit is current, details shown
-    finally:
-        library_file.unlink(missing_ok=True)
+    dialog._hit_activated(offline[0])
+    assert "offline" in dialog.message.text() and dialog.isVisible()
+    row = next(i for i, h in enumerate(found) if not h.offline)
+    wanted = found[row].hit.path
+    dialog.hits.setCurrentItem(hits[row])
+    qtbot.keyClick(dialog.hits, Qt.Key.Key_Return)
+    assert not dialog.isVisible()
+    model = window.results.model
+    qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
+    assert window.collection.target.folder == a
+    assert model.item(0).path == wanted and model.item(0).score > 0.99
+    assert window.grid.currentIndex().row() == 0  # the hit is current, details shown
 
 
 def test_a_root_whose_name_is_not_utf8_is_listed_searched_opened_and_removed(
-    qtbot, make_window, tmp_path, app_paths
+    qtbot, make_window, tmp_path, app_paths, empty_library
 ):
     """Its path went through Qt as a str, which drops a name's undecodable bytes: its
     state stayed "…", Remove raised, and a hit opened a folder that does not exist."""
     import os
 
-    library_file = app_paths.data_dir / LIBRARY_FILE
-    library_file.unlink(missing_ok=True)
-    try:
-        window = make_window(encoder=FakeEncoder())
-        odd = tmp_path / os.fsdecode(b"Sch\xf6nbrunn")
-        photos = distinct_images(odd, 3, size=64)
-        library = Library(app_paths.data_dir, window.collection.store_base)
-        library.add(odd)
-        library.index(FakeEncoder(), ModelChoice("builtin"))
-        window.menus.library_action.trigger()
-        dialog = window.library_dialog
-        qtbot.waitUntil(lambda: _rows(dialog)[0][1:] == ["Online", "3"], timeout=10_000)
-        assert _rows(dialog)[0][0] == f"{tmp_path}/Sch\\xf6nbrunn"  # shown escaped
+    window = make_window(encoder=FakeEncoder())
+    odd = tmp_path / os.fsdecode(b"Sch\xf6nbrunn")
+    photos = distinct_images(odd, 3, size=64)
+    library = Library(app_paths.data_dir, window.collection.store_base)
+    library.add(odd)
+    library.index(FakeEncoder(), ModelChoice("builtin"))
+    window.menus.library_action.trigger()
+    dialog = window.library_dialog
+    qtbot.waitUntil(lambda: _rows(dialog)[0][1:] == ["Online", "3"], timeout=10_000)
+    assert _rows(dialog)[0][0] == f"{tmp_path}/Sch\\xf6nbrunn"  # shown escaped
 
-        dialog.search_box.setText("anything")
-        qtbot.keyClick(dialog.search_box, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: dialog.hits.count() == 3, timeout=10_000)
-        first = dialog._found[0].hit.path
-        assert first in photos
-        dialog.hits.setCurrentItem(dialog.hits.item(0))
-        qtbot.keyClick(dialog.hits, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
-        assert window.collection.target.folder == odd
-        assert window.results.model.item(0).path == first
-        assert odd in [Path(p) for p in window.settings.recent_folders]  # remembered exactly
-        assert "Sch\\xf6nbrunn" in window.windowTitle()
+    dialog.search_box.setText("anything")
+    qtbot.keyClick(dialog.search_box, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dialog.hits.count() == 3, timeout=10_000)
+    first = dialog._found[0].hit.path
+    assert first in photos
+    dialog.hits.setCurrentItem(dialog.hits.item(0))
+    qtbot.keyClick(dialog.hits, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.results._shown is not None, timeout=10_000)
+    assert window.collection.target.folder == odd
+    assert window.results.model.item(0).path == first
+    assert odd in [Path(p) for p in window.settings.recent_folders]  # remembered exactly
+    assert "Sch\\xf6nbrunn" in window.windowTitle()
 
-        window.menus.library_action.trigger()
-        dialog = window.library_dialog
-        dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
-        dialog.remove_selected()
-        assert Library(app_paths.data_dir).roots == []
-    finally:
-        library_file.unlink(missing_ok=True)
+    window.menus.library_action.trigger()
+    dialog = window.library_dialog
+    dialog.tree.setCurrentItem(dialog.tree.topLevelItem(0))
+    dialog.remove_selected()
+    assert Library(app_paths.data_dir).roots == []
 
 
 def test_a_hit_chosen_while_the_open_folder_is_indexed_is_shown_once_its_root_opens(

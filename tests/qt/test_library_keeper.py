@@ -8,7 +8,7 @@ import shutil
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder, HeldEncoder
 from visualsearch.core.folder import ModelChoice
-from visualsearch.core.library import LIBRARY_FILE, Library
+from visualsearch.core.library import Library
 from visualsearch.core.store import Store, default_store_dir
 
 TIMEOUT_MS = 30_000
@@ -19,76 +19,70 @@ def _paths_in_store(root, store_base) -> set[str]:
         return {r.path for r in store.image_records()}
 
 
-def test_other_roots_are_checked_at_start_and_watched(qtbot, make_window, tmp_path, app_paths):
-    library_file = app_paths.data_dir / LIBRARY_FILE
-    library_file.unlink(missing_ok=True)
+def test_other_roots_are_checked_at_start_and_watched(
+    qtbot, make_window, tmp_path, app_paths, empty_library
+):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     distinct_images(a, 2, size=64)
     photos = distinct_images(b, 3, size=80)
     distinct_images(c, 1, size=72)
     extra = distinct_images(tmp_path / "extra", 6, size=96)
-    try:
-        library = Library(app_paths.data_dir)
-        for root in (a, b, c):
-            library.add(root)
-        library.index(FakeEncoder(), ModelChoice("builtin"))
-        shutil.copy2(extra[0], b / "while-closed.jpg")  # changed while the app was closed
-        c.rename(tmp_path / "c-unplugged")
+    library = Library(app_paths.data_dir)
+    for root in (a, b, c):
+        library.add(root)
+    library.index(FakeEncoder(), ModelChoice("builtin"))
+    shutil.copy2(extra[0], b / "while-closed.jpg")  # changed while the app was closed
+    c.rename(tmp_path / "c-unplugged")
 
-        encoder = FakeEncoder()
-        window = make_window(encoder=encoder)
-        keeper = window.keeper
-        base = window.collection.store_base
-        with qtbot.waitSignal(window.collection.indexing_finished, timeout=TIMEOUT_MS):
-            window.open_folder(a)
-        qtbot.waitUntil(lambda: "while-closed.jpg" in _paths_in_store(b, base), timeout=TIMEOUT_MS)
-        qtbot.waitUntil(lambda: not keeper.jobs.busy(), timeout=TIMEOUT_MS)
-        assert [root for root, _ in keeper.reports] == [b]  # a is the window's; c is offline
-        assert keeper.reports[0][1].encoded == 1  # the new one only: a stat for the rest
-        assert "1 new or changed images indexed" in window.library_status.text()
-        assert set(keeper.watchers) == {a, b}
+    encoder = FakeEncoder()
+    window = make_window(encoder=encoder)
+    keeper = window.keeper
+    base = window.collection.store_base
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=TIMEOUT_MS):
+        window.open_folder(a)
+    qtbot.waitUntil(lambda: "while-closed.jpg" in _paths_in_store(b, base), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not keeper.jobs.busy(), timeout=TIMEOUT_MS)
+    assert [root for root, _ in keeper.reports] == [b]  # a is the window's; c is offline
+    assert keeper.reports[0][1].encoded == 1  # the new one only: a stat for the rest
+    assert "1 new or changed images indexed" in window.library_status.text()
+    assert set(keeper.watchers) == {a, b}
 
-        shutil.copy2(extra[1], b / "arrived.jpg")  # the watcher sees these
-        photos[0].unlink()
-        qtbot.waitUntil(
-            lambda: (
-                _paths_in_store(b, base)
-                == {photos[1].name, photos[2].name, "while-closed.jpg", "arrived.jpg"}
-            ),
-            timeout=TIMEOUT_MS,
-        )
-        only = keeper.reports[-1][1]
-        assert only.scanned <= 2 and only.encoded == 1  # by the paths seen, not a whole scan
-        assert encoder.images_seen == 2  # nothing else encoded again
-        window.close()
-        qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
-        assert not keeper.watchers
-    finally:
-        library_file.unlink(missing_ok=True)
+    shutil.copy2(extra[1], b / "arrived.jpg")  # the watcher sees these
+    photos[0].unlink()
+    qtbot.waitUntil(
+        lambda: (
+            _paths_in_store(b, base)
+            == {photos[1].name, photos[2].name, "while-closed.jpg", "arrived.jpg"}
+        ),
+        timeout=TIMEOUT_MS,
+    )
+    only = keeper.reports[-1][1]
+    assert only.scanned <= 2 and only.encoded == 1  # by the paths seen, not a whole scan
+    assert encoder.images_seen == 2  # nothing else encoded again
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
+    assert not keeper.watchers
 
 
-def test_the_window_closes_while_a_root_is_being_indexed(qtbot, make_window, tmp_path, app_paths):
+def test_the_window_closes_while_a_root_is_being_indexed(
+    qtbot, make_window, tmp_path, app_paths, empty_library
+):
     """Closing waits for the batch in flight (kept) and stops the keeper's run and its
     watchers; it never hangs."""
-    library_file = app_paths.data_dir / LIBRARY_FILE
-    library_file.unlink(missing_ok=True)
     a, b = tmp_path / "a", tmp_path / "b"
     distinct_images(a, 2, size=64)
     distinct_images(b, 4, size=80)
-    try:
-        Library(app_paths.data_dir).add(b)
-        held = HeldEncoder("embed_images", TIMEOUT_MS / 1000, after=1)  # a's batch goes by
-        window = make_window(encoder=held)
-        window.open_folder(a)
-        qtbot.waitUntil(held.holding.is_set, timeout=TIMEOUT_MS)  # b's first batch: the keeper
-        assert window.keeper.jobs.busy() and not window.collection.busy()
-        window.close()
-        assert window.isVisible()  # waiting for the batch in flight
-        held.release.set()
-        qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
-        assert window.keeper.shut and not window.keeper.watchers
-        with Store(default_store_dir(b, window.collection.store_base)) as store:
-            kept = store.image_records()
-            assert kept and len(kept) == len(store.load_vectors(held.id)[0])  # whole batches
-    finally:
-        library_file.unlink(missing_ok=True)
+    Library(app_paths.data_dir).add(b)
+    held = HeldEncoder("embed_images", TIMEOUT_MS / 1000, after=1)  # a's batch goes by
+    window = make_window(encoder=held)
+    window.open_folder(a)
+    qtbot.waitUntil(held.holding.is_set, timeout=TIMEOUT_MS)  # b's first batch: the keeper
+    assert window.keeper.jobs.busy() and not window.collection.busy()
+    window.close()
+    assert window.isVisible()  # waiting for the batch in flight
+    held.release.set()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
+    assert window.keeper.shut and not window.keeper.watchers
+    with Store(default_store_dir(b, window.collection.store_base)) as store:
+        kept = store.image_records()
+        assert kept and len(kept) == len(store.load_vectors(held.id)[0])  # whole batches

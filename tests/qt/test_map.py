@@ -137,12 +137,7 @@ def test_map_view_zoom_pan_hover_and_paint(qtbot, tmp_path):
 
 def test_a_drag_moves_the_points_as_drawn_and_draws_them_again_when_it_ends(qtbot, monkeypatch):
     """Every mouse move of a drag drew all the points again: 0.2 s each at a million."""
-    view = MapView(_loader())
-    qtbot.addWidget(view)
-    view.resize(400, 400)
-    view.show()
-    rng = np.random.default_rng(1)
-    view.set_data(rng.standard_normal((3000, 2)), rng.integers(0, 5, 3000), [None] * 3000, 5)
+    view = _scattered_view(qtbot, seed=1)
     view.grab()  # painted (grab calls paintEvent; offscreen windows may not repaint)
     drawn = []
     real = view.render_points
@@ -175,12 +170,7 @@ def test_a_large_map_is_drawn_in_the_pool_and_the_last_drawing_shown_meanwhile(q
     from visualsearch.qt.map_view import BACKGROUND
 
     monkeypatch.setattr(map_view, "DRAW_AT_ONCE", 0)
-    view = MapView(_loader())
-    qtbot.addWidget(view)
-    view.resize(400, 400)
-    view.show()
-    rng = np.random.default_rng(2)
-    view.set_data(rng.standard_normal((3000, 2)), rng.integers(0, 5, 3000), [None] * 3000, 5)
+    view = _scattered_view(qtbot, seed=2)
 
     def drawn() -> bool:
         return view._raster_for == (view.view(), view._version)
@@ -199,6 +189,17 @@ def test_a_large_map_is_drawn_in_the_pool_and_the_last_drawing_shown_meanwhile(q
     assert not drawn() and painted(stand_in) > 0.5 * painted(first)  # the last one, scaled
     qtbot.waitUntil(drawn, timeout=10_000)
     assert view.grab().toImage() == view.render_points().convertToFormat(rgb)
+
+
+def _scattered_view(qtbot, seed: int, n: int = 3000) -> MapView:
+    """A 400 × 400 map of `n` normally scattered points in 5 clusters, shown."""
+    view = MapView(_loader())
+    qtbot.addWidget(view)
+    view.resize(400, 400)
+    view.show()
+    rng = np.random.default_rng(seed)
+    view.set_data(rng.standard_normal((n, 2)), rng.integers(0, 5, n), [None] * n, 5)
+    return view
 
 
 def _loader():
