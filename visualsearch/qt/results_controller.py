@@ -418,7 +418,7 @@ class ResultsController(QObject):
         self._render_header()
         self.arranging.start(
             work,
-            lambda arranged: self._arranged(arranged, then) if ticket == self.ticket else None,
+            lambda arranged: self._landing(arranged, then) if ticket == self.ticket else None,
             self._arrange_failed,
         )
 
@@ -427,11 +427,16 @@ class ResultsController(QObject):
         self._render_header()
         self.error.emit(message)
 
+    def _landing(self, arranged: Arrangement, then: Arranged | None) -> None:
+        """An arrangement from the pool: shown now, or once the viewer (opened while it
+        was arranged) closes, never pulled from under it."""
+        if self.area.viewing():
+            self._source, self._landed = None, (arranged, then)
+        else:
+            self._arranged(arranged, then)
+
     def _arranged(self, arranged: Arrangement, then: Arranged | None) -> None:
         self._source = None
-        if self.area.viewing():  # shown when the viewer closes, never pulled from under it
-            self._landed = (arranged, then)
-            return
         # what is no longer shown is let go of in the pool, a run at a time: freeing a
         # million items and their rows on this thread stopped it for 0.2 s
         retired: list[list | dict] = [self._browse_rows]
