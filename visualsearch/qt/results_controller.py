@@ -230,26 +230,31 @@ class ResultsController(QObject):
         if not self._tree_timer.isActive():
             self._tree_timer.start()  # the folder tree follows a run, twice a second at most
 
-    def _update_folders(self) -> None:
-        """The folder tree anew, counted in the pool for a large folder (1M paths: 0.5 s)."""
-        paths = list(self.collection.records)  # a snapshot: a run goes on changing the dict
-        if len(paths) <= self.arrange_at_once:
-            self.area.folders.set_tree(folder_tree(paths))
+    def _update_folders(self, records: list[FileRecord] | None = None) -> None:
+        """The folder tree anew, counted in the pool for a large folder (1M paths: 0.5 s).
+        `records`: a snapshot of the catalog's records, when the caller has one."""
+        if records is None:  # a snapshot: a run goes on changing the dict
+            records = list(self.collection.records.values())
+        if len(records) <= self.arrange_at_once:
+            self.area.folders.set_tree(folder_tree(r.path for r in records))
         else:
             self.counting.start(
-                lambda: folder_tree(paths), self.area.folders.set_tree, self.error.emit
+                lambda: folder_tree(r.path for r in records),
+                self.area.folders.set_tree,
+                self.error.emit,
             )
 
     def _catalog_replaced(self) -> None:
         """A run has ended with other files than shown: all images again, in path order."""
-        self._update_folders()
+        records = list(self.collection.records.values())  # one snapshot for both
+        self._update_folders(records)
         if not self._browsing:
             return
         if self.area.viewing():
             self._refresh_after_viewer = True
             return
         current = self.grid.currentIndex()
-        self._show_browse(self.model.item(current.row()) if current.isValid() else None)
+        self._show_browse(self.model.item(current.row()) if current.isValid() else None, records)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -334,13 +339,18 @@ class ResultsController(QObject):
 
     # -- what the grid shows ---------------------------------------------------------------
 
-    def _show_browse(self, keep: GridItem | None = None) -> None:
-        """All images, in the remembered order; `keep` current if it is still there."""
+    def _show_browse(
+        self, keep: GridItem | None = None, records: list[FileRecord] | None = None
+    ) -> None:
+        """All images, in the remembered order; `keep` current if it is still there.
+        `records`: a snapshot of the catalog's records, when the caller has one."""
         target = self.collection.target
         if target is None:
             return
         self.supersede()  # results still on their way are no longer wanted
-        root, records = target.folder, list(self.collection.records.values())  # a snapshot
+        if records is None:  # a snapshot: a run goes on changing the dict
+            records = list(self.collection.records.values())
+        root = target.folder
         self._browsing = True
         self._set_sort(ranked=False)
         self._arrange(lambda: browse_items(root, records), len(records), keep, self._keep_current)

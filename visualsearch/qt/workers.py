@@ -123,7 +123,10 @@ def reuse(records: dict[str, FileRecord], held: dict[str, FileRecord]) -> dict[s
     out = {}
     for path, record in records.items():
         same = held.get(path)
-        out[path] = same if same == record else record
+        if same == record:
+            out[same.path] = same  # its key too: the old dict then frees no strings either
+        else:
+            out[path] = record
     return out
 
 
