@@ -44,7 +44,7 @@ def test_other_roots_are_checked_at_start_and_watched(
     qtbot.waitUntil(lambda: not keeper.jobs.busy(), timeout=TIMEOUT_MS)
     assert [root for root, _ in keeper.reports] == [b]  # a is the window's; c is offline
     assert keeper.reports[0][1].encoded == 1  # the new one only: a stat for the rest
-    assert "1 new or changed images indexed" in window.library_status.text()
+    assert window.library_status.text() == "Library: 1 new or changed image in b"
     assert set(keeper.watchers) == {a, b}
 
     shutil.copy2(extra[1], b / "arrived.jpg")  # the watcher sees these

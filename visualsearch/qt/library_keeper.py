@@ -163,8 +163,13 @@ class LibraryKeeper(QObject):
             self.problems.append(f"{printable(str(root))} could not be indexed: {why}")
 
     def _say_done(self) -> None:
-        new = sum(r.new + r.changed for _, r in self.reports)
+        new = {root: r.new + r.changed for root, r in self.reports if r.new + r.changed}
         if self.problems:
             self.status.emit("Library: " + "; ".join(self.problems))
+        elif new:
+            count = sum(new.values())
+            names = ", ".join(printable(root.name or str(root)) for root in new)
+            images = "image" if count == 1 else "images"
+            self.status.emit(f"Library: {count:,} new or changed {images} in {names}")
         elif self.reports:
-            self.status.emit(f"Library: {new:,} new or changed images indexed" if new else "")
+            self.status.emit("")
