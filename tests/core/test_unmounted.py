@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder
 from visualsearch.core.indexing import IndexOptions, index_folder
-from visualsearch.core.store import Store
+from visualsearch.core.store import Store, StoreError
 
 
 def _mount(path: Path) -> None:
@@ -149,3 +149,28 @@ def test_two_indexers_on_one_store_encode_each_image_once(tmp_path):
         t.join()
     assert sum(e.images_seen for e in encoders) == 40
     assert sorted(r.encoded for r in reports) == [0, 40]
+
+
+def test_a_new_store_opened_by_three_at_once_opens_for_each(tmp_path):
+    """Making a new catalog WAL while another connection opened it failed at once
+    ("database is locked", then "in use by another visualsearch"), without the wait a
+    busy store gets: two indexers starting together on a new store (a CI run saw it;
+    three at once failed 14 times in 200)."""
+    failed = []
+    for attempt in range(100):
+        start = threading.Barrier(3)
+
+        def open_store(where=tmp_path / f"store-{attempt}", start=start) -> None:
+            start.wait()
+            try:
+                with Store(where) as store:
+                    store.get_meta("schema_version")
+            except StoreError as exc:
+                failed.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    assert not failed, failed[:1]
