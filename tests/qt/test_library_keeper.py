@@ -45,7 +45,7 @@ def test_other_roots_are_checked_at_start_and_watched(
     assert [root for root, _ in keeper.reports] == [b]  # a is the window's; c is offline
     assert keeper.reports[0][1].encoded == 1  # the new one only: a stat for the rest
     assert window.library_status.text() == "Library: 1 new or changed image in b"
-    assert set(keeper.watchers) == {a, b}
+    assert set(keeper.watchers) == {b}  # a is open: the window watches it
 
     shutil.copy2(extra[1], b / "arrived.jpg")  # the watcher sees these
     photos[0].unlink()
@@ -59,6 +59,9 @@ def test_other_roots_are_checked_at_start_and_watched(
     only = keeper.reports[-1][1]
     assert only.scanned <= 2 and only.encoded == 1  # by the paths seen, not a whole scan
     assert encoder.images_seen == 2  # nothing else encoded again
+    with qtbot.waitSignal(window.collection.indexing_finished, timeout=TIMEOUT_MS):
+        window.open_folder(b)
+    assert set(keeper.watchers) == {a}  # b is the window's now, a the keeper's again
     window.close()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=TIMEOUT_MS)
     assert not keeper.watchers

@@ -77,6 +77,8 @@ class LibraryKeeper(QObject):
         self.jobs = JobSlot(self)
         self.jobs.idle.connect(self._next)
         collection.jobs.idle.connect(self._next)  # the open folder's run has ended
+        collection.folder_changed.connect(self._watch)  # the open root is the window's
+        self.roots: list[Path] = []
         self.watchers: dict[Path, FolderWatcher] = {}
         self.pending: dict[Path, set[str] | None] = {}  # root → paths to look at (WHOLE)
         self.reports: list[tuple[Path, IndexReport]] = []  # the runs since the last start
@@ -94,16 +96,24 @@ class LibraryKeeper(QObject):
         except LibraryError as exc:
             self.status.emit(f"Library: {exc}")
             return
-        for root in [r for r in self.watchers if r not in roots]:
-            self.watchers.pop(root).stop()
+        self.roots = roots
         self.pending = {r: WHOLE for r in roots if is_online(r)}
         self.reports, self.problems = [], []
-        for root in self.pending:
-            if root not in self.watchers:
-                watcher = FolderWatcher(root, lambda p, r=root: self._changed_on_disk.emit(r, p))
-                if watcher.start():
-                    self.watchers[root] = watcher
+        self._watch()
         self._next()
+
+    def _watch(self, _target: object = None) -> None:
+        """Watch the online roots but the one open in the window (its own watcher sees
+        it: a second one doubles the inotify watches of a big tree)."""
+        if self.shut:
+            return
+        wanted = {r for r in self.roots if r != self._open_root() and is_online(r)}
+        for root in [r for r in self.watchers if r not in wanted]:
+            self.watchers.pop(root).stop()
+        for root in wanted - self.watchers.keys():
+            watcher = FolderWatcher(root, lambda p, r=root: self._changed_on_disk.emit(r, p))
+            if watcher.start():
+                self.watchers[root] = watcher
 
     def shut_down(self) -> None:
         self.shut = True
