@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -24,6 +24,18 @@ log = logging.getLogger(__name__)
 
 QUIET_S = 1.0  # a burst ends after this long without events
 MAX_WAIT_S = 10.0  # a steady stream (a long copy) still reports this often
+
+
+def relative_paths(paths: Iterable[Path], root: Path) -> set[str]:
+    """`paths` a watcher reported, as POSIX paths relative to `root` (what an indexing
+    run over them is given); any outside `root` are left out."""
+    rels = set()
+    for path in paths:
+        try:
+            rels.add(Path(path).relative_to(root).as_posix())
+        except ValueError:
+            continue
+    return rels
 
 
 class FolderWatcher(FileSystemEventHandler):

@@ -13,7 +13,7 @@ from visualsearch.core.errors import as_sentence, user_message
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.indexing import IndexOptions, IndexReport, ensure_dir_exists
 from visualsearch.core.store import FileRecord, default_store_dir
-from visualsearch.core.watch import FolderWatcher
+from visualsearch.core.watch import FolderWatcher, relative_paths
 from visualsearch.qt.widgets import JobStatus
 from visualsearch.qt.workers import (
     EncoderProvider,
@@ -106,11 +106,7 @@ class CollectionController(QObject):
         files takes minutes); during a run, right after it."""
         if self.shut or self.target is None:
             return
-        for path in paths:
-            try:
-                self._changed_paths.add(Path(path).relative_to(self.target.folder).as_posix())
-            except ValueError:
-                continue
+        self._changed_paths |= relative_paths(paths, self.target.folder)
         if not self.jobs.busy():
             self._index_changes()
 

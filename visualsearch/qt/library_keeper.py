@@ -20,7 +20,7 @@ from visualsearch.core.indexing import IndexOptions, IndexReport
 from visualsearch.core.library import Library, LibraryError, is_online
 from visualsearch.core.names import printable
 from visualsearch.core.store import Store, default_store_dir
-from visualsearch.core.watch import FolderWatcher
+from visualsearch.core.watch import FolderWatcher, relative_paths
 from visualsearch.qt.collection_controller import CollectionController
 from visualsearch.qt.workers import EncoderProvider, JobSlot, WorkerJob
 
@@ -126,15 +126,9 @@ class LibraryKeeper(QObject):
     def _on_disk_change(self, root: Path, paths: set) -> None:
         if self.shut or root not in self.watchers:
             return
-        rels = set()
-        for path in paths:
-            try:
-                rels.add(Path(path).relative_to(root).as_posix())
-            except ValueError:
-                continue
         if root in self.pending and self.pending[root] is WHOLE:
             return  # a whole check is coming: it sees these too
-        self.pending[root] = (self.pending.get(root) or set()) | rels
+        self.pending[root] = (self.pending.get(root) or set()) | relative_paths(paths, root)
         self._next()
 
     def _open_root(self) -> Path | None:
