@@ -83,6 +83,12 @@ class View:
         return k, float(dx), float(dy)
 
 
+def on_screen(screen: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Which of the screen positions `screen` (n, 2) lie in a `width` × `height` view."""
+    x, y = screen[:, 0], screen[:, 1]
+    return (x >= 0) & (x < width) & (y >= 0) & (y < height)
+
+
 def point_radius(visible: int, width: int, height: int) -> float:
     """Points share the screen: fewer on screen (zoomed in, or a small collection),
     larger each, between POINT_MIN and POINT_MAX pixels."""
@@ -102,8 +108,7 @@ def draw_points(
     Plain values in, an image out: it runs in the pool for a large map."""
     w, h = max(1, view.width), max(1, view.height)
     s = np.rint(view.screen(world)).astype(np.int64) if len(world) else np.zeros((0, 2), int)
-    inside = (s[:, 0] >= 0) & (s[:, 0] < w) & (s[:, 1] >= 0) & (s[:, 1] < h)
-    radius = point_radius(int(inside.sum()), w, h)
+    radius = point_radius(int(on_screen(s, w, h).sum()), w, h)
     reach = int(np.ceil(radius))
     # drawn with a margin of two radii on every side: a point centred up to a radius
     # off screen still shows its edge, and no stamp needs clipping
@@ -245,12 +250,13 @@ class MapView(QWidget):
     def _screen(self) -> np.ndarray:
         """Every point's screen position in the current view, computed once per view
         (hovering over a million points asked for them on every mouse move)."""
-        key = (self.scale, *self.offset.tolist(), self.width(), self.height(), self._version)
+        view = self.view()
+        key = (view, self._version)
         if key != self._screen_key:
-            s = self._screen_cache = self.to_screen(self.world)
-            w, h = self.width(), self.height()
-            inside = (s[:, 0] >= 0) & (s[:, 0] < w) & (s[:, 1] >= 0) & (s[:, 1] < h)
-            self._visible_cache = np.flatnonzero(inside)
+            self._screen_cache = view.screen(self.world)
+            self._visible_cache = np.flatnonzero(
+                on_screen(self._screen_cache, view.width, view.height)
+            )
             self._screen_key = key
         return self._screen_cache
 
