@@ -150,7 +150,7 @@ def test_a_long_file_name_never_widens_the_window(qtbot, window, tmp_path):
         window.grid.setCurrentIndex(window.model.index(row))
         qtbot.wait(50)  # layouts settle
         assert window.width() == 960 and window.minimumSizeHint().width() <= 960
-    window.grid.setCurrentIndex(window.model.index(window.model.row_of(folder / long_name)))
+    window.grid.setCurrentIndex(window.model.index(window.model.row_of_rel(long_name)))
     assert window.details.name.text() == long_name  # in full, where it is asked for
     assert long_name in window.details.name.toolTip()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
@@ -228,13 +227,6 @@ class ImageListModel(QAbstractListModel):
     def row_of_rel(self, rel: str) -> int | None:
         """The first row showing the folder's image `rel` (no paths are joined)."""
         return next((row for row, it in enumerate(self._items) if it.rel == rel), None)
-
-    def row_of(self, path: Path) -> int | None:
-        target = os.fspath(path)
-        for row, item in enumerate(self._items):
-            if os.fspath(item.path) == target:
-                return row
-        return None
 
     def set_icon_size(self, size: int) -> None:
         self.icon_size = QSize(size, size)
