@@ -402,7 +402,6 @@ class MainWindow(QMainWindow):
     def _show_library_image(self, root: Path, path: Path) -> None:
         """A library hit: its root opened, the image first among those most like it (asked
         once the root is open: a run in progress opens it only when it has stopped)."""
-        root, path = Path(root), Path(path)
         self.tabs.setCurrentIndex(0)
         query = ImageQuery(path, include_self=True)
         target = self.collection.target
