@@ -49,13 +49,12 @@ def settings_file(tmp_path) -> Path:
 def make_window(qtbot, app_paths, builtin_encoder, settings_file):
     """Builds windows that share the session's model and data folder (stores are reused)."""
 
-    def make(encoder=None, **options) -> MainWindow:
-        """`encoder` stands in for the built-in model (a fake one); `options` are
-        IndexOptions."""
+    def make(encoder=None, models=None, **options) -> MainWindow:
+        """`encoder` stands in for the built-in model (a fake one); `models` maps other
+        ModelChoices to their stand-ins; `options` are IndexOptions."""
         qsettings = QSettings(str(settings_file), QSettings.Format.IniFormat)
-        encoders = EncoderProvider(
-            app_paths.cache_dir, preloaded={ModelChoice("builtin"): encoder or builtin_encoder}
-        )
+        preloaded = {ModelChoice("builtin"): encoder or builtin_encoder, **(models or {})}
+        encoders = EncoderProvider(app_paths.cache_dir, preloaded=preloaded)
         ctx = AppContext(
             app_paths,
             SettingsStore(qsettings),

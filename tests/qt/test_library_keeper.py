@@ -67,6 +67,36 @@ def test_other_roots_are_checked_at_start_and_watched(
     assert not keeper.watchers
 
 
+class OtherModel(FakeEncoder):
+    id = "other-v1"
+
+
+def test_a_root_is_kept_with_the_model_it_was_indexed_with(
+    qtbot, make_window, tmp_path, app_paths, empty_library
+):
+    """The window's model is the built-in one; a root indexed with another keeps it: a
+    background check never starts encoding a whole drive with a second model."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    distinct_images(a, 2, size=64)
+    distinct_images(b, 3, size=80)
+    other_choice = ModelChoice("clip:ViT-B-32")
+    library = Library(app_paths.data_dir)
+    library.add(b)
+    library.index(OtherModel(), other_choice)
+    shutil.copy2(distinct_images(tmp_path / "extra", 1, size=96)[0], b / "new.jpg")
+
+    builtin, other = FakeEncoder(), OtherModel()
+    window = make_window(encoder=builtin, models={other_choice: other})
+    window.open_folder(a)
+    base = window.collection.store_base
+    qtbot.waitUntil(lambda: "new.jpg" in _paths_in_store(b, base), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not window.keeper.jobs.busy(), timeout=TIMEOUT_MS)
+    assert other.images_seen == 1 and builtin.images_seen == 2  # a's two, by the window
+    with Store(default_store_dir(b, base)) as store:
+        assert len(store.load_vectors(OtherModel.id)[0]) == 4
+        assert not store.has_vectors(FakeEncoder.id)
+
+
 def test_the_window_closes_while_a_root_is_being_indexed(
     qtbot, make_window, tmp_path, app_paths, empty_library
 ):
