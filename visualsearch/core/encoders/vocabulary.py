@@ -3,9 +3,9 @@ from timm), placed in each model's vector space."""
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +13,32 @@ import numpy as np
 from visualsearch.core.encoders.base import load_unit_rows, save_array
 
 
+def _timm_info() -> Path:
+    """timm's ImageNet data files, found without importing timm (which imports
+    torchvision and torch: 2.3 s)."""
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("timm is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / "_info"
+
+
+@cache
+def imagenet_wnids() -> list[str]:
+    """The 1000 ImageNet-1k classes' WordNet ids in classifier order, e.g. 'n02123045'."""
+    wnids = (_timm_info() / "imagenet_synsets.txt").read_text().split()
+    if len(wnids) != 1000:
+        raise RuntimeError(f"expected 1000 ImageNet classes, found {len(wnids)}")
+    return wnids
+
+
 @cache
 def imagenet_class_names() -> list[str]:
     """The 1000 ImageNet-1k class names in classifier order, e.g. 'tabby, tabby cat'."""
-    info = resources.files("timm") / "data" / "_info"
-    synsets = (info / "imagenet_synsets.txt").read_text().split()
     lemmas = {}
-    for line in (info / "imagenet_synset_to_lemma.txt").read_text().splitlines():
+    for line in (_timm_info() / "imagenet_synset_to_lemma.txt").read_text().splitlines():
         synset, _, lemma = line.partition("\t")
         lemmas[synset] = lemma
-    names = [lemmas[s] for s in synsets]
-    if len(names) != 1000:
-        raise RuntimeError(f"expected 1000 ImageNet classes, found {len(names)}")
-    return names
+    return [lemmas[s] for s in imagenet_wnids()]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,76 @@
+"""The first answer fast: a command loads only what it uses (bench/startup.py has the
+figures). A text search in a new process took 6.3 s, 5.5 s of it importing torch, timm
+and sentence-transformers that the query did not need once the graphs were exported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from visualsearch.core.encoders.minilm import MiniLM, _sentence_transformer
+from visualsearch.core.indexing import index_folder
+from visualsearch.core.store import Store, default_store_dir
+
+HEAVY = ("torch", "torchvision", "timm", "transformers", "sentence_transformers", "open_clip")
+
+PROBE = f"""
+import sys
+from pathlib import Path
+from visualsearch.cli import main
+from visualsearch.core.settings import AppPaths
+code = main(sys.argv[3:], paths=AppPaths(Path(sys.argv[1]), Path(sys.argv[2])))
+heavy = [m for m in {HEAVY!r} if m in sys.modules]
+print("loaded:" + ",".join(heavy), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_minilm_on_onnx_runtime_gives_sentence_transformers_vectors(app_paths):
+    texts = [
+        "a dog",
+        "A Photo of a TABBY cat on a sofa!",
+        "résumé, café, naïve — 犬",
+        "",
+        "word " * 400,  # past the 256 tokens both cut at
+    ]
+    ours = MiniLM(app_paths.cache_dir, threads=2)
+    assert ours.backend == "onnxruntime"
+    reference = _sentence_transformer().encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(ours.encode(texts), reference, atol=1e-5)
+    np.testing.assert_allclose(ours.encode(texts[:1]), reference[:1], atol=1e-5)  # no padding
+
+
+@pytest.fixture(scope="module")
+def indexed(photos_dir, builtin_encoder, app_paths):
+    """The photos indexed where the CLI looks; both graphs exported into the cache."""
+    with Store(default_store_dir(photos_dir, app_paths.data_dir), root=photos_dir) as store:
+        index_folder(photos_dir, store, builtin_encoder)
+        store.set_meta("model_spec", "builtin")
+    builtin_encoder.embed_text(["a photo"])
+    return photos_dir
+
+
+def _cli(app_paths, *argv) -> tuple[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(app_paths.data_dir), str(app_paths.cache_dir), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout, done.stderr.strip().splitlines()[-1]
+
+
+def test_a_text_search_in_a_new_process_loads_no_pytorch(indexed, app_paths):
+    out, loaded = _cli(app_paths, "search", str(indexed), "a photo of a cat", "-k", "1")
+    assert "chelsea.png" in out
+    assert loaded == "loaded:"
+
+
+def test_an_unchanged_index_loads_no_model_framework(indexed, app_paths):
+    out, loaded = _cli(app_paths, "index", str(indexed), "--json")
+    assert '"encoded": 0' in out
+    assert loaded == "loaded:"
