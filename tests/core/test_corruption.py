@@ -169,8 +169,8 @@ def test_garbled_model_caches_are_rebuilt(builtin_encoder, app_paths, tmp_path):
             data[pos] ^= 0xFF  # inside the weights: the graph still parses
         graph.write_bytes(bytes(data))
         garbled[graph] = bytes(data)
-    (prompts,) = models.glob("minilm-imagenet-prompts-*.npy")
-    np.save(prompts, np.full((1000, 384), np.nan, np.float32))
+    (prompts,) = models.glob("minilm-prompts-*.npy")
+    np.save(prompts, np.full(np.load(prompts).shape, np.nan, np.float32))
 
     repaired = BuiltinEncoder(cache_dir=tmp_path / "cache")
     assert repaired.backend == "onnxruntime"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,26 @@ from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.store import Store
 from visualsearch.core.vector_file import LiveVectors
 from visualsearch.core.vector_index import ANNOY_THRESHOLD, VectorIndex, open_index
+
+# Unit image vectors → their scores for a query, finer than one vector's cosine (the
+# built-in model's text_scorer).
+Scorer = Callable[[np.ndarray], np.ndarray]
+# Candidates a Scorer ranks again: 2,000 against the 398 classes of "an animal" took
+# 12–23 ms here (2 cores).
+RESCORED = 2000
+
+
+def text_scorer(collection: Collection, text: str) -> Scorer | None:
+    """The encoder's finer scoring of `text`, if it has one."""
+    make = getattr(collection.encoder, "text_scorer", None)
+    return make(text) if make is not None else None
+
+
+def ranked_again(rows: np.ndarray, vectors: np.ndarray, rescore: Scorer):
+    """`rows` ordered by the scores `rescore` gives their `vectors`, and those scores."""
+    scores = rescore(vectors)
+    order = np.argsort(-scores, kind="stable")
+    return rows[order], scores[order]
 
 
 @dataclass(frozen=True)
@@ -103,13 +124,18 @@ class Collection:
         k: int = 20,
         exclude: set[str] | None = None,
         min_score: float | None = None,
+        rescore: Scorer | None = None,
     ) -> list[Hit]:
-        """Nearest images to a unit query vector."""
+        """Nearest images to a unit query vector; with `rescore`, the best candidates
+        (RESCORED at least) ranked again by the scores it gives their vectors."""
         if len(self.paths) == 0:
             raise NotIndexed(f"no images indexed with {self.encoder.id} in {self.root}")
         exclude = exclude or set()
         q = l2_normalize(np.asarray(query, np.float32).reshape(-1))
-        rows, scores = self.index.search(q, k + len(exclude))
+        want = k + len(exclude)
+        rows, scores = self.index.search(q, max(want, RESCORED) if rescore else want)
+        if rescore is not None:
+            rows, scores = ranked_again(*self.vectors.read_sound(rows), rescore)
         hits: list[Hit] = []
         for holders, score in zip(self.path_rows(rows), scores.tolist(), strict=True):
             if min_score is not None and score < min_score:
@@ -125,7 +151,8 @@ class Collection:
     def search_text(self, text: str, k: int = 20, min_score: float | None = None) -> list[Hit]:
         if not text.strip():
             raise ValueError("empty text query")
-        return self.search_vector(self.encoder.embed_text([text])[0], k, min_score=min_score)
+        vector = self.encoder.embed_text([text])[0]
+        return self.search_vector(vector, k, min_score=min_score, rescore=text_scorer(self, text))
 
     def image_vector(self, path: Path) -> tuple[np.ndarray, str | None]:
         """The vector of any image file: stored if it is in the collection, else encoded now."""

@@ -40,9 +40,9 @@ RESULTS_PAGE = 200  # matches asked for at a time; "Show more" asks for the next
 # more in the pool: all 1,000,000 images in name order took 7 s (bench/window_scale.py).
 ARRANGE_AT_ONCE = 20_000
 BUILTIN_TEXT_HINT = (
-    "The built-in model knows about 1,000 everyday things (ImageNet's categories: animals, "
-    "objects, vehicles, food…), not whole scenes. For free-form text such as “a dog on a "
-    "beach”, switch to a <a href='model'>CLIP model</a>."
+    "The built-in model knows about 1,000 everyday things (ImageNet's categories) and the "
+    "kinds they belong to (a dog, a bird, a vehicle, food…), not whole scenes. For free-form "
+    "text such as “a dog on a beach”, switch to a <a href='model'>CLIP model</a>."
 )
 
 

@@ -4,6 +4,7 @@ from timm), placed in each model's vector space."""
 from __future__ import annotations
 
 import importlib.util
+import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -39,6 +40,22 @@ def imagenet_class_names() -> list[str]:
         synset, _, lemma = line.partition("\t")
         lemmas[synset] = lemma
     return [lemmas[s] for s in imagenet_wnids()]
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A WordNet concept above ImageNet classes: "dog" above the 118 breeds."""
+
+    names: tuple[str, ...]
+    classes: tuple[int, ...]  # classifier rows it covers
+
+
+@cache
+def imagenet_concepts() -> list[Concept]:
+    """The concepts that cover two or more ImageNet classes, from the WordNet hierarchy
+    shipped beside this module (made by scripts/imagenet_hierarchy.py)."""
+    data = json.loads(Path(__file__).with_name("imagenet_hierarchy.json").read_text("utf-8"))
+    return [Concept(tuple(c["names"]), tuple(c["classes"])) for c in data["concepts"]]
 
 
 @dataclass(frozen=True)
