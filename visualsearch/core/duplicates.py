@@ -14,6 +14,7 @@ import numpy as np
 from visualsearch.core.image_detail import ImageDetail, measure_detail
 from visualsearch.core.neighbours import linked_groups, self_knn
 from visualsearch.core.progress import Progress
+from visualsearch.core.raw import RAW_FORMAT
 from visualsearch.core.store import FileRecord
 from visualsearch.core.trash import link_problem
 
@@ -66,16 +67,18 @@ def suggest_keeper(
     details: list[ImageDetail | None] | None = None,
     protected: list[str] | None = None,
 ) -> tuple[int, str]:
-    """Index of the copy to keep, and why. In order: a real file (not a link), readable,
-    the most real detail (`details`: an upscale adds pixels, not detail; a crop or a
-    re-compressed copy has less), camera EXIF, the oldest (EXIF date, else modification
-    time), the largest file, a lossless format, the shortest path."""
+    """Index of the copy to keep, and why. In order: a real file (not a link), the
+    camera's RAW file (a JPEG beside it was made from it), readable, the most real
+    detail (`details`: an upscale adds pixels, not detail; a crop or a re-compressed
+    copy has less), camera EXIF, the oldest (EXIF date, else modification time), the
+    largest file, a lossless format, the shortest path."""
     n = len(records)
     if n == 1:
         return 0, "only copy"
     protected = protected or [""] * n
     chosen = _Choice(list(range(n)))
     chosen.narrow(lambda i: not protected[i], "the real file, not a link")
+    chosen.narrow(lambda i: records[i].format == RAW_FORMAT, "the camera's RAW file")
     if details is not None:
         chosen.narrow(lambda i: details[i] is not None, "the others cannot be read")
         _narrow_by_detail(chosen, records, details)

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from visualsearch.core.names import human_size
+from visualsearch.core.raw import RAW_FORMAT, looks_raw, open_raw
 from visualsearch.core.scan import reach
 
 try:  # HEIC/HEIF (phone photos); optional so a broken libheif never stops indexing
@@ -198,7 +199,12 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise ImageError("empty file (0 bytes)")
     try:
-        img = Image.open(io.BytesIO(data))
+        img = open_raw(data, max_pixels) if looks_raw(data) else None
+    except ValueError as exc:
+        raise ImageError(str(exc)) from exc
+    try:
+        if img is None:  # not a RAW file
+            img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise ImageError("not an image, or a format that cannot be read") from exc
     except Image.DecompressionBombError as exc:
@@ -235,7 +241,8 @@ def _info(img: Image.Image) -> ImageInfo:
         pass
     if orientation in (5, 6, 7, 8):
         w, h = h, w
-    return ImageInfo(width=w, height=h, format=img.format or "?", taken=taken)
+    kind = RAW_FORMAT if img.info.get("raw") else img.format or "?"
+    return ImageInfo(width=w, height=h, format=kind, taken=taken)
 
 
 def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:

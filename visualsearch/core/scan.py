@@ -15,6 +15,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visualsearch.core.raw import RAW_EXTENSIONS
+
 HIDDEN_NOTE = "names starting with a dot are skipped"
 
 # Formats we index. Extensions are a fast pre-filter only: content decides in imageio.
@@ -36,6 +38,7 @@ IMAGE_EXTENSIONS = frozenset(
         ".heif",
         ".avif",
     }
+    | RAW_EXTENSIONS
 )
 
 
