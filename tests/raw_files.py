@@ -4,6 +4,7 @@ SubIFD, which LibRaw reads as it reads a camera's file."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +22,11 @@ def write_dng(
     preview_side: int = 800,
     taken: str | None = None,
     sensor_width: int = 640,
+    preview_jpeg: bool = True,
 ) -> Path:
     """A DNG of `upright`, stored as the sensor saw it with `orientation` to turn it
-    upright; its preview JPEG is `preview_side` pixels on the long side (0: none), its
-    mosaic `sensor_width` pixels wide."""
+    upright; its preview (a JPEG, else uncompressed) is `preview_side` pixels on the long
+    side (0: none), its mosaic `sensor_width` pixels wide."""
     turn = _SENSOR[orientation]
     sensor = upright.convert("RGB") if turn is None else upright.convert("RGB").transpose(turn)
     w, h = sensor.size
@@ -50,7 +52,7 @@ def write_dng(
             tif.write(
                 preview,
                 photometric="rgb",
-                compression="jpeg",
+                compression="jpeg" if preview_jpeg else None,
                 rowsperstrip=preview.shape[0],
                 subfiletype=1,  # a reduced-resolution preview
                 subifds=1,
@@ -68,3 +70,16 @@ def write_dng(
             ],
         )
     return path
+
+
+def claim_preview_size(path: Path, width: int, height: int) -> None:
+    """Make the preview's header claim `width` × `height` (its bytes stay as they are)."""
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        spots = [(tags[256], width), (tags[257], height)]
+        order = tif.byteorder
+    for tag, value in spots:
+        code = "H" if tag.dtype == 3 else "I"
+        struct.pack_into(order + code, data, tag.valueoffset, value)
+    path.write_bytes(bytes(data))

@@ -3,13 +3,14 @@ LibRaw reads them as it reads a camera's)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.raw_files import write_dng
+from tests.raw_files import claim_preview_size, write_dng
 from visualsearch.core import imageio
 from visualsearch.core.collection import Collection
 from visualsearch.core.duplicates import collection_duplicates, presets
@@ -71,11 +72,62 @@ def test_damaged_raw_files_get_a_reason(tmp_path):
     assert imageio.decode(cut_after).image.size == imageio.decode(data).image.size
 
 
-def test_a_plain_tiff_is_not_taken_for_a_raw_file(tmp_path):
+def test_plain_tiffs_are_not_taken_for_raw_files(tmp_path):
+    """LibRaw "develops" an uncompressed 16-bit grey TIFF (half size, other tones): such
+    scans and microscope images stay Pillow's, as every plain TIFF does."""
+    import tifffile
+
     upright = _photo("coffee.png")
     upright.save(tmp_path / "scan.tif", compression="tiff_lzw")
-    info = imageio.probe((tmp_path / "scan.tif").read_bytes())
-    assert info.format == "TIFF" and (info.width, info.height) == upright.size
+    grey = np.asarray(upright.convert("L"), np.uint16) * 257
+    tifffile.imwrite(tmp_path / "grey16.tif", grey)
+    tifffile.imwrite(tmp_path / "grey16-be.tif", grey, byteorder=">")
+    for name in ("scan.tif", "grey16.tif", "grey16-be.tif"):
+        data = (tmp_path / name).read_bytes()
+        info = imageio.probe(data)
+        assert info.format == "TIFF" and (info.width, info.height) == upright.size, name
+        assert imageio.decode(data).image.size == upright.size
+
+
+def test_an_uncompressed_preview_is_not_trusted(tmp_path):
+    """rawpy shapes an uncompressed preview's array by the size the file claims: a claim
+    larger than the bytes behind it crashed the process (SIGSEGV) on every index run.
+    Such previews are not used; the sensor data is developed. Run in a child process: a
+    crash must fail this test, not end the session."""
+    import subprocess
+    import sys
+
+    dng = write_dng(tmp_path / "shot.dng", _photo("coffee.png"), preview_jpeg=False)
+    claim_preview_size(dng, 12000, 12000)
+    probe = (
+        "import sys; from visualsearch.core import imageio; "
+        "d = imageio.decode(open(sys.argv[1], 'rb').read(), min_side=260); "
+        "print(d.info.format, *d.image.size)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(dng)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["RAW", "320", "213"]  # developed at half size
+
+
+def test_a_monochrome_raw_file_is_developed(tmp_path):
+    """A monochrome sensor (one sample a pixel, as Leica's Monochrom) developed into an
+    (h, w, 1) array, which Pillow refused: "unexpected error: TypeError"."""
+    import struct
+
+    import tifffile
+
+    grey = np.asarray(_photo("coffee.png").convert("L"), np.uint16) * 16
+    path = tmp_path / "mono.dng"
+    dng_tags = [(50706, "B", 4, (1, 4, 0, 0), True), (50717, "I", 1, 4095, True)]
+    tifffile.imwrite(path, grey, photometric="minisblack", extratags=dng_tags)
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        at = tif.pages[0].tags[262].valueoffset
+    struct.pack_into("<H", data, at, 34892)  # PhotometricInterpretation: LinearRaw
+    decoded = imageio.decode(bytes(data))
+    assert decoded.info.format == RAW_FORMAT and decoded.image.size == (600, 400)
 
 
 def test_a_raw_file_is_found_from_its_jpeg_twin_and_kept_over_it(
@@ -103,3 +155,10 @@ def test_a_raw_file_is_found_from_its_jpeg_twin_and_kept_over_it(
             "IMG_0001.jpg",
         ]
         assert "RAW" in pair[0].keep_reason
+        # damaged since (same size and date, its bytes lost): the readable JPEG is kept
+        raw_file = folder / "IMG_0001.dng"
+        stat = raw_file.stat()
+        raw_file.write_bytes(b"II*\x00" + bytes(stat.st_size - 4))
+        os.utime(raw_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        (pair,) = [g for g in collection_duplicates(col, identical) if len(g.members) == 2]
+        assert pair.members[0].path == "IMG_0001.jpg", pair.keep_reason

@@ -67,20 +67,21 @@ def suggest_keeper(
     details: list[ImageDetail | None] | None = None,
     protected: list[str] | None = None,
 ) -> tuple[int, str]:
-    """Index of the copy to keep, and why. In order: a real file (not a link), the
-    camera's RAW file (a JPEG beside it was made from it), readable, the most real
-    detail (`details`: an upscale adds pixels, not detail; a crop or a re-compressed
-    copy has less), camera EXIF, the oldest (EXIF date, else modification time), the
-    largest file, a lossless format, the shortest path."""
+    """Index of the copy to keep, and why. In order: a real file (not a link), readable,
+    the camera's RAW file (a JPEG beside it was made from it), the most real detail
+    (`details`: an upscale adds pixels, not detail; a crop or a re-compressed copy has
+    less), camera EXIF, the oldest (EXIF date, else modification time), the largest
+    file, a lossless format, the shortest path."""
     n = len(records)
     if n == 1:
         return 0, "only copy"
     protected = protected or [""] * n
     chosen = _Choice(list(range(n)))
     chosen.narrow(lambda i: not protected[i], "the real file, not a link")
-    chosen.narrow(lambda i: records[i].format == RAW_FORMAT, "the camera's RAW file")
     if details is not None:
         chosen.narrow(lambda i: details[i] is not None, "the others cannot be read")
+    chosen.narrow(lambda i: records[i].format == RAW_FORMAT, "the camera's RAW file")
+    if details is not None:
         _narrow_by_detail(chosen, records, details)
         chosen.narrow(lambda i: bool(details[i] and details[i].camera), "camera EXIF")
 

@@ -7,7 +7,8 @@ preview and the orientation the camera recorded; a file whose preview is missing
 smaller than MIN_PREVIEW_SIDE is developed at half size instead.
 
 The preview comes back as a PIL image carrying the RAW's orientation and date as EXIF,
-so everything downstream (upright decoding, sizes, dates) treats it as any photo.
+so everything downstream (upright decoding, sizes, dates) treats it as any photo. Only
+JPEG previews are used (cameras embed JPEG); an uncompressed one is developed instead.
 """
 
 from __future__ import annotations
@@ -54,17 +55,35 @@ MIN_PREVIEW_SIDE = 640
 # LibRaw's `flip` → the EXIF orientation that rotates the same way
 _ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
 _DATETIME, _EXIF_IFD, _DATETIME_ORIGINAL = 0x0132, 0x8769, 0x9003
+_DNG_VERSION, _SUB_IFDS, _PHOTOMETRIC, _CFA, _LINEAR_RAW = 50706, 330, 262, 32803, 34892
 
 
 def looks_raw(data: bytes) -> bool:
-    """Whether `data` starts like a RAW file: TIFF-based ones (DNG, CR2, NEF, ARW…, and
-    plain TIFFs, which LibRaw then declines), and the other containers."""
+    """Whether `data` is a RAW file by its first bytes: the RAW containers, and TIFFs
+    that carry a camera's sensor data (LibRaw also takes a plain 16-bit grey TIFF, and
+    "develops" it: those stay Pillow's)."""
     head = bytes(data[:16])
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return _raw_tiff(data)
     return (
-        head[:4] in (b"II*\x00", b"MM\x00*", b"IIRO", b"IIRS", b"MMOR", b"IIU\x00")
-        or head.startswith((b"FUJIFILMCCD-RAW", b"FOVb", b"\x00MRM"))
+        head[:4] in (b"IIRO", b"IIRS", b"MMOR", b"IIU\x00")  # ORF, RW2
+        or head.startswith((b"FUJIFILMCCD-RAW", b"FOVb", b"\x00MRM"))  # RAF, X3F, MRW
         or head[4:12] == b"ftypcrx "  # CR3
         or head[6:14] == b"HEAPCCDR"  # CRW
+    )
+
+
+def _raw_tiff(data: bytes) -> bool:
+    """A TIFF with a camera's sensor data: a DNG, a CR2, or one whose first directory
+    holds or points to it (sub-directories, a colour filter array: NEF, ARW, PEF…)."""
+    if bytes(data[8:10]) == b"CR":  # CR2
+        return True
+    try:
+        tags = Image.open(io.BytesIO(data)).tag_v2
+    except Exception:  # Pillow cannot parse it: LibRaw may (it says when it cannot)
+        return True
+    return (
+        _DNG_VERSION in tags or _SUB_IFDS in tags or tags.get(_PHOTOMETRIC) in (_CFA, _LINEAR_RAW)
     )
 
 
@@ -80,6 +99,8 @@ def open_raw(data: bytes, max_pixels: int) -> Image.Image | None:
         raw = rawpy.imread(io.BytesIO(data))
     except rawpy.LibRawFileUnsupportedError:
         return None
+    except (rawpy.LibRawIOError, EOFError) as exc:
+        raise ValueError("the RAW file is cut short or damaged") from exc
     except (rawpy.LibRawError, OSError) as exc:
         raise ValueError(f"cannot read the RAW file ({_reason(exc)})") from exc
     with raw:
@@ -96,7 +117,9 @@ def open_raw(data: bytes, max_pixels: int) -> Image.Image | None:
                 pixels = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
             except (rawpy.LibRawError, MemoryError) as exc:
                 raise ValueError(f"cannot develop the RAW file ({_reason(exc)})") from exc
-            image = Image.fromarray(np.ascontiguousarray(pixels))
+            if pixels.ndim == 3 and pixels.shape[2] == 1:  # a monochrome sensor
+                pixels = pixels[..., 0]
+            image = Image.fromarray(np.ascontiguousarray(pixels)).convert("RGB")
             orientation = 1  # developing turns it upright
         try:  # after the pictures: a failed read here leaves LibRaw unusable
             recorded = getattr(raw.other, "timestamp", None)  # rawpy ≥ 0.22; 1970: none
@@ -115,16 +138,17 @@ def open_raw(data: bytes, max_pixels: int) -> Image.Image | None:
 
 
 def _preview(raw, rawpy) -> Image.Image | None:
-    """The embedded preview, unless missing, unreadable or too small to stand for it."""
+    """The embedded JPEG preview, unless missing, unreadable or too small to stand for
+    it. An uncompressed preview is not used: rawpy shapes its array by the size the file
+    claims, not by the bytes behind it, and a wrong claim crashed the process."""
     try:
         thumb = raw.extract_thumb()
     except (rawpy.LibRawError, MemoryError):  # none, or a kind LibRaw cannot hand over
         return None
+    if thumb.format != rawpy.ThumbFormat.JPEG:
+        return None
     try:
-        if thumb.format == rawpy.ThumbFormat.JPEG:
-            image = Image.open(io.BytesIO(thumb.data))  # lazy: decoded at reduced scale
-        else:
-            image = Image.fromarray(np.ascontiguousarray(thumb.data)).convert("RGB")
+        image = Image.open(io.BytesIO(thumb.data))  # lazy: decoded at reduced scale
     except Exception as exc:
         log.debug("RAW preview unreadable (%s); developing instead", exc)
         return None
