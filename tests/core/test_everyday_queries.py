@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 
 from tests.everyday_queries import EVERYDAY, evaluate
@@ -63,3 +64,40 @@ def test_a_text_query_within_a_folder_ranks_as_the_whole_collection_does(
                 (h.path, round(h.score, 5)) for h in whole.hits if h.path.parent.name == "a"
             ]
             assert [(h.path, round(h.score, 5)) for h in within.hits] == expected
+
+
+def test_a_text_like_no_label_still_answers(photos):
+    """No label reached the weight the finer scoring keeps: "need at least one array to
+    concatenate"."""
+    for text in ("was then!", "} )?"):
+        hits = run_query(photos, TextQuery(text), k=5).hits
+        assert len(hits) == 5 and all(np.isfinite(h.score) for h in hits)
+
+
+def test_minus_words_and_quotes_are_scored_as_the_words_are(photos):
+    """-words skipped the finer scoring (a grass texture came first for "a dog -cat");
+    quotes reached it as part of the words."""
+    steered = run_query(photos, TextQuery("a dog -cat"), k=3).hits
+    assert steered[0].path.name in EVERYDAY["a dog"]
+    plain = run_query(photos, TextQuery("a dog"), k=5).hits
+    quoted = run_query(photos, TextQuery('"a dog"'), k=5).hits
+    assert [(h.path, h.score) for h in quoted] == [(h.path, h.score) for h in plain]
+
+
+def test_a_damaged_vector_is_left_out_within_a_folder(photos_dir, builtin_encoder, tmp_path):
+    """A NaN row came back as a hit scored nan when searching within a folder (the whole
+    collection's search left it out)."""
+    folder = tmp_path / "photos"
+    shutil.copytree(photos_dir, folder / "sub")
+    with Store(tmp_path / "store", root=folder) as store:
+        index_folder(folder, store, builtin_encoder)
+        col = Collection(folder, store, builtin_encoder)
+        row = int(col.rows[col.paths.index("sub/coffee.png")])
+        with open(col.vectors.vectors_path, "r+b") as fh:
+            fh.seek(row * col.vectors.row_bytes)
+            fh.write(np.full(col.vectors.dim, np.nan, np.float16).tobytes())
+        col = Collection(folder, store, builtin_encoder)
+        for within in ("sub", ""):
+            hits = run_query(col, TextQuery("a cup of coffee"), k=40, within=within).hits
+            assert all(np.isfinite(h.score) for h in hits), within
+            assert "coffee.png" not in [h.path.name for h in hits]

@@ -119,3 +119,40 @@ def test_an_image_query_can_list_the_image_itself(tmp_path):
     assert paths[2] not in [h.path for h in without.hits] and without.candidates == 4
     assert without.hits[0].path == with_self.hits[1].path  # the same ranking after it
     store.close()
+
+
+class _ReversedScorer:
+    """Ranks images the other way round from the query vector: its best are the ones the
+    index ranks last."""
+
+    width = 1
+
+    def __init__(self, query: np.ndarray) -> None:
+        self.query = query
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        return -(vectors @ self.query)
+
+
+class _ScoringEncoder(FakeEncoder):
+    def text_scorer(self, text: str) -> _ReversedScorer:
+        return _ReversedScorer(self.embed_text([text])[0])
+
+
+def test_a_text_scorer_ranks_a_small_collection_whole(tmp_path):
+    """With 2,500 images only the query vector's best 2,000 were ranked again: an image the
+    scorer puts first but the vector ranks beyond them was never shown, and asking for
+    more results reordered the first ones."""
+    folder = tmp_path / "photos"
+    distinct_images(folder / "all", 2500, size=8)
+    with Store(tmp_path / "store", root=folder) as store:
+        index_folder(folder, store, FakeEncoder())
+        col = Collection(folder, store, _ScoringEncoder())
+        scorer = col.encoder.text_scorer("anything")
+        every = scorer(col.vectors_of(np.arange(len(col))))  # each file, copies too
+        best = np.sort(every)[::-1][:10]
+        for k in (10, 2500):
+            hits = run_query(col, TextQuery("anything"), k=k).hits[:10]
+            np.testing.assert_allclose([h.score for h in hits], best, rtol=1e-5)
+            within = run_query(col, TextQuery("anything"), k=k, within="all").hits[:10]
+            np.testing.assert_allclose([h.score for h in within], best, rtol=1e-5)

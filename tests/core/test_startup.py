@@ -74,3 +74,54 @@ def test_an_unchanged_index_loads_no_model_framework(indexed, app_paths):
     out, loaded = _cli(app_paths, "index", str(indexed), "--json")
     assert '"encoded": 0' in out
     assert loaded == "loaded:"
+
+
+def test_a_full_cache_disk_still_answers(small_disk, photos_dir):
+    """The classifier rows and the exported graphs could not be written: "the built-in
+    model could not be loaded (…); reinstall visualsearch". Nothing is cached then, and
+    nothing half-written is left; the model runs from PyTorch and sentence-transformers."""
+    from PIL import Image
+
+    from visualsearch.core.encoders.builtin import BuiltinEncoder
+
+    encoder = BuiltinEncoder(cache_dir=small_disk)
+    assert encoder.embed_text(["a photo of a cat"]).shape == (1, 1280)
+    with Image.open(photos_dir / "chelsea.png") as img:
+        pixels = encoder.preprocess(img.convert("RGB"))
+    assert encoder.embed_images(pixels[None]).shape == (1, 1280)
+    assert encoder.backend == "pytorch"
+    left = sorted(p.name for p in small_disk.rglob("*") if p.is_file())
+    assert not [name for name in left if ".tmp" in name], left
+
+
+def test_a_killed_export_leaves_nothing_behind(app_paths, tmp_path):
+    """An export killed midway left its temporary file (90 MB for MiniLM) for good; one
+    a live process is writing is left to it."""
+    import os
+    import shutil
+
+    models = tmp_path / "cache" / "models"
+    shutil.copytree(app_paths.cache_dir / "models", models)
+    (models / "minilm-l6-v2-0.1.0.onnx").unlink()
+    dead = _dead_pid()
+    abandoned = models / f"minilm-l6-v2-0.1.0.{dead}.tmp"
+    abandoned.write_bytes(b"half a graph")
+    running = models / f"minilm-l6-v2-0.1.0.{os.getppid()}.tmp"
+    running.write_bytes(b"being written")
+    MiniLM(tmp_path / "cache", threads=2)
+    assert not abandoned.exists() and (models / "minilm-l6-v2-0.1.0.onnx").exists()
+    assert running.exists()
+
+
+def _dead_pid() -> int:
+    import os
+
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except OSError:
+            pass
+        pid -= 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -16,24 +16,37 @@ from visualsearch.core.store import Store
 from visualsearch.core.vector_file import LiveVectors
 from visualsearch.core.vector_index import ANNOY_THRESHOLD, VectorIndex, open_index
 
-# Unit image vectors → their scores for a query, finer than one vector's cosine (the
-# built-in model's text_scorer).
-Scorer = Callable[[np.ndarray], np.ndarray]
-# Candidates a Scorer ranks again: 2,000 against the 398 classes of "an animal" took
-# 12–23 ms here (2 cores).
+
+class Scorer(Protocol):
+    """Unit image vectors → their scores for a query, finer than one vector's cosine
+    (the built-in model's text_scorer)."""
+
+    width: int  # the cost of scoring one image (class rows it is compared with)
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray: ...
+
+
+# Candidates a Scorer ranks again: at least RESCORED, and as many as RESCORE_BUDGET
+# image × class-row cosines allow up to RESCORED_MAX (2,000 against the 398 classes of
+# "an animal" took 12–23 ms here, 2 cores). A small collection is ranked whole; beyond
+# RESCORED_MAX, an image the query vector ranks lower than that is not found.
 RESCORED = 2000
+RESCORE_BUDGET = 4_000_000
+RESCORED_MAX = 20_000
 
 
-def text_scorer(collection: Collection, text: str) -> Scorer | None:
-    """The encoder's finer scoring of `text`, if it has one."""
-    make = getattr(collection.encoder, "text_scorer", None)
-    return make(text) if make is not None else None
+def rescored(want: int, scorer: Scorer) -> int:
+    """How many of the best candidates `scorer` ranks again when `want` are asked for:
+    the same for every `want` up to it, so asking for more never reorders the first."""
+    return max(want, RESCORED, min(RESCORED_MAX, RESCORE_BUDGET // max(scorer.width, 1)))
 
 
 def ranked_again(rows: np.ndarray, vectors: np.ndarray, rescore: Scorer):
-    """`rows` ordered by the scores `rescore` gives their `vectors`, and those scores."""
+    """`rows` ordered by the scores `rescore` gives their `vectors`, and those scores;
+    a row whose score is not a number (a damaged vector) is left out."""
     scores = rescore(vectors)
     order = np.argsort(-scores, kind="stable")
+    order = order[np.isfinite(scores[order])]
     return rows[order], scores[order]
 
 
@@ -127,13 +140,13 @@ class Collection:
         rescore: Scorer | None = None,
     ) -> list[Hit]:
         """Nearest images to a unit query vector; with `rescore`, the best candidates
-        (RESCORED at least) ranked again by the scores it gives their vectors."""
+        (`rescored` of them) ranked again by the scores it gives their vectors."""
         if len(self.paths) == 0:
             raise NotIndexed(f"no images indexed with {self.encoder.id} in {self.root}")
         exclude = exclude or set()
         q = l2_normalize(np.asarray(query, np.float32).reshape(-1))
         want = k + len(exclude)
-        rows, scores = self.index.search(q, max(want, RESCORED) if rescore else want)
+        rows, scores = self.index.search(q, rescored(want, rescore) if rescore else want)
         if rescore is not None:
             rows, scores = ranked_again(*self.vectors.read_sound(rows), rescore)
         hits: list[Hit] = []
@@ -152,7 +165,9 @@ class Collection:
         if not text.strip():
             raise ValueError("empty text query")
         vector = self.encoder.embed_text([text])[0]
-        return self.search_vector(vector, k, min_score=min_score, rescore=text_scorer(self, text))
+        make = getattr(self.encoder, "text_scorer", None)
+        rescore = make(text) if make is not None else None
+        return self.search_vector(vector, k, min_score=min_score, rescore=rescore)
 
     def image_vector(self, path: Path) -> tuple[np.ndarray, str | None]:
         """The vector of any image file: stored if it is in the collection, else encoded now."""

@@ -12,14 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualsearch.core.collection import (
-    RESCORED,
-    Collection,
-    Hit,
-    Scorer,
-    ranked_again,
-    text_scorer,
-)
+from visualsearch.core.collection import Collection, Hit, Scorer, ranked_again, rescored
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.sorting import in_folder
 
@@ -97,6 +90,29 @@ def parse_text(text: str) -> tuple[str, list[str]]:
     return " ".join(positive), [w for w in negative if w]
 
 
+class _Steered:
+    """A text's scores steered away from its -words', as `text_vector` steers its vector."""
+
+    def __init__(self, positive: Scorer, negative: list[Scorer]) -> None:
+        self.positive, self.negative = positive, negative
+        self.width = positive.width + sum(n.width for n in negative)
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        away = np.mean([n(vectors) for n in self.negative], axis=0)
+        return self.positive(vectors) - NEGATIVE_WEIGHT * away
+
+
+def text_scorer(collection: Collection, text: str) -> Scorer | None:
+    """The encoder's finer scoring of a text query (None when it has none): its words,
+    less its -words' as `text_vector` does."""
+    make = getattr(collection.encoder, "text_scorer", None)
+    positive, negative = parse_text(text)
+    if make is None or not positive:
+        return None
+    scorer = make(positive)
+    return _Steered(scorer, [make(w) for w in negative]) if negative else scorer
+
+
 def text_vector(encoder, text: str) -> np.ndarray:
     """The query vector of a text; words after a minus sign are steered away from."""
     positive, negative = parse_text(text)
@@ -171,9 +187,7 @@ def run_query(
     started = time.perf_counter()
     vector, exclude = query_vector(collection, query)
     vector = np.asarray(vector)
-    rescore = None
-    if isinstance(query, TextQuery) and not parse_text(query.text)[1]:  # no -words
-        rescore = text_scorer(collection, query.text)
+    rescore = text_scorer(collection, query.text) if isinstance(query, TextQuery) else None
     if within:
         search, candidates = _ranking_within(collection, vector, within, exclude, rescore)
     else:
@@ -208,20 +222,21 @@ def _ranking_within(
     rescore: Scorer | None = None,
 ) -> tuple[Callable[[int], list[Hit]], int]:
     """An exact ranking of the images under `folder` (a product with their rows only:
-    ~20 ms for 100,000 images; with `rescore`, its best RESCORED ranked again), and how
-    many there are."""
+    ~20 ms for 100,000 images; with `rescore`, its best `rescored` ranked again), and
+    how many there are. A damaged vector's image is left out."""
     rows = np.array(
         [i for i, p in enumerate(collection.paths) if in_folder(p, folder) and p not in exclude],
         np.int64,
     )
     scores = collection.vectors_of(rows) @ vector.astype(np.float32) if len(rows) else np.zeros(0)
     order = np.argsort(-scores, kind="stable")
+    order = order[np.isfinite(scores[order])]
 
     def search(want: int) -> list[Hit]:
         if rescore is None:
             top, top_scores = order[:want], scores[order[:want]]
         else:
-            best = order[: max(want, RESCORED)]
+            best = order[: rescored(want, rescore)]
             top, top_scores = ranked_again(best, collection.vectors_of(rows[best]), rescore)
         return [
             Hit(i + 1, collection.root / collection.paths[rows[j]], float(score))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import Protocol
 
 import numpy as np
 from PIL import Image
+
+log = logging.getLogger(__name__)
 
 
 class ModelUnavailable(RuntimeError):
@@ -78,11 +81,25 @@ def default_threads() -> int:
 
 def save_array(path: Path, array: np.ndarray) -> None:
     """Write a .npy file atomically (a temporary file renamed into place), so a reader
-    never sees half of it and two processes never mix their writes."""
+    never sees half of it and two processes never mix their writes. On failure (a full
+    disk) nothing is left behind and the error is raised."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    try:
+        np.save(tmp, array)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def cache_array(path: Path, array: np.ndarray) -> None:
+    """`save_array` for a cache: one that cannot be written (a read-only or full disk)
+    is computed again next time, and says so in the log."""
+    try:
+        save_array(path, array)
+    except OSError as exc:
+        log.warning("cannot cache %s (%s); it is computed again next time", path.name, exc)
 
 
 def save_npz(path: Path, **arrays) -> None:

@@ -45,27 +45,58 @@ def cached_session(path: Path, export: Callable[[Path], bool], threads: int):
     options.log_severity_level = 3
     for attempt in (1, 2):
         if not _intact(path):
-            if path.exists():
+            if path.exists() or path.is_symlink():
                 log.warning("cached ONNX model %s is damaged; exporting it again", path.name)
-            path.unlink(missing_ok=True)
-            if not _export_verified(path, export):
+            if not _remove(path) or not _export_verified(path, export):
                 return None
         try:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # unusable although intact: export again once
             log.warning("cached ONNX model unusable (%s); exporting again", exc)
-            path.unlink(missing_ok=True)
-            if attempt == 2:
+            if not _remove(path) or attempt == 2:
                 return None
     return None
+
+
+def _remove(path: Path) -> bool:
+    """Remove a cached graph; False (and why, in the log) when the cache cannot be
+    written: the caller then runs PyTorch."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir()
+        else:
+            path.unlink(missing_ok=True)
+        return True
+    except OSError as exc:
+        log.warning("cannot replace the cached %s (%s); running PyTorch", path.name, exc)
+        return False
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Temporary files a killed export left beside `path` (named with their process id)."""
+    for tmp in path.parent.glob(f"{path.stem}.*.tmp*"):
+        pid = tmp.name[len(path.stem) + 1 :].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def _export_verified(path: Path, export: Callable[[Path], bool]) -> bool:
     """Export under a temporary name, then record its checksum and rename it into place:
     a reader never sees half a file, and two processes exporting at once never mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(path)
         if not export(tmp):
             return False
         _checksum_path(path).write_text(file_checksum(tmp))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualsearch.core.encoders.base import load_unit_rows, save_array
+from visualsearch.core.encoders.base import cache_array, load_unit_rows
 
 
 def _timm_info() -> Path:
@@ -104,5 +104,5 @@ def zero_shot_vocabulary(encoder, cache_dir: Path) -> Vocabulary:
     matrix = np.concatenate(
         [encoder.embed_text(prompts[i : i + 100]) for i in range(0, len(prompts), 100)]
     )
-    save_array(path, matrix.astype(np.float32))
+    cache_array(path, matrix.astype(np.float32))
     return Vocabulary(names, matrix)
