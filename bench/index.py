@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench/backends.py
 
 from visualsearch.core.encoders import load_encoder
 from visualsearch.core.encoders.base import default_threads
@@ -114,6 +117,23 @@ def bench_model(spec: str, weights, paths, cache_dir: Path, work: Path, batch: i
     print(f"  naive loop        {naive:7.1f} img/s   speed-up {p_rate / naive:.1f}x")
 
 
+def bench_backends(spec: str, weights: Path | None, cache_dir: Path) -> None:
+    """Every inference backend's speed and fidelity (bench/backends.py)."""
+    import backends
+
+    threads = default_threads()
+    if spec == "builtin":
+        runs, preprocess, side = backends.builtin_backends(cache_dir, threads)
+        encoder = load_encoder(spec, cache_dir=cache_dir)
+        used = {"openvino bf16": "OpenVINO bf16", "onnxruntime fp32": "ONNX Runtime fp32"}.get(
+            encoder.backend, "PyTorch fp32"
+        )
+    else:
+        runs, preprocess, side = backends.clip_backends(weights, threads)
+        used = "PyTorch fp32"
+    backends.compare(spec, runs, preprocess, side, used)
+
+
 def bench_reindex(n: int, cache_dir: Path, work: Path) -> None:
     folder = work / "many"
     folder.mkdir()
@@ -142,6 +162,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["builtin", "clip"])
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--reindex-files", type=int, default=10_000)
+    ap.add_argument("--no-backends", action="store_true", help="skip the backend comparison")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="vs-bench-") as tmp:
         work = Path(tmp)
@@ -163,6 +184,8 @@ def main() -> None:
                 weights = work / "vit-b-32-random.pt"
                 torch.save(open_clip.create_model("ViT-B-32").state_dict(), weights)
             bench_model(spec, weights, paths, cache_dir, work, args.batch)
+            if not args.no_backends:
+                bench_backends(spec, weights, cache_dir)
         if args.reindex_files:
             bench_reindex(args.reindex_files, cache_dir, work)
 

