@@ -14,7 +14,16 @@ from visualsearch.core.encoders.minilm import MiniLM, _sentence_transformer
 from visualsearch.core.indexing import index_folder
 from visualsearch.core.store import Store, default_store_dir
 
-HEAVY = ("torch", "torchvision", "timm", "transformers", "sentence_transformers", "open_clip")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "timm",
+    "transformers",
+    "sentence_transformers",
+    "open_clip",
+    "openvino",
+    "onnxruntime.quantization",
+)
 
 PROBE = f"""
 import sys
