@@ -137,7 +137,9 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="vs-bench-gui-"))
     paths = AppPaths(work / "data", Path(os.environ.get("VS_BENCH_CACHE", work / "cache")))
-    BuiltinEncoder(paths.cache_dir)  # the one-time ONNX export, so it is not timed below
+    warm = BuiltinEncoder(paths.cache_dir)  # the one-time exports, so they are not timed below
+    warm.embed_text(["a photo"])
+    warm.embed_images(np.zeros((1, 3, warm.input_size, warm.input_size), np.float32))
 
     print(f"launch → painted window (new process, offscreen={os.environ['QT_QPA_PLATFORM']})")
     times = [launch_time(paths, work) for _ in range(3)]
@@ -177,7 +179,7 @@ def main() -> None:
     print(f"re-open of an indexed {args.images:,}-image folder (target: first screen < 2 s)")
     print(f"  catalog in the grid       {catalog_at:6.2f} s")
     print(f"  first screen of thumbs    {first_screen_at:6.2f} s")
-    print(f"  check for changes done    {finished_at:6.2f} s (model loaded, every file stat-ed)")
+    print(f"  check for changes done    {finished_at:6.2f} s (every file stat-ed)")
     while not ready and time.perf_counter() - started < 120:
         app.processEvents()
         time.sleep(0.01)
