@@ -23,7 +23,6 @@ import logging
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -40,11 +39,8 @@ from visualsearch.core.encoders.base import (
 from visualsearch.core.encoders.minilm import MiniLM, model_version
 from visualsearch.core.encoders.onnx_cache import cached_session, check_export
 from visualsearch.core.encoders.openvino_bf16 import bf16_runner
-from visualsearch.core.encoders.vocabulary import (
-    Concept,
-    imagenet_class_names,
-    imagenet_concepts,
-)
+from visualsearch.core.encoders.text_labels import SoftMaxScorer, TextLabels
+from visualsearch.core.encoders.vocabulary import imagenet_class_names, imagenet_concepts
 from visualsearch.core.imageio import fit_square
 
 log = logging.getLogger(__name__)
@@ -55,11 +51,6 @@ DIM = 1280
 # test photos in the top 3 by class name and "a photo of a cat" → the cat photo.
 TEXT_TEMPERATURE = 0.02
 PROMPT = "a photo of a {}"
-# An image's score for a concept is the soft maximum of its cosines with the concept's
-# classes at this temperature: mAP 0.913 on tests/everyday_queries.py (0.02: 0.910,
-# 0.1: 0.892); labels weighing less than MIN_LABEL_WEIGHT are left out of the score.
-SOFT_MAX_TEMPERATURE = 0.05
-MIN_LABEL_WEIGHT = 0.01
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)
 _STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
 # The exported graph must agree with PyTorch to this (features are O(1)–O(10)).
@@ -102,58 +93,6 @@ def _load_torch_model():
 def _torch_version() -> str:
     """Without importing torch (1.2 s): the exported graph is named after it."""
     return metadata.version("torch").split("+")[0]
-
-
-@dataclass(frozen=True)
-class TextLabels:
-    """What a text can name: the 1000 classes, then the WordNet concepts above them.
-    `rows` are their directions in the image space (a concept's: the mean of its
-    classes' classifier rows); `names` every name of every label, `label_of_name` the
-    label each belongs to."""
-
-    names: list[str]
-    label_of_name: np.ndarray
-    rows: np.ndarray
-    members: list[tuple[int, ...]]  # each label's classes: (itself) for a class
-
-    @classmethod
-    def of(cls, class_names: list[str], concepts: list[Concept], classifier: np.ndarray):
-        names, owners = [], []
-        for label, class_name in enumerate(class_names):
-            for name in dict.fromkeys(n.strip() for n in class_name.split(",")):
-                names.append(name)
-                owners.append(label)
-        for i, concept in enumerate(concepts):
-            names.extend(concept.names)
-            owners.extend([len(class_names) + i] * len(concept.names))
-        concept_rows = [classifier[list(c.classes)].mean(axis=0) for c in concepts]
-        rows = np.concatenate([classifier, np.array(concept_rows, np.float32).reshape(-1, DIM)])
-        members = [(c,) for c in range(len(class_names))] + [c.classes for c in concepts]
-        return cls(names, np.array(owners), rows, members)
-
-
-class SoftMaxScorer:
-    """Scores images by weighted labels, each the soft maximum (SOFT_MAX_TEMPERATURE) of
-    the image's cosines with its classes' unit rows."""
-
-    def __init__(
-        self, unit_rows: np.ndarray, groups: list[tuple[int, ...]], weights: np.ndarray
-    ) -> None:
-        classes = np.unique(np.concatenate([np.asarray(g, np.int64) for g in groups]))
-        self.rows = unit_rows[classes]
-        self.columns = [np.searchsorted(classes, group) for group in groups]
-        self.weights = weights
-        self.width = len(classes)
-
-    def __call__(self, vectors: np.ndarray) -> np.ndarray:
-        cosines = np.asarray(vectors, np.float32) @ self.rows.T / SOFT_MAX_TEMPERATURE
-        total = np.zeros(len(cosines), np.float32)
-        for weight, columns in zip(self.weights, self.columns, strict=True):
-            part = cosines[:, columns]
-            top = part.max(axis=1)
-            soft = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
-            total += weight * SOFT_MAX_TEMPERATURE * soft
-        return total
 
 
 class BuiltinEncoder:
@@ -350,17 +289,10 @@ class BuiltinEncoder:
         return l2_normalize(self.class_weights(texts) @ self._labels.rows)
 
     def text_scorer(self, text: str) -> SoftMaxScorer:
-        """Scores of unit image vectors for `text`: each label it names (by weight) scores
-        an image by the soft maximum of its cosines with the label's classes' rows, about
-        the best one's cosine. An image of any one breed is then a dog; against the mean of
-        118 breed rows, odd images that were a little like every breed came first
-        (tests/everyday_queries.py: mAP 0.857 → 0.913)."""
-        weights = self.class_weights([text])[0]
-        # a text like no label at all spreads its weight thin: its best label still counts
-        named = np.flatnonzero(weights >= min(MIN_LABEL_WEIGHT, weights.max()))
-        groups = [self._labels.members[label] for label in named]
-        return SoftMaxScorer(self._unit_classifier, groups, weights[named] / weights[named].sum())
+        """Scores of unit image vectors for `text`, finer than its vector's cosine
+        (text_labels.py: an image of any one breed is a dog)."""
+        return SoftMaxScorer.named(self.class_weights([text])[0], self._labels, self._unit_rows)
 
     @functools.cached_property
-    def _unit_classifier(self) -> np.ndarray:
+    def _unit_rows(self) -> np.ndarray:
         return l2_normalize(self.classifier)
