@@ -130,3 +130,16 @@ def test_real_near_duplicate_files_compare_by_their_read_facts(tmp_path):
     assert rows[0]["resolution"].best and rows[0]["size"].best and rows[0]["format"].best
     assert rows[0]["date"].best and rows[0]["date"].text == "2020-01-01 08:00:00 (file date)"
     assert [r["format"].text for r in rows] == ["PNG", "JPEG"]
+
+
+def test_a_raw_file_ranks_with_the_lossless_formats():
+    """A RAW file (the sensor's data) beside a PNG or JPEG made from it: the PNG was
+    starred "lossless" and the RAW file not."""
+    raw, png, jpeg = (
+        _record(f"shot.{k}", format=f) for k, f in (("dng", "RAW"), ("png", "PNG"), ("jpg", "JPEG"))
+    )
+    assert [r["format"].best for r in compare([raw, jpeg])] == [True, False]
+    assert [(r["format"].differs, r["format"].best) for r in compare([raw, png])] == [
+        (True, False),
+        (True, False),
+    ]  # both lossless: a difference, no best

@@ -31,7 +31,8 @@ IDENTICAL = 0.97
 ROUGHLY_AS_DETAILED = 0.7  # effective pixels: an upscale measures 0.7–1.4× its source
 UPSCALE_MARGIN = 0.1  # bandwidth: a 2× upscale has about half its source's
 AS_DETAILED = 0.8  # effective pixels, among copies at their own resolution (a crop: ~0.7)
-LOSSLESS = {"PNG", "TIFF", "BMP", "WEBP"}  # WebP may be either; it ranks with the lossless
+# WebP may be either: it ranks with the lossless; a RAW file holds the sensor's own data
+LOSSLESS = {"PNG", "TIFF", "BMP", "WEBP", RAW_FORMAT}
 
 
 def presets(near_duplicate: float) -> dict[str, float]:
