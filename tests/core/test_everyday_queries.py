@@ -101,3 +101,17 @@ def test_a_damaged_vector_is_left_out_within_a_folder(photos_dir, builtin_encode
             hits = run_query(col, TextQuery("a cup of coffee"), k=40, within=within).hits
             assert all(np.isfinite(h.score) for h in hits), within
             assert "coffee.png" not in [h.path.name for h in hits]
+
+
+def test_a_broad_concept_does_not_lift_every_image_above_a_minimum(photos):
+    """The soft maximum was a log-sum-exp: every image got T·ln(classes) more, and all 36
+    photos passed a minimum similarity of 0.25 for "an animal" (astronaut, moon…). A
+    score now stays near the best class's cosine, so one minimum means the same for a
+    narrow text and a broad one."""
+    result = run_query(photos, TextQuery("an animal"), k=len(photos), min_score=0.25)
+    names = {h.path.name for h in result.hits}
+    assert names <= EVERYDAY["an animal"] and "chelsea.png" in names
+    scorer = photos.encoder.text_scorer("an animal")
+    vectors = photos.vectors_of(np.arange(len(photos)))
+    best_class = (vectors @ scorer.rows.T).max(axis=1)
+    assert (scorer(vectors) <= best_class + 1e-6).all()

@@ -156,3 +156,13 @@ def test_a_text_scorer_ranks_a_small_collection_whole(tmp_path):
             np.testing.assert_allclose([h.score for h in hits], best, rtol=1e-5)
             within = run_query(col, TextQuery("anything"), k=k, within="all").hits[:10]
             np.testing.assert_allclose([h.score for h in within], best, rtol=1e-5)
+
+
+def test_a_negative_number_of_results_is_refused(tmp_path):
+    """`-k -1` sliced from the end: "no matches" from the CLI, all but the last two
+    within a folder."""
+    _, store, col = _fake_collection(tmp_path, 3)
+    with pytest.raises(ValueError, match="0 or more"):
+        run_query(col, TextQuery("anything"), k=-1)
+    assert run_query(col, TextQuery("anything"), k=0).hits == []
+    store.close()

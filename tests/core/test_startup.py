@@ -103,12 +103,13 @@ def test_a_full_cache_disk_still_answers(small_disk, photos_dir):
     assert not [name for name in left if ".tmp" in name], left
 
 
-def test_a_killed_export_leaves_nothing_behind(app_paths, tmp_path):
+def test_a_killed_export_leaves_nothing_behind(builtin_encoder, app_paths, tmp_path):
     """An export killed midway left its temporary file (90 MB for MiniLM) for good; one
     a live process is writing is left to it."""
     import os
     import shutil
 
+    builtin_encoder.embed_text(["a photo"])  # the session's graph, copied below
     models = tmp_path / "cache" / "models"
     shutil.copytree(app_paths.cache_dir / "models", models)
     (models / "minilm-l6-v2-0.1.0.onnx").unlink()
@@ -134,3 +135,22 @@ def _dead_pid() -> int:
         except OSError:
             pass
         pid -= 1
+
+
+def test_only_files_named_as_a_dead_exports_are_removed(builtin_encoder, app_paths, tmp_path):
+    """A folder named like an abandoned temporary file made every export fail ("Is a
+    directory") and the model run on PyTorch; a version number was read as a pid."""
+    import os
+    import shutil
+
+    builtin_encoder.embed_text(["a photo"])  # the session's graph, copied below
+    models = tmp_path / "cache" / "models"
+    shutil.copytree(app_paths.cache_dir / "models", models)
+    (models / "minilm-l6-v2-0.1.0.onnx").unlink()
+    dead = _dead_pid()
+    folder = models / f"minilm-l6-v2-0.1.0.{dead}.tmp"
+    folder.mkdir()
+    other = models / f"minilm-l6-v2-0.1.0.7.{os.getpid()}.tmp"  # another graph's, live
+    other.write_bytes(b"being written")
+    assert MiniLM(tmp_path / "cache", threads=2).backend == "onnxruntime"
+    assert folder.is_dir() and other.exists()

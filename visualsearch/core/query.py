@@ -184,6 +184,8 @@ def run_query(
     the collection, "" = all) ranks only the images under it. `more` says whether
     matches were left out because of `k`. `keep_missing`: files not found are kept (an
     offline root's, answered from its store)."""
+    if k < 0:  # a slice from the end: "-k -1" showed all but the last matches
+        raise ValueError(f"the number of results must be 0 or more, not {k}")
     started = time.perf_counter()
     vector, exclude = query_vector(collection, query)
     vector = np.asarray(vector)

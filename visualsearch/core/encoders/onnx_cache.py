@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,10 +74,11 @@ def _remove(path: Path) -> bool:
 
 
 def _remove_abandoned(path: Path) -> None:
-    """Temporary files a killed export left beside `path` (named with their process id)."""
-    for tmp in path.parent.glob(f"{path.stem}.*.tmp*"):
-        pid = tmp.name[len(path.stem) + 1 :].split(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+    """Temporary files a killed export left beside `path` (named `<stem>.<pid>.tmp`)."""
+    pattern = re.compile(re.escape(path.stem) + r"\.(\d+)\.tmp")
+    for tmp in path.parent.glob(f"{path.stem}.*.tmp"):
+        found = pattern.fullmatch(tmp.name)
+        if found and not _alive(int(found[1])) and (tmp.is_symlink() or tmp.is_file()):
             tmp.unlink(missing_ok=True)
 
 
