@@ -83,6 +83,7 @@ def test_bad_input_folder_indexes_to_completion(bad_folder, app_paths, capsys, t
     assert code == 0, err
     report = json.loads(out)
     assert report["failed"] == len(BAD) - 3  # pipe, loop, dangling are scan problems
+    assert report["encoded"] and report["backend"] in ("openvino bf16", "onnxruntime fp32")
     code, out, _ = run_cli(capsys, app_paths, "info", str(bad_folder), "--store", store, "--json")
     info = json.loads(out)
     skipped = {s["path"]: s["reason"] for s in info["skipped"]}

@@ -239,8 +239,9 @@ def cmd_index(args) -> int:
             file=sys.stderr,
         )
         return 130
-    if args.json:
-        _print_json(asdict(report))
+    if args.json:  # "backend": what ran the model, when it ran (None: nothing to encode)
+        backend = getattr(encoder, "backend", None) if report.encoded else None
+        _print_json(asdict(report) | {"backend": backend})
         return 0
     r = report
     skipped = store.errors() + r.problems  # all that is left out, as `info` counts it
