@@ -69,6 +69,7 @@ def test_index_and_search_through_the_cli_with_weights(
     )
     report = json.loads(capsys.readouterr().out)
     assert report["encoded"] == report["scanned"] > 30 and report["model"].startswith("clip:")
+    assert report["backend"] == "pytorch (cpu)"  # OpenVINO only when asked for
     # later commands reuse the collection's model and checkpoint without repeating them
     assert (
         main(
@@ -152,3 +153,42 @@ def test_clip_vocabulary_is_cached_and_takes_own_words(checkpoint, app_paths, tm
     assert own.names[:2] == ["sofa", "garden"] and own.matrix.shape == (1002, 512)
     sofa = enc.embed_text(["a photo of a sofa"])[0]
     assert suggest_tags(own, sofa[None], k=1)[0][0] == "sofa"  # a word's own prompt ranks it first
+
+
+def test_fast_clip_runs_the_image_tower_on_openvino_and_agrees(checkpoint, tmp_path, photos_dir):
+    """Opt-in: the image tower exported once and run by OpenVINO in bf16 where the CPU has
+    it (as here), else PyTorch; its vectors agree with PyTorch's, the text tower is
+    PyTorch's either way."""
+    from PIL import Image
+
+    slow = load_encoder("clip", cache_dir=tmp_path, weights=checkpoint)
+    fast = load_encoder("clip", cache_dir=tmp_path, weights=checkpoint, fast_clip=True)
+    assert slow.backend == "pytorch (cpu)"
+    assert fast.backend in ("openvino bf16", "pytorch (cpu)")
+    photos = sorted(photos_dir.iterdir())[:6]
+    x = np.stack([slow.preprocess(Image.open(p).convert("RGB")) for p in photos])
+    cosines = (slow.embed_images(x) * fast.embed_images(x)).sum(axis=1)
+    assert cosines.min() > 0.99
+    np.testing.assert_array_equal(slow.embed_text(["a cat"]), fast.embed_text(["a cat"]))
+    if fast.backend == "openvino bf16":
+        assert list((tmp_path / "models").glob("clip_*-image-tower.onnx"))
+        again = load_encoder("clip", cache_dir=tmp_path, weights=checkpoint, fast_clip=True)
+        np.testing.assert_allclose(again.embed_images(x), fast.embed_images(x), atol=1e-6)
+
+
+def test_fast_clip_from_the_cli(checkpoint, app_paths, photos_dir, capsys, tmp_path):
+    import shutil
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("coffee.png", "chelsea.png", "astronaut.png", "rocket.jpg"):
+        shutil.copy2(photos_dir / name, folder / name)
+    common = ["--weights", str(checkpoint), "--store", str(tmp_path / "store"), "--json"]
+    argv = ["index", str(folder), "--model", "clip:ViT-B-32", "--fast-clip", *common]
+    assert main(argv, paths=app_paths) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["encoded"] == 4 and report["backend"] in ("openvino bf16", "pytorch (cpu)")
+    argv = ["similar", str(folder), str(folder / "coffee.png"), "--include-self", "-k", "1"]
+    assert main([*argv, *common], paths=app_paths) == 0  # an image query, the slow way
+    (hit,) = json.loads(capsys.readouterr().out)
+    assert hit["path"].endswith("coffee.png") and hit["score"] > 0.99

@@ -129,3 +129,14 @@ def test_duplicates_header_follows_the_trash_and_a_click_shows_details(qtbot, wi
     assert page.summary.text().startswith("2 groups; 2 images beyond one per group")
     assert [len(g.members) for g in page.groups] == [2, 2]  # what the CSV export writes
     qtbot.waitUntil(lambda: not window.collection.jobs.busy(), timeout=INDEX_TIMEOUT_MS)
+
+
+def test_faster_clip_is_an_opt_in_kept_in_the_settings(qtbot, make_window):
+    window = make_window()
+    action = window.menus.fast_clip_action
+    assert not action.isChecked() and not window.ctx.encoders.fast_clip  # off by default
+    action.trigger()
+    assert window.settings.fast_clip and window.ctx.encoders.fast_clip
+    window.close()
+    again = make_window()  # the next start, with the same settings file
+    assert again.menus.fast_clip_action.isChecked() and again.ctx.encoders.fast_clip

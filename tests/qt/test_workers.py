@@ -213,7 +213,7 @@ def test_a_model_loading_does_not_hold_up_the_one_in_use(tmp_path, monkeypatch):
 
     loading, release = threading.Event(), threading.Event()
 
-    def slow_load(spec, cache_dir, weights=None):  # a CLIP load taking its time
+    def slow_load(spec, cache_dir, weights=None, fast_clip=False):  # a CLIP load taking time
         loading.set()
         release.wait(10)
         return FakeEncoder()
@@ -232,3 +232,21 @@ def test_a_model_loading_does_not_hold_up_the_one_in_use(tmp_path, monkeypatch):
     loader.join(10)
     getter.join(10)
     assert answered_meanwhile  # the model in use answered while the other was loading
+
+
+def test_fast_clip_lets_go_of_loaded_clip_models_only(tmp_path):
+    """The opt-in takes effect on the next CLIP model loaded: one loaded before is let go
+    of (here a stand-in, which then loads for real: no weights here, so it says so)."""
+    from tests.fakes import FakeEncoder
+    from visualsearch.core.encoders import ModelUnavailable
+    from visualsearch.core.folder import ModelChoice
+    from visualsearch.qt.workers import EncoderProvider
+
+    builtin, clip = ModelChoice("builtin"), ModelChoice("clip:ViT-B-32:laion2b_s34b_b79k")
+    stand_in, other = FakeEncoder(), FakeEncoder()
+    provider = EncoderProvider(tmp_path, preloaded={builtin: stand_in, clip: other})
+    assert provider.get(clip) is other
+    provider.set_fast_clip(True)
+    assert provider.fast_clip and provider.get(builtin) is stand_in
+    with pytest.raises(ModelUnavailable):
+        provider.get(clip)

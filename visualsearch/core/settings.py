@@ -38,6 +38,7 @@ class UserSettings:
     store_root: str = ""  # where collections' stores go; "" = the user data folder
     sort_key: str = "folder"  # all images' order (core.sorting.SORT_KEYS); results: relevance
     sort_descending: bool = False
+    fast_clip: bool = False  # CLIP's image model on OpenVINO bf16 (opt-in, experimental)
 
     def add_recent(self, folder: Path) -> None:
         path = str(folder)

@@ -64,6 +64,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.ctx = context
         self.settings = context.settings.load()
+        context.encoders.set_fast_clip(self.settings.fast_clip)
         self.pool = QThreadPool(self)
         self.library_dialog: LibraryDialog | None = None
         self._library_query: tuple[Path, ImageQuery] | None = None  # asked once its root opens
@@ -435,7 +436,14 @@ class MainWindow(QMainWindow):
         self.welcome.set_recent(self.settings.recent_folders)
         self._set_thumbnail_size(self.settings.thumbnail_size)
         self.models.set_model(ModelChoice(self.settings.model_spec), fallback=False)
+        self.menus.fast_clip_action.setChecked(self.settings.fast_clip)
         self.show_info("Settings are back to their defaults.")
+
+    def set_fast_clip(self, on: bool) -> None:
+        """CLIP's image model on OpenVINO bf16 (opt-in, Model menu): kept in the settings,
+        taken by the next CLIP model loaded."""
+        self._remember(fast_clip=on)
+        self.ctx.encoders.set_fast_clip(on)
 
     def _freeze(self) -> None:
         """Closing: nothing can be asked any more (the engine is shutting down)."""

@@ -138,6 +138,17 @@ class Menus:
         for a in (self.builtin_model_action, *self.clip_actions, self.checkpoint_action):
             group.addAction(a)
             self.model_menu.addAction(a)
+        self.model_menu.addSeparator()
+        self.fast_clip_action = QAction(
+            "&Faster CLIP on this computer (experimental)", self.window, checkable=True
+        )
+        self.fast_clip_action.setStatusTip(
+            "Runs CLIP's image model with OpenVINO in bfloat16 where the processor computes "
+            "it natively: about 3.5× faster here, not yet checked on real CLIP weights"
+        )
+        self.fast_clip_action.setChecked(self.window.settings.fast_clip)
+        self.fast_clip_action.toggled.connect(self.window.set_fast_clip)
+        self.model_menu.addAction(self.fast_clip_action)
 
     def sync_model(self, choice: ModelChoice) -> None:
         self.builtin_model_action.setChecked(choice.spec == "builtin")

@@ -42,6 +42,7 @@ class EncoderProvider:
 
     def __init__(self, cache_dir: Path, preloaded: dict[ModelChoice, Encoder] | None = None):
         self.cache_dir = cache_dir
+        self.fast_clip = False  # see set_fast_clip
         self._encoders: dict[ModelChoice, Encoder] = dict(preloaded or {})
         self._lock = threading.Lock()  # guards _locks
         self._locks: dict[ModelChoice, threading.Lock] = {}
@@ -52,11 +53,30 @@ class EncoderProvider:
         with self._lock:
             lock = self._locks.setdefault(choice, threading.Lock())
         with lock:
-            if choice not in self._encoders:
-                self._encoders[choice] = load_encoder(
-                    choice.spec, cache_dir=self.cache_dir, weights=choice.weights
+            encoder = self._encoders.get(choice)
+            if encoder is None:
+                encoder = load_encoder(
+                    choice.spec,
+                    cache_dir=self.cache_dir,
+                    weights=choice.weights,
+                    fast_clip=self.fast_clip,
                 )
-            return self._encoders[choice]
+                self._encoders[choice] = encoder
+            return encoder
+
+    def set_fast_clip(self, on: bool) -> None:
+        """CLIP's image model on OpenVINO bf16 (opt-in): CLIP models loaded before are
+        let go of, and load again the new way when next asked for (the vectors of both
+        ways mix in a store: they agree to a cosine of 0.99)."""
+        with self._lock:
+            if on == self.fast_clip:
+                return
+            self.fast_clip = on
+            clips = [c for c in list(self._encoders) if c.spec.startswith("clip")]
+            locks = [self._locks.setdefault(c, threading.Lock()) for c in clips]
+        for choice, lock in zip(clips, locks, strict=True):
+            with lock:  # not while it is being loaded or handed out
+                self._encoders.pop(choice, None)
 
 
 @dataclass(frozen=True)

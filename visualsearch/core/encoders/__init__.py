@@ -38,9 +38,14 @@ def default_model_spec() -> str:
 
 
 def load_encoder(
-    spec: str, cache_dir: Path, weights: Path | None = None, threads: int | None = None
+    spec: str,
+    cache_dir: Path,
+    weights: Path | None = None,
+    threads: int | None = None,
+    fast_clip: bool = False,
 ) -> Encoder:
-    """Build the encoder for `spec`; raises ModelUnavailable with advice on failure."""
+    """Build the encoder for `spec`; raises ModelUnavailable with advice on failure.
+    `fast_clip`: CLIP's image tower on OpenVINO bf16 where the CPU has it (opt-in)."""
     kind, arch, tag = parse_spec(spec)
     if kind == "builtin":
         if weights is not None:
@@ -50,4 +55,11 @@ def load_encoder(
         return BuiltinEncoder(cache_dir=cache_dir, threads=threads)
     from visualsearch.core.encoders.clip import DEFAULT_ARCH, ClipEncoder
 
-    return ClipEncoder(arch=arch or DEFAULT_ARCH, tag=tag, weights=weights, threads=threads)
+    return ClipEncoder(
+        arch=arch or DEFAULT_ARCH,
+        tag=tag,
+        weights=weights,
+        threads=threads,
+        fast=fast_clip,
+        cache_dir=cache_dir,
+    )
