@@ -197,44 +197,27 @@ def builtin_backends(cache_dir: Path, threads: int) -> tuple[dict[str, Run], Cal
 
 
 def clip_backends(weights: Path, threads: int) -> tuple[dict[str, Run], Callable, int]:
-    """name → run for CLIP ViT-B-32's image tower; its preprocess and side."""
-    import torch
+    """name → run for CLIP ViT-B-32's image tower; its preprocess and side. The ONNX graph
+    is the one the product exports for its opt-in fast path."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from visualsearch.core.encoders.clip import ClipEncoder
 
-    encoder = ClipEncoder(weights=weights, threads=threads)
     work = Path(tempfile.mkdtemp(prefix="vs-bench-clip-"))
-    onnx, int8 = work / "visual.onnx", work / "visual-int8.onnx"
-
-    class Visual(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, x):
-            return self.model.encode_image(x)
-
-    sample = torch.zeros((2, 3, encoder.input_size, encoder.input_size))
-    torch.onnx.export(
-        Visual(encoder._model).eval(),
-        (sample,),
-        str(onnx),
-        input_names=["pixels"],
-        output_names=["vectors"],
-        dynamic_axes={"pixels": {0: "n"}, "vectors": {0: "n"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    encoder = ClipEncoder(weights=weights, threads=threads, fast=True, cache_dir=work)
+    side = encoder.input_size
+    encoder.embed_images(np.zeros((1, 3, side, side), np.float32))  # exports the tower
+    (onnx,) = (work / "models").glob("*-image-tower.onnx")
+    int8 = work / "image-tower-int8.onnx"
     quantize_dynamic(str(onnx), str(int8), weight_type=QuantType.QInt8)
     runs = {
-        "PyTorch fp32": encoder.embed_images,
+        "PyTorch fp32": encoder._torch_images,
         "ONNX Runtime fp32": onnx_session(onnx, threads),
         "ONNX Runtime int8 (dynamic)": onnx_session(int8, threads),
     }
-    calibration = calibration_batch(encoder.preprocess, encoder.input_size)
+    calibration = calibration_batch(encoder.preprocess, side)
     runs |= openvino_runs(onnx, calibration, threads, transformer=True)
-    return runs, encoder.preprocess, encoder.input_size
+    return runs, encoder.preprocess, side
 
 
 def compare(name: str, runs: dict[str, Run], preprocess, side: int, used: str) -> None:

@@ -107,12 +107,8 @@ def test_a_killed_export_leaves_nothing_behind(builtin_encoder, app_paths, tmp_p
     """An export killed midway left its temporary file (90 MB for MiniLM) for good; one
     a live process is writing is left to it."""
     import os
-    import shutil
 
-    builtin_encoder.embed_text(["a photo"])  # the session's graph, copied below
-    models = tmp_path / "cache" / "models"
-    shutil.copytree(app_paths.cache_dir / "models", models)
-    (models / "minilm-l6-v2-0.1.0.onnx").unlink()
+    models = _cache_to_export_minilm_again(builtin_encoder, app_paths, tmp_path)
     dead = _dead_pid()
     abandoned = models / f"minilm-l6-v2-0.1.0.{dead}.tmp"
     abandoned.write_bytes(b"half a graph")
@@ -121,6 +117,17 @@ def test_a_killed_export_leaves_nothing_behind(builtin_encoder, app_paths, tmp_p
     MiniLM(tmp_path / "cache", threads=2)
     assert not abandoned.exists() and (models / "minilm-l6-v2-0.1.0.onnx").exists()
     assert running.exists()
+
+
+def _cache_to_export_minilm_again(builtin_encoder, app_paths, tmp_path):
+    """A copy of the session's model cache under tmp_path, less the MiniLM graph."""
+    import shutil
+
+    builtin_encoder.embed_text(["a photo"])  # the session's graph is made by now
+    models = tmp_path / "cache" / "models"
+    shutil.copytree(app_paths.cache_dir / "models", models)
+    (models / "minilm-l6-v2-0.1.0.onnx").unlink()
+    return models
 
 
 def _dead_pid() -> int:
@@ -141,12 +148,8 @@ def test_only_files_named_as_a_dead_exports_are_removed(builtin_encoder, app_pat
     """A folder named like an abandoned temporary file made every export fail ("Is a
     directory") and the model run on PyTorch; a version number was read as a pid."""
     import os
-    import shutil
 
-    builtin_encoder.embed_text(["a photo"])  # the session's graph, copied below
-    models = tmp_path / "cache" / "models"
-    shutil.copytree(app_paths.cache_dir / "models", models)
-    (models / "minilm-l6-v2-0.1.0.onnx").unlink()
+    models = _cache_to_export_minilm_again(builtin_encoder, app_paths, tmp_path)
     dead = _dead_pid()
     folder = models / f"minilm-l6-v2-0.1.0.{dead}.tmp"
     folder.mkdir()

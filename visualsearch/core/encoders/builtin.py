@@ -21,7 +21,6 @@ import hashlib
 import io
 import logging
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -37,7 +36,7 @@ from visualsearch.core.encoders.base import (
     load_unit_rows,
 )
 from visualsearch.core.encoders.minilm import MiniLM, model_version
-from visualsearch.core.encoders.onnx_cache import cached_session, check_export
+from visualsearch.core.encoders.onnx_cache import cached_session, export_checked
 from visualsearch.core.encoders.openvino_bf16 import bf16_runner
 from visualsearch.core.encoders.text_labels import SoftMaxScorer, TextLabels
 from visualsearch.core.encoders.vocabulary import imagenet_class_names, imagenet_concepts
@@ -222,27 +221,9 @@ class BuiltinEncoder:
 
     def _export_onnx(self, tmp: Path) -> bool:
         """Export to ONNX; kept only if ONNX Runtime reproduces PyTorch's output."""
-        import torch
-
-        features = self._features
         sample = np.random.default_rng(0).standard_normal((2, 3, INPUT_SIZE, INPUT_SIZE))
-        sample = torch.from_numpy(sample.astype(np.float32))
-        with torch.inference_mode():
-            expected = features(sample).numpy()
-        with warnings.catch_warnings():  # tracer chatter about shape inference
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                features,
-                (sample,),
-                str(tmp),
-                input_names=["pixels"],
-                output_names=["features"],
-                dynamic_axes={"pixels": {0: "n"}, "features": {0: "n"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        return check_export(
-            tmp, {"pixels": sample.numpy()}, expected, _EXPORT_TOLERANCE, "the image model"
+        return export_checked(
+            self._features, sample.astype(np.float32), tmp, _EXPORT_TOLERANCE, "the image model"
         )
 
     # -- text ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -187,7 +186,7 @@ def fast_image_tower(encoder: ClipEncoder, cache_dir: Path):
     OpenVINO in bf16; None where the CPU has no native bf16 or a step fails."""
     import torch
 
-    from visualsearch.core.encoders.onnx_cache import cached_session, check_export
+    from visualsearch.core.encoders.onnx_cache import cached_session, export_checked
     from visualsearch.core.encoders.openvino_bf16 import bf16_runner
     from visualsearch.core.store import slug
 
@@ -205,21 +204,7 @@ def fast_image_tower(encoder: ClipEncoder, cache_dir: Path):
     def export(tmp: Path) -> bool:
         sample = np.random.default_rng(0).standard_normal((2, 3, side, side), np.float32)
         tower = Tower(encoder._model).eval()
-        with torch.inference_mode():
-            expected = tower(torch.from_numpy(sample)).numpy()
-        with warnings.catch_warnings():  # tracer chatter
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                tower,
-                (torch.from_numpy(sample),),
-                str(tmp),
-                input_names=["pixels"],
-                output_names=["vectors"],
-                dynamic_axes={"pixels": {0: "n"}, "vectors": {0: "n"}},
-                opset_version=17,
-                dynamo=False,
-            )
-        return check_export(tmp, {"pixels": sample}, expected, 1e-3, "CLIP's image tower")
+        return export_checked(tower, sample, tmp, 1e-3, "CLIP's image tower")
 
     if cached_session(path, export, encoder.threads) is None:
         return None

@@ -112,6 +112,32 @@ def _export_verified(path: Path, export: Callable[[Path], bool]) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+def export_checked(module, sample, tmp: Path, tolerance: float, name: str) -> bool:
+    """Export the PyTorch `module` (an image batch "pixels" in, one output, any batch
+    size) to ONNX at `tmp`; True if ONNX Runtime reproduces its output on `sample` (a
+    float32 array) within `tolerance`."""
+    import warnings
+
+    import torch
+
+    batch = torch.from_numpy(sample)
+    with torch.inference_mode():
+        expected = module(batch).numpy()
+    with warnings.catch_warnings():  # tracer chatter about shape inference
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (batch,),
+            str(tmp),
+            input_names=["pixels"],
+            output_names=["output"],
+            dynamic_axes={"pixels": {0: "n"}, "output": {0: "n"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return check_export(tmp, {"pixels": sample}, expected, tolerance, name)
+
+
 def check_export(tmp: Path, inputs: dict, expected, tolerance: float, name: str) -> bool:
     """True when ONNX Runtime running the graph at `tmp` on `inputs` gives `expected`
     (PyTorch's output) within `tolerance`; says so in the log when not."""
