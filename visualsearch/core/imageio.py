@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
+from visualsearch.core.exif import ORIENTATION
+from visualsearch.core.exif import taken as exif_taken
 from visualsearch.core.names import human_size
 from visualsearch.core.raw import RAW_FORMAT, looks_raw, open_raw
 from visualsearch.core.scan import reach
@@ -53,10 +55,6 @@ MAX_DECODE_BYTES = 1 << 30
 # A read that has not finished in this time is given up (a hung network or FUSE drive).
 READ_TIMEOUT_S = 60.0
 _CHUNK = 4 << 20
-
-_EXIF_IFD = 0x8769
-_DATETIME_ORIGINAL = 0x9003
-_DATETIME = 0x0132
 
 
 class ImageError(Exception):
@@ -231,12 +229,8 @@ def _info(img: Image.Image) -> ImageInfo:
         # EXIF found in the header is read here, before the memory check.
         late_png_exif = img.format == "PNG" and "exif" not in img.info
         exif = Image.Exif() if late_png_exif else img.getexif()
-        orientation = int(exif.get(0x0112, 1) or 1)
-        value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
-        if isinstance(value, bytes):
-            value = value.decode("ascii", "replace")
-        if value:
-            taken = str(value).strip("\x00 ").strip() or None
+        orientation = int(exif.get(ORIENTATION, 1) or 1)
+        taken = exif_taken(exif)
     except Exception:  # broken EXIF must not make a good photo unusable
         pass
     if orientation in (5, 6, 7, 8):

@@ -19,6 +19,9 @@ import logging
 import numpy as np
 from PIL import Image
 
+from visualsearch.core.exif import DATETIME, ORIENTATION
+from visualsearch.core.exif import taken as exif_taken
+
 log = logging.getLogger(__name__)
 
 RAW_EXTENSIONS = frozenset(
@@ -54,7 +57,6 @@ RAW_FORMAT = "RAW"  # ImageInfo.format of a RAW file
 MIN_PREVIEW_SIDE = 640
 # LibRaw's `flip` → the EXIF orientation that rotates the same way
 _ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
-_DATETIME, _EXIF_IFD, _DATETIME_ORIGINAL = 0x0132, 0x8769, 0x9003
 _DNG_VERSION, _SUB_IFDS, _PHOTOMETRIC, _CFA, _LINEAR_RAW = 50706, 330, 262, 32803, 34892
 
 
@@ -126,12 +128,12 @@ def open_raw(data: bytes, max_pixels: int) -> Image.Image | None:
         except rawpy.LibRawError:  # a file cut short
             recorded = None
     exif = Image.Exif()
-    exif[0x0112] = orientation
+    exif[ORIENTATION] = orientation
     taken = _taken(data)
     if not taken and recorded is not None and recorded.year > 1970:
         taken = recorded.strftime("%Y:%m:%d %H:%M:%S")  # CR3, RAF: LibRaw's reading
     if taken:
-        exif[_DATETIME] = taken
+        exif[DATETIME] = taken
     image.info["exif"] = exif.tobytes()
     image.info["raw"] = True
     return image
@@ -158,13 +160,9 @@ def _preview(raw, rawpy) -> Image.Image | None:
 def _taken(data: bytes) -> str | None:
     """When the photo was taken, from a TIFF-based RAW's EXIF (DateTimeOriginal first)."""
     try:
-        exif = Image.open(io.BytesIO(data)).getexif()
-        value = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL) or exif.get(_DATETIME)
-    except Exception:
+        return exif_taken(Image.open(io.BytesIO(data)).getexif())
+    except Exception:  # no EXIF Pillow can read
         return None
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return str(value).strip("\x00 ").strip() or None if value else None
 
 
 def _reason(exc: BaseException) -> str:
