@@ -165,9 +165,12 @@ class Collection:
         if not text.strip():
             raise ValueError("empty text query")
         vector = self.encoder.embed_text([text])[0]
+        return self.search_vector(vector, k, min_score=min_score, rescore=self.text_scorer(text))
+
+    def text_scorer(self, text: str) -> Scorer | None:
+        """The encoder's finer scoring of `text`, if it has one (the built-in model)."""
         make = getattr(self.encoder, "text_scorer", None)
-        rescore = make(text) if make is not None else None
-        return self.search_vector(vector, k, min_score=min_score, rescore=rescore)
+        return make(text) if make is not None else None
 
     def image_vector(self, path: Path) -> tuple[np.ndarray, str | None]:
         """The vector of any image file: stored if it is in the collection, else encoded now."""

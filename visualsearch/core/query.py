@@ -105,12 +105,11 @@ class _Steered:
 def text_scorer(collection: Collection, text: str) -> Scorer | None:
     """The encoder's finer scoring of a text query (None when it has none): its words,
     less its -words' as `text_vector` does."""
-    make = getattr(collection.encoder, "text_scorer", None)
     positive, negative = parse_text(text)
-    if make is None or not positive:
-        return None
-    scorer = make(positive)
-    return _Steered(scorer, [make(w) for w in negative]) if negative else scorer
+    scorer = collection.text_scorer(positive) if positive else None
+    if scorer is None or not negative:
+        return scorer
+    return _Steered(scorer, [collection.text_scorer(w) for w in negative])
 
 
 def text_vector(encoder, text: str) -> np.ndarray:
