@@ -25,6 +25,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if not os.environ.get("DISPLAY") else "xcb")
 sys.path.insert(0, str(Path(__file__).parent))
 
+from commits import checked_out, package_env
 from gui import RandomVectors, make_images
 from PIL import Image
 
@@ -91,9 +92,7 @@ def timed(argv: list[str], env: dict, cwd: Path, until: str | None = None) -> tu
 
 def measure(code: Path | None, paths: AppPaths, folder: Path, work: Path) -> dict[str, float]:
     """Median seconds of each measurement, running the package at `code` (None: this one)."""
-    env = dict(os.environ)
-    if code is not None:
-        env["PYTHONPATH"] = str(code)
+    env = package_env(code)
     dirs = [str(paths.data_dir), str(paths.cache_dir)]
     python = [sys.executable, "-c"]
     cases = {
@@ -139,19 +138,8 @@ def main() -> None:
 
     before = None
     if args.against:
-        tree = work / "against"
-        repo = Path(__file__).resolve().parent.parent
-        subprocess.run(
-            ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), args.against],
-            check=True,
-            capture_output=True,
-        )
-        try:
+        with checked_out(args.against, work / "against") as tree:
             before = measure(tree, paths, folder, work)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], check=False
-            )
     now = measure(None, paths, folder, work)
 
     targets = {

@@ -18,10 +18,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from commits import checked_out, package_env
 
 from tests.everyday_queries import EVERYDAY, evaluate
-
-REPO = Path(__file__).resolve().parent.parent
 
 # Runs in a new process so that another commit's code can be measured the same way.
 RANK = """
@@ -41,14 +42,11 @@ print(json.dumps({q: [h.path.name for h in col.search_text(q, k=len(col))] for q
 
 
 def rankings(code: Path | None, photos: Path, work: Path, cache: Path) -> dict[str, list[str]]:
-    env = dict(os.environ)
-    if code is not None:
-        env["PYTHONPATH"] = str(code)
     store = tempfile.mkdtemp(dir=work)
     done = subprocess.run(
         [sys.executable, "-c", RANK, str(photos), store, str(cache), *EVERYDAY],
-        env=env,
-        cwd=work,  # `python -c` puts the working directory first on sys.path
+        env=package_env(code),
+        cwd=work,  # not the repository: `python -c` puts it first on sys.path
         capture_output=True,
         text=True,
         check=True,
@@ -71,16 +69,8 @@ def main() -> None:
 
     columns = {"now": rankings(None, photos, work, cache)}
     if args.against:
-        tree = work / "against"
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.against],
-            check=True,
-            capture_output=True,
-        )
-        try:
+        with checked_out(args.against, work / "against") as tree:
             columns[f"before ({args.against})"] = rankings(tree, photos, work, cache)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)])
     results = {name: evaluate(r) for name, r in columns.items()}
     print(f"{len(EVERYDAY)} everyday queries over {len(list(photos.iterdir()))} real photos")
     print("| query | " + " | ".join(f"AP {name}" for name in results) + " |")
