@@ -154,7 +154,9 @@ def _index(
     if getattr(args, "workers", None):
         opts.workers = args.workers
     with TqdmProgress(quiet=quiet) as progress:
-        return index_and_record(folder, store, encoder, model, progress, opts)
+        return index_and_record(
+            folder, store, encoder, model, progress, opts, cache_dir=args.paths.cache_dir
+        )
 
 
 def _image_arg(value: str) -> Path:
@@ -186,7 +188,9 @@ def _print_result(
     """Run `query` the one way the window does too (-words, deleted files left out), and
     print its hits, or why there are none."""
     result = run_query(col, query, k=k, min_score=min_score)
-    _print_hits(result.hits, col.root, as_json, f"Images {query.label()} ({col.encoder.id}):")
+    scored = "match from 0 to 1" if col.calibration is not None else "cosine similarity"
+    header = f"Images {query.label()} ({col.encoder.id}; score: {scored}):"
+    _print_hits(result.hits, col.root, as_json, header)
     if result.hits or as_json:
         return
     if result.best_score is not None and min_score is not None:
@@ -206,7 +210,7 @@ def _collection(args, need_update: bool = False) -> Collection:
         if not args.json:
             print(f"Indexing {folder} with {encoder.id}…", file=sys.stderr)
         _index(args, folder, store, encoder, model, quiet=args.json)
-    return Collection(folder, store, encoder)
+    return Collection(folder, store, encoder, cache_dir=args.paths.cache_dir)
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -492,11 +496,12 @@ def cmd_tags(args) -> int:
     col = _collection(args)
     words = args.words.split(",") if args.words else []
     vocabulary = tag_vocabulary(col.encoder, args.paths.cache_dir, words)
-    tags = suggest_tags(vocabulary, col.image_vector(image)[0], k=args.k)
+    tags = suggest_tags(vocabulary, col.image_vector(image)[0], args.k, col.calibration)
     if args.json:
         print(json.dumps([{"tag": t, "score": round(s, 4)} for t, s in tags], indent=2))
         return 0
-    print(f"Tags for {image.name} ({col.encoder.id}):")
+    scored = "match from 0 to 1" if col.calibration is not None else "cosine similarity"
+    print(f"Tags for {image.name} ({col.encoder.id}; score: {scored}):")
     for t, s in tags:
         print(f"  {s:7.3f}  {t}")
     return 0
@@ -544,6 +549,10 @@ def cmd_demo(args) -> int:
 
 
 BUILTIN_NOTE = "offline, ImageNet categories; ships with visualsearch"
+MIN_SCORE_HELP = (
+    "drop results whose match (0 to 1: the measured chance that an image shows what "
+    "was asked, the same for every model) is lower; 0.5 = as likely as not"
+)
 
 
 def cmd_models(args) -> int:
@@ -656,7 +665,7 @@ def cmd_library(args) -> int:
                     f"{printable(str(root))}"
                 )
         return 0
-    hits = library.search(encoder, TextQuery(args.query), args.k)
+    hits = library.search(encoder, TextQuery(args.query), args.k, args.paths.cache_dir)
     if args.json:
         _print_json([h.as_dict() for h in hits])
         return 0
@@ -713,7 +722,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", parents=[common, query], help="find images by a text query")
     p.add_argument("folder")
     p.add_argument("query")
-    p.add_argument("--min-score", type=float, default=None, help="drop results below this score")
+    p.add_argument("--min-score", type=float, default=None, help=MIN_SCORE_HELP)
     p.add_argument("--like", metavar="IMAGE", help="images like IMAGE, steered by the text")
     p.add_argument(
         "--text-weight", type=float, default=0.5, help="with --like: 0 = image only, 1 = text only"
@@ -723,7 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("similar", parents=[common, query], help="find images like an image")
     p.add_argument("folder")
     p.add_argument("image", help="an image file, inside the folder or not")
-    p.add_argument("--min-score", type=float, default=None, help="drop results below this score")
+    p.add_argument("--min-score", type=float, default=None, help=MIN_SCORE_HELP)
     p.add_argument("--include-self", action="store_true", help="list the query image too")
     p.set_defaults(func=cmd_similar)
 

@@ -115,8 +115,8 @@ def test_odd_ones_out_tags_mixed_queries_and_minimum_score(qtbot, window, galler
 
     window.search_box.setText("a photo of a cat")
     wait_results(qtbot, window, window.results.search_entered)
-    result = wait_results(qtbot, window, lambda: window.results_area.min_score_box.setValue(0.99))
-    assert result.hits == [] and "reaches similarity 0.99" in window.results_area.query_label.text()
+    result = wait_results(qtbot, window, lambda: window.results_area.min_score_box.setValue(1.0))
+    assert result.hits == [] and "reaches a match of 1.00" in window.results_area.query_label.text()
     window.results_area.min_score_box.setValue(0)
 
 

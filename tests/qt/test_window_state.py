@@ -74,11 +74,11 @@ def test_details_and_search_box_follow_what_the_grid_shows(qtbot, window, galler
     )
     assert isinstance(result.query, ImageQuery)
     assert window.search_box.text() == ""  # the grid shows an image's neighbours, not "a cat"
-    assert window.details.item is not None and window.details.fields["Similarity"].text() != "—"
+    assert window.details.item is not None and window.details.fields["Score"].text() != "—"
 
     qtbot.keyClick(window.grid, Qt.Key.Key_Escape)  # all images, none chosen
     assert window.model.rowCount() == len(window.collection.records)
-    assert window.details.item is None and window.details.fields["Similarity"].text() == ""
+    assert window.details.item is None and window.details.fields["Score"].text() == ""
 
     wait_results(qtbot, window, lambda: window.results.find_similar(gallery / "chelsea.png"))
     assert window.details.item is not None

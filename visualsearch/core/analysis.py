@@ -14,6 +14,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from visualsearch.core.calibration import CONFIDENT, TAG, Calibration
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.encoders.vocabulary import Vocabulary
 from visualsearch.core.neighbours import knn, linked_groups, similar_pairs
@@ -312,10 +313,13 @@ def centre_scores(vectors: np.ndarray, clustering: Clustering) -> np.ndarray:
     return scores
 
 
-def name_clusters(clustering: Clustering, vocabulary: Vocabulary) -> list[str]:
+def name_clusters(
+    clustering: Clustering, vocabulary: Vocabulary, calibration: Calibration | None = None
+) -> list[str]:
     """A name per cluster: the vocabulary word closest to its centre; a name already
-    given to a larger cluster gets the next-best word instead."""
-    scores = clustering.centres @ vocabulary.matrix.T
+    given to a larger cluster gets the next-best word instead. With `calibration`, a
+    word that is not a confident tag of the centre ends in "?" ("tabby?"): a guess."""
+    scores = l2_normalize(clustering.centres) @ vocabulary.matrix.T
     taken: set[str] = set()
     names = []
     for c in np.argsort(-clustering.sizes(), kind="stable"):
@@ -325,5 +329,7 @@ def name_clusters(clustering: Clustering, vocabulary: Vocabulary) -> list[str]:
         name = vocabulary.names[i]
         name = name if name not in taken else f"{name} {c + 1}"
         taken.add(name)
+        if calibration is not None and calibration.text(scores[c, i], TAG) < CONFIDENT:
+            name += "?"
         names.append((c, name))
     return [name for _, name in sorted(names)]

@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from visualsearch.core import imageio
+from visualsearch.core.calibration import Calibration, calibration
 from visualsearch.core.encoders.base import Encoder, ModelInfo, l2_normalize
 from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.store import Store
@@ -54,10 +55,14 @@ def ranked_again(rows: np.ndarray, vectors: np.ndarray, rescore: Scorer):
 class Hit:
     rank: int  # 1-based
     path: Path  # absolute
-    score: float  # cosine similarity, 1.0 = same direction
+    score: float  # cosine similarity (1.0 = same direction), or a query's match (0 to 1)
+    cosine: float | None = None  # beside a match: the cosine it was read from
 
     def as_dict(self) -> dict:
-        return {"rank": self.rank, "path": str(self.path), "score": round(self.score, 6)}
+        found = {"rank": self.rank, "path": str(self.path), "score": round(self.score, 6)}
+        if self.cosine is not None:
+            found["cosine"] = round(self.cosine, 6)
+        return found
 
 
 class NotIndexed(RuntimeError):
@@ -79,9 +84,11 @@ class Collection:
         store: Store,
         encoder: Encoder | ModelInfo,
         index_threshold: int = ANNOY_THRESHOLD,
+        cache_dir: Path | None = None,
     ) -> None:
         """A `ModelInfo` in place of the encoder serves what needs only the stored
-        vectors (not text queries or images from outside)."""
+        vectors (not text queries or images from outside). With `cache_dir` (where the
+        model's reference vectors are cached), queries score matches, not cosines."""
         self.root = Path(root).expanduser().resolve()
         self.store = store
         self.encoder = encoder
@@ -96,6 +103,17 @@ class Collection:
         self.sorted_rows = self.rows[self.by_row]
         self.live_rows = found.unique_rows()
         self.index: VectorIndex = open_index(store, self.vectors, self.live_rows, index_threshold)
+        self._cache_dir = cache_dir
+        self._calibration: Calibration | bool | None = False  # False: not looked up yet
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The model's scale (core/calibration.py), looked up on first use: None when
+        the collection was opened without a cache folder or with no encoder."""
+        if self._calibration is False:
+            usable = self._cache_dir is not None and not isinstance(self.encoder, ModelInfo)
+            self._calibration = calibration(self.encoder, self._cache_dir) if usable else None
+        return self._calibration
 
     @property
     def _row(self) -> dict[str, int]:

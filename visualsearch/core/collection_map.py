@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from visualsearch.core import analysis
+from visualsearch.core.calibration import calibration
 from visualsearch.core.encoders.base import save_npz
 from visualsearch.core.encoders.vocabulary import zero_shot_vocabulary
 from visualsearch.core.integrity import MAX_SIMILARITY
@@ -149,8 +150,11 @@ def _build_map(
     progress.report(2, 3, "Naming clusters…")
     if scores is None:
         scores = analysis.centre_scores(vectors, clustering)
-    vocabulary = zero_shot_vocabulary(encoder, cache_dir)
-    suggested = analysis.name_clusters(clustering, vocabulary) if clustering.k else []
+    suggested = []
+    if clustering.k:
+        vocabulary = zero_shot_vocabulary(encoder, cache_dir)
+        scale = calibration(encoder, cache_dir)
+        suggested = analysis.name_clusters(clustering, vocabulary, scale)
     if not reused:
         _save_cache(store, encoder.id, content, paths, coords, clustering, scores, placed)
     names, lost = _apply_user_names(store, encoder.id, paths, clustering, suggested, cached, fresh)

@@ -4,15 +4,19 @@ lives, which model it uses, and an indexing run that records what it did."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from visualsearch.core.calibration import calibration
 from visualsearch.core.encoders import default_model_spec
 from visualsearch.core.indexing import IndexOptions, IndexReport, index_folder
 from visualsearch.core.progress import Progress
 from visualsearch.core.store import FileRecord, Store, default_store_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,18 @@ def index_and_record(
     progress: Progress | None = None,
     options: IndexOptions | None = None,
     on_commit: Callable[[list[FileRecord]], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> IndexReport:
-    """`index_folder`, then remember the model and the scan's problems in the store."""
+    """`index_folder`, then remember the model and the scan's problems in the store.
+    With `cache_dir`, a run that encoded images also measures the model's scale once
+    (core/calibration.py: its reference photos, 0.85 s with the built-in model, and
+    CLIP's vocabulary), so that the first query does not wait for it."""
     report = index_folder(folder, store, encoder, progress, options, on_commit=on_commit)
+    if cache_dir is not None and report.encoded and not report.cancelled:
+        try:
+            calibration(encoder, cache_dir)
+        except Exception as exc:  # a cache: the first query makes it again
+            log.warning("the model's reference photos were not encoded: %s", exc)
     store.set_meta("model_spec", model.spec)
     store.set_meta("model_weights", str(model.weights) if model.weights else "")
     if options is None or options.only is None:  # a run over some paths saw only theirs

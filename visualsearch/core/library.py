@@ -187,9 +187,12 @@ class Library:
                 )
         return reports
 
-    def search(self, encoder: Encoder, query: Query, k: int = 20) -> list[LibraryHit]:
+    def search(
+        self, encoder: Encoder, query: Query, k: int = 20, cache_dir: Path | None = None
+    ) -> list[LibraryHit]:
         """`query` over every root that has a store, merged by score, best first. Hits
-        of an offline root are kept (its files cannot be checked) and marked."""
+        of an offline root are kept (its files cannot be checked) and marked. With
+        `cache_dir` the scores are matches (`run_query`)."""
         merged: list[LibraryHit] = []
         for root in self.roots:
             online = is_online(root)
@@ -203,14 +206,14 @@ class Library:
             with store:
                 if not store.has_vectors(encoder.id):  # indexed with another model only
                     continue
-                col = Collection(root, store, encoder)
+                col = Collection(root, store, encoder, cache_dir=cache_dir)
                 if len(col) == 0:
                     continue
                 result = run_query(col, query, k, keep_missing=not online)
             merged += [LibraryHit(h, root, not online) for h in result.hits]
         merged.sort(key=lambda h: -h.hit.score)
         return [
-            LibraryHit(Hit(i + 1, h.hit.path, h.hit.score), h.root, h.offline)
+            LibraryHit(Hit(i + 1, h.hit.path, h.hit.score, h.hit.cosine), h.root, h.offline)
             for i, h in enumerate(merged[:k])
         ]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visualsearch.core.calibration import Calibration
 from visualsearch.core.collection import Collection, Hit, Scorer, ranked_again, rescored
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.sorting import in_folder
@@ -182,7 +183,9 @@ def run_query(
     weaker matches are dropped: the result may honestly be empty. `within` (a folder of
     the collection, "" = all) ranks only the images under it. `more` says whether
     matches were left out because of `k`. `keep_missing`: files not found are kept (an
-    offline root's, answered from its store)."""
+    offline root's, answered from its store). When the collection knows its model's
+    scale, hits score their match (0 to 1, core/calibration.py) and `min_score` is a
+    match too; else both are cosines."""
     if k < 0:  # a slice from the end: "-k -1" showed all but the last matches
         raise ValueError(f"the number of results must be 0 or more, not {k}")
     started = time.perf_counter()
@@ -197,12 +200,15 @@ def run_query(
         def search(want: int) -> list[Hit]:
             return collection.search_vector(vector, want, exclude=exclude, rescore=rescore)
 
+    scale = collection.calibration
+    match = None if scale is None else _Match(scale, isinstance(query, TextQuery))
+    floor = None if min_score is None else match.cosine(min_score) if match else min_score
     want = k
     while True:
         hits = search(want)
         best = hits[0].score if hits else None
-        if min_score is not None:
-            hits = [h for h in hits if h.score >= min_score]
+        if floor is not None:
+            hits = [h for h in hits if h.score >= floor]
         kept = hits if keep_missing else [h for h in hits if os.path.exists(h.path)]
         exhausted = len(hits) < want or want >= candidates
         if len(kept) >= k or exhausted:
@@ -210,9 +216,28 @@ def run_query(
         want = min(want * 4, candidates)
     missing = len(hits) - len(kept)
     more = len(kept) > k or not exhausted
-    kept = [Hit(i + 1, h.path, h.score) for i, h in enumerate(kept[:k])]
+    kept = kept[:k]
+    if match is not None:
+        best = None if best is None else float(match(np.array([best]))[0])
+        matches = match(np.array([h.score for h in kept])).tolist() if kept else []
+        kept = [Hit(0, h.path, m, h.score) for h, m in zip(kept, matches, strict=True)]
+    kept = [Hit(i + 1, h.path, h.score, h.cosine) for i, h in enumerate(kept)]
     seconds = time.perf_counter() - started
     return QueryResult(query, kept, seconds, missing, best, candidates, more)
+
+
+@dataclass(frozen=True)
+class _Match:
+    """A query's cosines read as matches (core/calibration.py), and back."""
+
+    scale: Calibration
+    text: bool
+
+    def __call__(self, cosines: np.ndarray) -> np.ndarray:
+        return self.scale.text(cosines) if self.text else self.scale.image(cosines)
+
+    def cosine(self, match: float) -> float:
+        return self.scale.text_cosine(match) if self.text else self.scale.image_cosine(match)
 
 
 def _ranking_within(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visualsearch.core.calibration import TAG, Calibration
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.encoders.vocabulary import Vocabulary, zero_shot_vocabulary
 
@@ -32,9 +33,16 @@ def tag_vocabulary(encoder, cache_dir: Path, extra_words: Sequence[str] = ()) ->
 
 
 def suggest_tags(
-    vocabulary: Vocabulary, vectors: np.ndarray, k: int = 8
+    vocabulary: Vocabulary,
+    vectors: np.ndarray,
+    k: int = 8,
+    calibration: Calibration | None = None,
 ) -> list[tuple[str, float]]:
-    """The `k` best words for the images (their mean vector), best first."""
+    """The `k` best words for the images (their mean vector), best first, each with its
+    match (core/calibration.py; the cosine when there is no `calibration`)."""
     vectors = np.atleast_2d(np.asarray(vectors, np.float32))
-    mean = vectors.mean(0)
-    return vocabulary.top(l2_normalize(mean), k)
+    top = vocabulary.top(l2_normalize(vectors.mean(0)), k)
+    if calibration is None:
+        return top
+    matches = calibration.text(np.array([s for _, s in top]), TAG)
+    return [(word, float(m)) for (word, _), m in zip(top, matches, strict=True)]

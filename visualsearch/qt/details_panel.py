@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from visualsearch.core.calibration import CONFIDENT
 from visualsearch.core.names import human_size, printable
 from visualsearch.core.sorting import date_text
 from visualsearch.qt.image_list_model import GridItem
@@ -50,7 +51,7 @@ class DetailsPanel(QWidget):
         self.fields: dict[str, QLabel] = {}
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        for key in ("Folder", "Size", "Dimensions", "Format", "Taken", "Similarity"):
+        for key in ("Folder", "Size", "Dimensions", "Format", "Taken", "Score"):
             label = ElidedLabel() if key == "Folder" else QLabel(wordWrap=True)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = label
@@ -116,7 +117,7 @@ class DetailsPanel(QWidget):
             "Dimensions": f"{r.width} × {r.height}" if r and r.width else None,
             "Format": r.format if r else None,
             "Taken": date_text(r),  # EXIF's, else the file's date marked "(file date)"
-            "Similarity": None if item.score is None else f"{item.score:.3f}",
+            "Score": None if item.score is None else f"{item.score:.3f}",
         }
         for key, value in values.items():
             self.fields[key].setText(value or "—")
@@ -128,10 +129,23 @@ class DetailsPanel(QWidget):
         self.tag_words_changed.emit(words)
 
     def set_tags(self, tags: list[tuple[str, float]]) -> None:
+        """The confident tags (match CONFIDENT or more), best first; when none is, the
+        best three as guesses, marked so."""
         from html import escape
 
-        links = [f"<a href='{escape(t, quote=True)}'>{escape(t)}</a>" for t, _ in tags[:6]]
-        self.tags.setText(", ".join(links) if links else "—")
+        def links(words: list[tuple[str, float]]) -> str:
+            return ", ".join(
+                f"<a href='{escape(t, quote=True)}' title='match {m:.2f}'>{escape(t)}</a>"
+                for t, m in words
+            )
+
+        confident = [(t, m) for t, m in tags if m >= CONFIDENT][:6]
+        if confident:
+            self.tags.setText(links(confident))
+        elif tags:
+            self.tags.setText(f"<i>none sure; guesses:</i> {links(tags[:3])}")
+        else:
+            self.tags.setText("—")
 
     def _show_preview(self) -> None:
         if self._item is None:

@@ -142,7 +142,7 @@ class ImageListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             lines = [printable(item.rel or str(item.path)), describe_record(item.record)]
             if item.score is not None:
-                lines.append(f"similarity {item.score:.3f}")
+                lines.append(f"score {item.score:.3f}")
             return "\n".join(line for line in lines if line)
         if role == Role.Path:
             return str(item.path)

@@ -41,13 +41,13 @@ HIT_ICON = 112
 
 
 def library_search(
-    library: Library, encoder: Callable[[], Encoder], text: str
+    library: Library, encoder: Callable[[], Encoder], text: str, cache_dir: Path | None = None
 ) -> list[tuple[LibraryHit, QImage | None]]:
     """The best matches for `text` over every root, with their thumbnails (in the pool:
     it may load the model and opens each root's store). LibraryError when no root is
     indexed with the model (not "no match": the words were never compared)."""
     model = encoder()
-    hits = library.search(model, TextQuery(text), LIBRARY_HITS)
+    hits = library.search(model, TextQuery(text), LIBRARY_HITS, cache_dir)
     if not hits and not library.indexed_with(model.id):
         raise LibraryError(
             f"no folder of the library is indexed with {model.id} yet: open one with "
@@ -63,7 +63,8 @@ def library_search(
 class LibraryDialog(QDialog):
     """The roots of `library`; `open_root` asks the window to open one of them, and
     `show_image` (root, image) to open a hit's root with the hit and its look-alikes.
-    `encoder` loads the model searches use (called in the pool)."""
+    `encoder` loads the model searches use (called in the pool); `cache_dir` holds its
+    scale, so that hits show matches (core/calibration.py)."""
 
     # Paths travel as Python objects and are looked up by row: a str through Qt loses the
     # bytes of a name that is not UTF-8 ("Sch\udcf6nbrunn" came back "Schnbrunn")
@@ -76,10 +77,11 @@ class LibraryDialog(QDialog):
         pool: QThreadPool,
         encoder: Callable[[], Encoder],
         parent: QWidget | None = None,
+        cache_dir: Path | None = None,
     ):
         super().__init__(parent)
         self.library = library
-        self.encoder = encoder
+        self.encoder, self.cache_dir = encoder, cache_dir
         self._roots: list[Path] = []
         self._found: list[LibraryHit] = []
         self.searching = TaskSlot(pool, self)
@@ -246,7 +248,7 @@ class LibraryDialog(QDialog):
             return
         self.message.setText(f"Searching every folder for “{printable(text)}”…")
         self.searching.start(
-            lambda: library_search(self.library, self.encoder, text),
+            lambda: library_search(self.library, self.encoder, text, self.cache_dir),
             lambda found: self._show_hits(text, found),
             lambda why: self.message.setText(f"Nothing searched: {why}."),
         )

@@ -391,7 +391,9 @@ class MainWindow(QMainWindow):
             self.message.show_message(str(exc), "error")
             return None
         encoders, models = self.ctx.encoders, self.models
-        dialog = LibraryDialog(library, self.pool, lambda: encoders.get(models.choice), self)
+        dialog = LibraryDialog(
+            library, self.pool, lambda: encoders.get(models.choice), self, self.ctx.paths.cache_dir
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open_root.connect(self.open_folder)
         dialog.show_image.connect(self._show_library_image)

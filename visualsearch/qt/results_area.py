@@ -51,8 +51,10 @@ class ResultsArea(QWidget):
         self.min_score_box = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
         self.min_score_box.setSpecialValueText("off")
         self.min_score_box.setToolTip(
-            "Minimum similarity: weaker matches are left out, so a search can honestly "
-            "find nothing (0 = off)"
+            "Minimum match: weaker matches are left out, so a search can honestly find "
+            "nothing (off = show every image, best first).\nA match is the measured chance "
+            "that an image shows what was asked: 0.5 = as likely as not. It means the same "
+            "for every model, for words and for images like one."
         )
         self.more_button = QToolButton(text="Show more")
         self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
@@ -73,7 +75,7 @@ class ResultsArea(QWidget):
         controls.setContentsMargins(4, 0, 4, 2)
         controls.addWidget(self.sort_bar)
         controls.addSpacing(16)
-        controls.addWidget(QLabel("Min. similarity:"))
+        controls.addWidget(QLabel("Min. match:"))
         controls.addWidget(self.min_score_box)
         controls.addStretch(1)
         self.header = header

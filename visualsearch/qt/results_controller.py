@@ -609,7 +609,7 @@ class ResultsController(QObject):
         text = f"{count_text(result)} {label} · {wait_text(time.perf_counter() - self._asked_at)}"
         if not shown and self.min_score is not None and result.best_score is not None:
             text = (
-                f"No image {label} reaches similarity {self.min_score:.2f} "
+                f"No image {label} reaches a match of {self.min_score:.2f} "
                 f"(the best: {result.best_score:.2f})."
             )
         elif not shown:

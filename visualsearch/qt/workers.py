@@ -191,6 +191,7 @@ class IndexJob(WorkerJob):
                 self.token,
                 self.options,
                 on_commit=committed,
+                cache_dir=self.encoders.cache_dir,
             )
             skipped = store.errors() + scan_problems(store)
             if only is None:
@@ -430,7 +431,8 @@ class SearchEngine(QObject):
             if self._vocabulary is None or self._vocabulary[0] != key:
                 self._vocabulary = (key, tag_vocabulary(col.encoder, self.cache_dir, key[1]))
             vectors = np.stack([col.image_vector(p)[0] for p in paths])
-            self.tags_ready.emit(request_id, suggest_tags(self._vocabulary[1], vectors))
+            tags = suggest_tags(self._vocabulary[1], vectors, calibration=col.calibration)
+            self.tags_ready.emit(request_id, tags)
         except Exception as exc:
             log.debug("no tags: %s", exc)  # e.g. the file is gone: no tags is the answer
             self.tags_ready.emit(request_id, [])
@@ -445,7 +447,7 @@ class SearchEngine(QObject):
         col = self._collection
         if col is None or col.generation != self._store.generation:
             # opening never builds an index: the indexing run and maintenance do that
-            col = Collection(t.folder, self._store, encoder)
+            col = Collection(t.folder, self._store, encoder, cache_dir=self.cache_dir)
             self._collection = col
         if len(col) == 0:
             raise NotIndexed("no images are indexed yet" + (" (indexing…)" if self._live else ""))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualsearch.core.encoders.base import cache_array, load_unit_rows
+from visualsearch.core.encoders.base import cache_array, l2_normalize, load_unit_rows
 
 
 def _timm_info() -> Path:
@@ -87,13 +87,14 @@ def zero_shot_vocabulary(encoder, cache_dir: Path) -> Vocabulary:
     """The ImageNet classes in `encoder`'s space.
 
     The built-in model has them already: its classifier's rows (image · row = the
-    class logit, less a bias). Other models embed "a photo of a {name}" once; the
-    result is cached per model id.
+    class logit, less a bias), scaled to unit length so that every model's scores are
+    cosines (core/calibration.py reads them as such). Other models embed
+    "a photo of a {name}" once; the result is cached per model id.
     """
     names = [display_name(n) for n in imagenet_class_names()]
     classifier = encoder.classifier
     if classifier is not None:
-        return Vocabulary(names, np.asarray(classifier, np.float32))
+        return Vocabulary(names, l2_normalize(classifier))
     from visualsearch.core.store import slug
 
     path = Path(cache_dir) / "vocabulary" / f"imagenet-{slug(encoder.id)}.npy"
