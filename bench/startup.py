@@ -29,6 +29,7 @@ from commits import checked_out, package_env
 from gui import RandomVectors, make_images
 from PIL import Image
 
+from visualsearch.core.calibration import calibration
 from visualsearch.core.encoders.builtin import BuiltinEncoder
 from visualsearch.core.indexing import index_folder
 from visualsearch.core.settings import AppPaths
@@ -128,6 +129,7 @@ def main() -> None:
     encoder = BuiltinEncoder(paths.cache_dir)  # the one-time exports, not timed below
     encoder.embed_text([QUERY])
     encoder.embed_images(encoder.preprocess(Image.new("RGB", (9, 9)))[None])
+    calibration(encoder, paths.cache_dir)  # as an indexing run leaves it
 
     folder = work / "photos"
     make_images(folder, args.images)

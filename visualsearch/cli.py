@@ -50,6 +50,11 @@ COMMANDS = (
     "gui",
     "demo",
     "library",
+    "labels",
+    "propose",
+    "sort",
+    "undo",
+    "evaluate",
 )
 
 
@@ -825,6 +830,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", parents=[common], help="index the sample collection and search it")
     p.set_defaults(func=cmd_demo)
+
+    from visualsearch.cli_sorting import add_parsers  # it uses this module's helpers
+
+    add_parsers(sub, common)
     return parser
 
 

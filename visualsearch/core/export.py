@@ -222,9 +222,10 @@ def _open_dir(path: Path | str, dir_fd: int | None = None, follow: bool = True) 
     return os.open(path, flags, dir_fd=dir_fd)
 
 
-def write_new_text(path: Path, write: Callable[[TextIO], None]) -> Path:
-    """Create a text file at `path`, or at `path (2)`, `(3)`… if taken; never overwrites and
-    never leaves an empty or partial file under a real name (OSError if it cannot be written)."""
+def write_new_text(path: Path, write: Callable[[TextIO], None], numbered: bool = True) -> Path:
+    """Create a text file at `path`, or at `path (2)`, `(3)`… if taken (without
+    `numbered`: FileExistsError); never overwrites and never leaves an empty or partial
+    file under a real name (OSError if it cannot be written)."""
     path = Path(path)
     dir_fd = _open_dir(path.parent)
     try:
@@ -234,7 +235,7 @@ def write_new_text(path: Path, write: Callable[[TextIO], None]) -> Path:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            for n in range(1, 10_000):
+            for n in range(1, 10_000 if numbered else 2):
                 name = numbered_name(path.name, n)
                 try:
                     _link_new(dir_fd, tmp, name)
@@ -242,7 +243,7 @@ def write_new_text(path: Path, write: Callable[[TextIO], None]) -> Path:
                     continue
                 _fsync_dir(dir_fd)
                 return path.parent / name
-            raise FileExistsError(f"no free name next to {path}")
+            raise FileExistsError(f"no free name next to {path}" if numbered else str(path))
         finally:
             _unlink_quietly(tmp, dir_fd)
     finally:

@@ -48,6 +48,23 @@ CREATE TABLE IF NOT EXISTS vectors (
     PRIMARY KEY (model, hash)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS thumbnails (hash TEXT PRIMARY KEY, jpeg BLOB NOT NULL) WITHOUT ROWID;
+-- labels a person sorts by (core/labels.py), kept per content so moves keep them
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    colour TEXT NOT NULL,       -- '#rrggbb'
+    normal INTEGER NOT NULL DEFAULT 0  -- the label's images are the normal set (anomalies)
+);
+CREATE TABLE IF NOT EXISTS labelled (
+    hash TEXT PRIMARY KEY,      -- one label per content
+    label INTEGER NOT NULL,
+    source TEXT NOT NULL        -- 'user', 'folder' (from subfolders), 'accepted' (a proposal)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (  -- a proposal the person said was wrong
+    hash TEXT NOT NULL,
+    label INTEGER NOT NULL,
+    PRIMARY KEY (hash, label)
+) WITHOUT ROWID;
 """
 
 

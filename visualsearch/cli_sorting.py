@@ -1,0 +1,409 @@
+"""The sorting commands: labels, proposals, applying a sort into folders and undoing it,
+and which model fits the labelled photos. Parse, call core, print (as cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from visualsearch.cli import CliError, _collection, _open_store, _print_json
+from visualsearch.core.indexing import ensure_dir_exists
+from visualsearch.core.labels import Label, LabelBook, LabelError, keyword_sidecars
+from visualsearch.core.names import printable
+from visualsearch.core.proposals import DEFAULT_SURE, ProposalError, collection_proposals
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "labels",
+        parents=[common],
+        help="labels to sort by: list, make from subfolders, give, rename, export",
+    )
+    p.add_argument("folder")
+    acts = p.add_mutually_exclusive_group()
+    acts.add_argument(
+        "--from-subfolders",
+        action="store_true",
+        help="label each image after the first subfolder it lies in",
+    )
+    acts.add_argument("--add", nargs="+", metavar=("LABEL", "IMAGE"), help="give LABEL to images")
+    acts.add_argument("--unlabel", nargs="+", metavar="IMAGE", help="take images' labels away")
+    acts.add_argument("--rename", nargs=2, metavar=("LABEL", "NEW"))
+    acts.add_argument("--colour", nargs=2, metavar=("LABEL", "#RRGGBB"))
+    acts.add_argument("--delete", metavar="LABEL", help="delete a label (images are untouched)")
+    acts.add_argument(
+        "--normal", metavar="LABEL", help="mark LABEL's images as the normal set (odd ones out)"
+    )
+    acts.add_argument("--export", metavar="FILE", help="labelled images as CSV (or .json)")
+    acts.add_argument(
+        "--xmp",
+        action="store_true",
+        help="write each label as a keyword into a new XMP sidecar (photo.jpg.xmp) beside "
+        "the image; existing sidecars are left alone",
+    )
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser(
+        "propose", parents=[common], help="propose labels for unlabelled images from examples"
+    )
+    p.add_argument("folder")
+    p.add_argument(
+        "--sure",
+        type=float,
+        default=DEFAULT_SURE,
+        help=f"confidence from which a proposal is sure (default {DEFAULT_SURE})",
+    )
+    p.add_argument("-k", type=int, default=10, help="proposals shown per label (default 10)")
+    p.add_argument("--accept", action="store_true", help="label every sure proposal")
+    p.add_argument("--update", action="store_true", help="index new/changed files first")
+    p.set_defaults(func=cmd_propose)
+
+    p = sub.add_parser(
+        "sort",
+        parents=[common],
+        help="put the labelled images into a folder per label (copy, link or move; undoable)",
+    )
+    p.add_argument("folder")
+    p.add_argument("dest", help="where the label folders go (created if needed)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--copy", dest="mode", action="store_const", const="copy", help="(default)")
+    how.add_argument("--link", dest="mode", action="store_const", const="link", help="hard links")
+    how.add_argument("--move", dest="mode", action="store_const", const="move")
+    p.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    p.add_argument("--yes", action="store_true", help="move without asking")
+    p.set_defaults(func=cmd_sort, mode="copy")
+
+    p = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="which model fits my photos: each model's accuracy on the labelled images",
+    )
+    p.add_argument("folder")
+    p.add_argument(
+        "--labels-from-subfolders",
+        action="store_true",
+        help="take each image's first subfolder as its label (the stored labels otherwise)",
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="SPEC",
+        help="models to compare (default: builtin, and CLIP where its weights are here); "
+        "a folder not yet indexed with one is indexed with it first",
+    )
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("undo", help="undo the last sort: every file back where it was")
+    p.add_argument("--journal", metavar="FILE", help="undo this sort instead of the last one")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_undo)
+
+
+def _book(args) -> tuple[Path, LabelBook]:
+    folder = ensure_dir_exists(Path(args.folder)).resolve()
+    store = _open_store(args, folder, create=False)
+    return folder, LabelBook(store)
+
+
+def _hashes(book: LabelBook, folder: Path, images: list[str]) -> list[str]:
+    """The content hashes of indexed images given as paths; CliError naming one that is not."""
+    found = []
+    for image in images:
+        path = Path(image).expanduser().resolve()
+        try:
+            rel = path.relative_to(folder).as_posix()
+        except ValueError:
+            raise CliError(f"{image} is not inside {folder}") from None
+        record = book.store.record(rel)
+        if record is None or not record.hash:
+            raise CliError(f"{image} is not indexed in {folder}: run index first")
+        found.append(record.hash)
+    return found
+
+
+def cmd_labels(args) -> int:
+    folder, book = _book(args)
+    try:
+        if args.from_subfolders:
+            made = book.from_subfolders()
+            if not made:
+                raise CliError(f"{folder} has no subfolders with indexed images")
+            for name, n in made.items():
+                print(f"  {n:>6}  {printable(name)}")
+        elif args.add:
+            if len(args.add) < 2:
+                raise CliError("--add needs a label and at least one image")
+            label = book.ensure(args.add[0])
+            book.assign(_hashes(book, folder, args.add[1:]), label.id)
+        elif args.unlabel:
+            book.assign(_hashes(book, folder, args.unlabel), None)
+        elif args.rename:
+            book.rename(book.get(args.rename[0]).id, args.rename[1])
+        elif args.colour:
+            book.recolour(book.get(args.colour[0]).id, args.colour[1])
+        elif args.delete:
+            n = book.delete(book.get(args.delete).id)
+            print(f"deleted {printable(args.delete)}; {n} images lost it", file=sys.stderr)
+        elif args.normal:
+            book.set_normal(book.get(args.normal).id)
+        elif args.export:
+            print(book.export(Path(args.export).expanduser(), folder))
+            return 0
+        elif args.xmp:
+            written, skipped = keyword_sidecars(folder, book.paths_by_label())
+            print(f"{len(written)} sidecars written", file=sys.stderr)
+            for path, why in skipped:
+                print(f"  skipped {printable(str(path))}: {why}", file=sys.stderr)
+            return 0
+    except LabelError as exc:
+        raise CliError(str(exc)) from None
+    _print_labels(book, args.json)
+    return 0
+
+
+def _print_labels(book: LabelBook, as_json: bool) -> None:
+    counts = book.counts()
+    labels = book.all()
+    if as_json:
+        _print_json([_label_dict(label, counts.get(label.id, 0)) for label in labels])
+        return
+    if not labels:
+        print("No labels yet: --add LABEL IMAGE… or --from-subfolders")
+    for label in labels:
+        normal = "  (normal set)" if label.normal else ""
+        print(f"  {counts.get(label.id, 0):>6}  {label.colour}  {printable(label.name)}{normal}")
+
+
+def _label_dict(label: Label, images: int) -> dict:
+    return {"name": label.name, "colour": label.colour, "normal": label.normal, "images": images}
+
+
+def cmd_propose(args) -> int:
+    if not 0 <= args.sure <= 1:
+        raise CliError(f"--sure is a confidence from 0 to 1, not {args.sure}")
+    col = _collection(args)
+    book = LabelBook(col.store)
+    try:
+        proposals = collection_proposals(col, book)
+    except ProposalError as exc:
+        raise CliError(str(exc)) from None
+    labels = {label.id: label for label in book.all()}
+    sure = proposals.sure(args.sure)
+    rows = [
+        {
+            "path": str(col.root / col.paths[r]),
+            "label": labels[int(label)].name,
+            "confidence": round(float(c), 4),
+            "sure": bool(s),
+        }
+        for r, label, c, s in zip(
+            proposals.rows, proposals.labels, proposals.confidence, sure, strict=True
+        )
+    ]
+    rows.sort(key=lambda r: -r["confidence"])
+    if args.accept:
+        records = {r.path: r.hash for r in col.store.image_records()}
+        for label_id in np.unique(proposals.labels[sure]):
+            chosen = proposals.rows[sure & (proposals.labels == label_id)]
+            book.assign([records[col.paths[r]] for r in chosen], int(label_id), "accepted")
+    if args.json:
+        _print_json(rows)
+        return 0
+    print(f"{len(rows)} proposals; {int(sure.sum())} sure (confidence ≥ {args.sure}):")
+    for label in labels.values():
+        mine = [r for r in rows if r["label"] == label.name]
+        if not mine:
+            continue
+        n_sure = sum(r["sure"] for r in mine)
+        print(f"{printable(label.name)}: {n_sure} sure, {len(mine) - n_sure} unsure")
+        for r in mine[: args.k]:
+            mark = "" if r["sure"] else "  (unsure)"
+            print(f"  {r['confidence']:.2f}  {printable(r['path'])}{mark}")
+    if args.accept:
+        print(f"accepted {int(sure.sum())} proposals", file=sys.stderr)
+    return 0
+
+
+def journal_dir(paths) -> Path:
+    """Where the sort journals live (one per applied sort)."""
+    return Path(paths.data_dir) / "sort-journals"
+
+
+def cmd_sort(args) -> int:
+    from visualsearch.cli import TqdmProgress
+    from visualsearch.core.sort_moves import SortItem, apply_sort, sort_plan
+
+    folder, book = _book(args)
+    items = [SortItem(folder / p, label.name) for p, label in book.paths_by_label().items()]
+    if not items:
+        raise CliError(f"no image of {folder} has a label yet: see visualsearch labels --help")
+    dest = Path(args.dest).expanduser()
+    plan = sort_plan(items, dest, args.mode)
+    if args.dry_run:
+        if args.json:
+            steps = [{"source": str(s.source), "dest": str(s.dest)} for s in plan.steps]
+            skipped = [{"source": str(p), "reason": r} for p, r in plan.skipped]
+            _print_json({"mode": args.mode, "steps": steps, "skipped": skipped})
+            return 0
+        print(f"Would {args.mode} {len(plan.steps)} images into {printable(str(dest))}:")
+        for step in plan.steps:
+            print(f"  {printable(str(step.source))} -> {printable(str(step.dest))}")
+        for path, why in plan.skipped:
+            print(f"  skipped {printable(str(path))}: {why}")
+        return 0
+    if args.mode == "move" and not args.yes:
+        question = f"Move {len(plan.steps)} images into {dest}/<label>/ ? [y/N] "
+        if not sys.stdin.isatty():
+            raise CliError("moving files needs --yes (see the plan first with --dry-run)")
+        if input(question).strip().lower() not in ("y", "yes"):
+            print("Nothing moved.", file=sys.stderr)
+            return 1
+    with TqdmProgress(quiet=args.json) as progress:
+        report = apply_sort(items, dest, args.mode, journal_dir(args.paths), progress)
+    if args.json:
+        _print_json(
+            {
+                "journal": str(report.journal),
+                "done": len(report.done),
+                "failed": [[str(p), r] for p, r in report.failed],
+                "skipped": [[str(p), r] for p, r in report.skipped],
+                "stopped": report.stopped,
+            }
+        )
+    else:
+        print(f"{args.mode}: {len(report.done)} images into {printable(str(report.dest))}")
+        for path, why in report.failed + report.skipped:
+            print(f"  not done: {printable(str(path))}: {why}")
+        if report.stopped:
+            print(f"  stopped: {printable(report.stopped)}")
+        print("visualsearch undo puts every file back.", file=sys.stderr)
+    return 1 if report.failed or report.stopped else 0
+
+
+def cmd_undo(args) -> int:
+    from visualsearch.cli import TqdmProgress
+    from visualsearch.core.sort_moves import SortJournalError, last_journal, undo_sort
+
+    journal = (
+        Path(args.journal).expanduser() if args.journal else last_journal(journal_dir(args.paths))
+    )
+    if journal is None:
+        raise CliError("there is no sort to undo")
+    try:
+        with TqdmProgress(quiet=args.json) as progress:
+            report = undo_sort(journal, progress)
+    except SortJournalError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        _print_json(
+            {
+                "journal": str(report.journal),
+                "restored": [[str(a), str(b)] for a, b in report.restored],
+                "removed": [str(p) for p in report.removed],
+                "kept": [[str(p), r] for p, r in report.kept],
+                "failed": [[str(p), r] for p, r in report.failed],
+                "undone": report.undone,
+            }
+        )
+        return 0 if report.undone else 1
+    print(f"{len(report.restored)} files put back, {len(report.removed)} copies removed")
+    for original, now in report.restored_elsewhere:
+        print(f"  {printable(str(original))} was taken: put back as {printable(str(now))}")
+    for path, why in report.kept + report.failed:
+        print(f"  left: {printable(str(path))}: {why}")
+    return 0 if report.undone else 1
+
+
+def _default_models() -> list[str]:
+    from visualsearch.core.encoders import default_model_spec
+
+    return list(dict.fromkeys(["builtin", default_model_spec()]))
+
+
+def cmd_evaluate(args) -> int:
+    from visualsearch.cli import _encoder, _index
+    from visualsearch.core.model_evaluation import (
+        encoding_speed,
+        evaluate_vectors,
+        projected_seconds,
+    )
+
+    folder, book = _book(args)
+    store = book.store
+    if args.labels_from_subfolders:
+        labels = {
+            r.path: r.path.partition("/")[0]
+            for r in store.image_records()
+            if "/" in r.path and r.hash
+        }
+    else:
+        labels = {path: label.name for path, label in book.paths_by_label().items()}
+    if len(set(labels.values())) < 2:
+        raise CliError(
+            "evaluation needs images of at least 2 labels: label some (visualsearch labels) "
+            "or use --labels-from-subfolders"
+        )
+    counts = store.counts()
+    total = counts["files"] - counts["errors"]
+    reports = []
+    for spec in args.models or _default_models():
+        args.model, args.weights = spec, None
+        encoder, model = _encoder(args, store)
+        if encoder.id not in store.vector_counts():
+            print(f"Indexing {folder} with {encoder.id}…", file=sys.stderr)
+            _index(args, folder, store, encoder, model, quiet=args.json)
+        vectors = store.load_vector_set(encoder.id)
+        rows = [i for i, p in enumerate(vectors.paths) if p in labels]
+        evaluation = evaluate_vectors(
+            vectors.matrix[rows], [labels[vectors.paths[i]] for i in rows]
+        )
+        speed = encoding_speed(encoder, [folder / vectors.paths[i] for i in rows])
+        reports.append((encoder.id, evaluation, speed, projected_seconds(speed, total)))
+    if args.json:
+        _print_json(
+            [
+                {"model": m, **e.as_dict(), "images_per_second": s, "projected_seconds": t}
+                for m, e, s, t in reports
+            ]
+        )
+        return 0
+    _print_evaluations(reports, len(labels), total)
+    return 0
+
+
+def _print_evaluations(reports, labelled: int, total: int) -> None:
+    first = reports[0][1]
+    print(f"{labelled} labelled images, {len(first.labels)} labels; {total} images in all")
+    shots = sorted({k for _, e, _, _ in reports for k in e.few_shot})
+    head = " | ".join(f"{k}-shot" for k in shots)
+    print(f"| model | nearest neighbour | {head} | mAP@10 | img/s | all {total} images |")
+    print("|---" * (5 + len(shots)) + "|")
+    for model, e, speed, seconds in reports:
+        cells = " | ".join(
+            f"{e.few_shot[k][0]:.2f} ± {e.few_shot[k][1]:.2f}" if k in e.few_shot else "—"
+            for k in shots
+        )
+        print(
+            f"| {model} | {e.nearest_neighbour:.2f} | {cells} | {e.map_at_10:.2f} | "
+            f"{speed:.1f} | {_duration(seconds)} |"
+        )
+    for model, e, _, _ in reports:
+        print(f"\n{model}: per label (precision / recall of the nearest neighbour)")
+        for f in e.per_label:
+            print(f"  {f.precision:.2f} / {f.recall:.2f}  {printable(f.name)} ({f.images})")
+        if e.confused_pairs:
+            pairs = ", ".join(
+                f"{printable(a)} ↔ {printable(b)} ({n})" for a, b, n in e.confused_pairs
+            )
+            print(f"  most confused: {pairs}")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
