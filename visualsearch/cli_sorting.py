@@ -227,14 +227,9 @@ def cmd_propose(args) -> int:
     return 0
 
 
-def journal_dir(paths) -> Path:
-    """Where the sort journals live (one per applied sort)."""
-    return Path(paths.data_dir) / "sort-journals"
-
-
 def cmd_sort(args) -> int:
     from visualsearch.cli import TqdmProgress
-    from visualsearch.core.sort_moves import SortItem, apply_sort, sort_plan
+    from visualsearch.core.sort_moves import SortItem, apply_sort, journal_folder, sort_plan
 
     folder, book = _book(args)
     items = [SortItem(folder / p, label.name) for p, label in book.paths_by_label().items()]
@@ -262,7 +257,7 @@ def cmd_sort(args) -> int:
             print("Nothing moved.", file=sys.stderr)
             return 1
     with TqdmProgress(quiet=args.json) as progress:
-        report = apply_sort(items, dest, args.mode, journal_dir(args.paths), progress)
+        report = apply_sort(items, dest, args.mode, journal_folder(args.paths.data_dir), progress)
     if args.json:
         _print_json(
             {
@@ -285,10 +280,17 @@ def cmd_sort(args) -> int:
 
 def cmd_undo(args) -> int:
     from visualsearch.cli import TqdmProgress
-    from visualsearch.core.sort_moves import SortJournalError, last_journal, undo_sort
+    from visualsearch.core.sort_moves import (
+        SortJournalError,
+        journal_folder,
+        last_journal,
+        undo_sort,
+    )
 
     journal = (
-        Path(args.journal).expanduser() if args.journal else last_journal(journal_dir(args.paths))
+        Path(args.journal).expanduser()
+        if args.journal
+        else last_journal(journal_folder(args.paths.data_dir))
     )
     if journal is None:
         raise CliError("there is no sort to undo")

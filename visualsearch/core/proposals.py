@@ -66,12 +66,19 @@ class Proposer:
         mask = np.isin(labels, kept)
         self.model = fit_classifier(vectors[mask], labels[mask])
         self.labels = self.model.classes_
-        self.temperature = _temperature(vectors[mask], labels[mask])
+        self._coef = self.model.coef_.astype(np.float32)
+        self._intercept = self.model.intercept_.astype(np.float32)
+        self.temperature = _temperature(vectors[mask], labels[mask], self.model)
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """(n, labels) calibrated chances, columns in `labels` order."""
-        p = self.model.predict_proba(np.asarray(vectors, np.float32))
-        return _tempered(p, self.temperature)
+        x = np.asarray(vectors, np.float32)
+        # the model's own predict_proba works in float64: 0.13 s for 100,000 rows of
+        # 1280, against 0.07 s for these float32 products
+        logits = x @ self._coef.T + self._intercept
+        if len(self.labels) == 2:  # a binary model has one row: the second label's logit
+            logits = np.concatenate([np.zeros_like(logits), logits], axis=1)
+        return _tempered_logits(logits, self.temperature)
 
 
 def propose(
@@ -90,12 +97,20 @@ def propose(
         return Proposals(candidates, candidates.copy(), np.zeros(0))
     chosen = np.empty(len(candidates), np.int64)
     top = np.empty(len(candidates), np.float64)  # the chance the proposal is right
+    pairs = [(row, label) for row, labels in (rejected or {}).items() for label in labels]
+    pairs = [
+        (r, int(np.flatnonzero(proposer.labels == lb)[0]))
+        for r, lb in pairs
+        if lb in proposer.labels
+    ]
+    no_rows = np.array([r for r, _ in pairs], np.int64)
+    no_columns = np.array([c for _, c in pairs], np.int64)
     for lo in range(0, len(candidates), _CHUNK):
         part = candidates[lo : lo + _CHUNK]
         p = proposer.probabilities(vectors[part])
-        for i, row in enumerate(part.tolist()):
-            for label in (rejected or {}).get(row, ()):
-                p[i, proposer.labels == label] = 0.0
+        at = np.searchsorted(part, no_rows)  # the rejections of rows in this part
+        inside = (at < len(part)) & (part[np.minimum(at, len(part) - 1)] == no_rows)
+        p[at[inside], no_columns[inside]] = 0.0
         best = p.argmax(axis=1)
         chosen[lo : lo + len(part)] = proposer.labels[best]
         top[lo : lo + len(part)] = p[np.arange(len(part)), best]
@@ -103,19 +118,28 @@ def propose(
     return Proposals(candidates[keep], chosen[keep], top[keep])
 
 
-def fit_classifier(vectors: np.ndarray, labels: np.ndarray):
+def fit_classifier(vectors: np.ndarray, labels: np.ndarray, start=None):
     """The proposals' classifier (scikit-learn's LogisticRegression, C) fitted on unit
-    vectors and their label ids."""
+    vectors and their label ids; from the solution of `start` (a model of the same
+    labels) when given: the problem is convex, so only the time changes."""
     from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
 
-    with warnings.catch_warnings():
+    model = LogisticRegression(C=C, max_iter=300)
+    if start is not None and np.array_equal(start.classes_, np.unique(labels)):
+        model.set_params(warm_start=True)
+        model.coef_, model.intercept_ = start.coef_.copy(), start.intercept_.copy()
+    # one BLAS thread: 1,000 examples × 1280 fitted in 0.23 s, against 1.66 s with two
+    # (the solver's many small products lose more to threading than they gain)
+    with warnings.catch_warnings(), threadpool_limits(1):
         warnings.simplefilter("ignore")  # "did not converge" at max_iter: still usable
-        return LogisticRegression(C=C, max_iter=300).fit(vectors, labels)
+        return model.fit(vectors, labels)
 
 
-def _temperature(vectors: np.ndarray, labels: np.ndarray) -> float:
+def _temperature(vectors: np.ndarray, labels: np.ndarray, whole) -> float:
     """The T whose tempered probabilities best predict each example from a model trained
-    without it (FOLDS folds, each label spread over them): the least log-loss on a grid."""
+    without it (FOLDS folds, each label spread over them): the least log-loss on a grid.
+    Each fold's model starts from `whole`'s solution (the model of every example)."""
     folds = np.zeros(len(labels), np.int64)
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
@@ -125,7 +149,7 @@ def _temperature(vectors: np.ndarray, labels: np.ndarray) -> float:
         train, test = folds != k, folds == k
         if not test.any() or len(np.unique(labels[train])) < 2:
             continue
-        model = fit_classifier(vectors[train], labels[train])
+        model = fit_classifier(vectors[train], labels[train], start=whole)
         p = model.predict_proba(vectors[test])
         known = np.isin(labels[test], model.classes_)
         held.append((p[known], np.searchsorted(model.classes_, labels[test][known])))
@@ -142,7 +166,13 @@ def _temperature(vectors: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _tempered(p: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.log(np.maximum(p, 1e-12)) / temperature
+    """Probabilities raised to 1/T and renormalised."""
+    return _tempered_logits(np.log(np.maximum(p, 1e-12)), temperature)
+
+
+def _tempered_logits(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """The softmax of logits / T."""
+    z = logits / temperature
     z -= z.max(axis=1, keepdims=True)
     q = np.exp(z)
     return q / q.sum(axis=1, keepdims=True)

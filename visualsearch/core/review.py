@@ -65,6 +65,11 @@ class ReviewQueue:
         ]
         self._refresh()
 
+    def load_nothing(self) -> None:
+        """No proposals can be made (too few examples): the queue is empty."""
+        self._all = []
+        self._refresh()
+
     def show(self, label: int | None = None, order: str | None = None) -> None:
         """Review the proposals of `label` (None: every label), in `order`."""
         if order is not None and order not in ORDERS:

@@ -493,6 +493,11 @@ def _undone_name(journal: Path) -> Path:
     return journal.with_name(journal.name.removesuffix(_SUFFIX) + _UNDONE)
 
 
+def journal_folder(data_dir: Path) -> Path:
+    """Where the window and the CLI keep their sort journals, one per applied sort."""
+    return Path(data_dir) / "sort-journals"
+
+
 def last_journal(journal_dir: Path) -> Path | None:
     """The newest sort journal in `journal_dir` not yet undone, or None."""
     try:

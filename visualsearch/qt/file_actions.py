@@ -51,8 +51,12 @@ class FileActions(QObject):
         results: ResultsController,
         open_url: Callable[[QUrl], bool],
         parent: QObject | None = None,
+        label_menu: Callable[[QMenu, list[str]], None] | None = None,
     ) -> None:
+        """`label_menu` adds the "Label as" entries for the selected images (their
+        catalog paths) to the grid's context menu."""
         super().__init__(parent)
+        self.label_menu = label_menu
         self.results = results
         self.grid = results.grid
         self.model = results.model
@@ -121,6 +125,10 @@ class FileActions(QObject):
                 lambda: self.results.run_query(SelectionQuery(tuple(selected))),
             )
         menu.addAction("Find similar", lambda: self.results.find_similar(path))
+        if self.label_menu is not None:
+            rows = sorted({i.row() for i in self.grid.selectionModel().selectedIndexes()})
+            rels = [rel for r in rows or [index.row()] if (rel := self.model.item(r).rel)]
+            self.label_menu(menu, rels)
         menu.addSeparator()
         menu.addAction("Open", lambda: self.open_path(path))
         menu.addAction("Show in folder", lambda: self.show_in_folder(path))

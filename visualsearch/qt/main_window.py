@@ -30,6 +30,7 @@ from visualsearch.core.library import Library, LibraryError
 from visualsearch.core.names import printable
 from visualsearch.core.query import ImageQuery, TextQuery
 from visualsearch.core.settings import UserSettings
+from visualsearch.core.sort_moves import journal_folder
 from visualsearch.core.sorting import SORT_KEYS
 from visualsearch.qt.cleanup_controller import CleanupController
 from visualsearch.qt.closing import Closing
@@ -49,6 +50,8 @@ from visualsearch.qt.menus import Menus
 from visualsearch.qt.model_controller import ModelController
 from visualsearch.qt.results_area import ResultsArea
 from visualsearch.qt.results_controller import ResultsController
+from visualsearch.qt.sort_page import SortPage
+from visualsearch.qt.sorting_controller import SortingController
 from visualsearch.qt.thumbnails import ImageLoader, StoreThumbnails, load_preview
 from visualsearch.qt.viewer import ImageViewer
 from visualsearch.qt.widgets import JobStatus, MessageBar, WelcomePage
@@ -108,6 +111,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.results_area, "Images")
         self.tabs.addTab(self.map_page, "Map")
         self.tabs.addTab(self.duplicates_page, "Duplicates")
+        self.sort_page = SortPage(self.thumbnails, self.previews)
+        self.tabs.addTab(self.sort_page, "Sort")
 
         self.splitter = QSplitter()
         self.splitter.addWidget(self.tabs)
@@ -179,7 +184,17 @@ class MainWindow(QMainWindow):
             self,
             self,
         )
-        self.files = FileActions(self.results, ctx.open_url, self)
+        self.sorting = SortingController(
+            self.sort_page,
+            self.collection,
+            ctx.encoders,
+            self.pool,
+            ctx.confirm,
+            journal_folder(ctx.paths.data_dir),
+            self,
+            parent=self,
+        )
+        self.files = FileActions(self.results, ctx.open_url, self, self.sorting.fill_label_menu)
         self.keeper = LibraryKeeper(
             ctx.paths.data_dir,
             ctx.encoders,
@@ -192,13 +207,14 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.keeper.start)  # it waits for the open folder's run
         jobs = [self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs, self.keeper.jobs]
         stop = [self.collection.shut_down, self.maps.shut_down, self.cleanup.shut_down]
+        stop.append(self.sorting.shut_down)
         stop.append(self.keeper.shut_down)
         stop.append(self._freeze)
         self.closing = Closing(jobs, self.pool, self.results, self.indexing, self.close, stop, self)
 
     def _route(self) -> None:
         c, r = self.collection, self.results
-        for source in (c, self.models, self.maps, self.cleanup, self.files):
+        for source in (c, self.models, self.maps, self.cleanup, self.files, self.sorting):
             source.message.connect(self.message.show_message)
         r.error.connect(self.show_error)
         c.folder_changed.connect(self._folder_changed)
