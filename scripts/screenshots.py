@@ -4,7 +4,8 @@
 
 Opens the sample collection with the built-in model, then captures the window from
 the X screen: all images, the viewer, a similar-image result, a text search result,
-sorting with the folder filter, the map, duplicates side by side, and the library.
+sorting with the folder filter, the map, duplicates side by side, the Sort tab's
+review queue and its evaluation report, and the library.
 """
 
 from __future__ import annotations
@@ -105,6 +106,45 @@ def main() -> None:
     page.tree.setCurrentItem(page.tree.topLevelItem(0))  # the group side by side
     settle(app, 3)
     shot("duplicates.png")
+
+    # sorting by example: three labels with three photos each, the proposals for the rest
+    window.tabs.setCurrentWidget(window.sort_page)
+    sorting = window.sorting
+    examples = {
+        "animals": [
+            "imagenet/imagenet_00_243.jpg",
+            "imagenet/imagenet_15_99.jpg",
+            "photos/chelsea.png",
+        ],
+        "vehicles": [
+            "imagenet/imagenet_06_609.jpg",
+            "photos/motorcycle_left.png",
+            "photos/rocket.jpg",
+        ],
+        "food and drink": [
+            "photos/coffee.png",
+            "imagenet/imagenet_04_949.jpg",
+            "imagenet/imagenet_03_990.jpg",
+        ],
+    }
+    for name, rels in examples.items():
+        sorting.label_paths(rels, sorting.book.ensure(name).id)
+    sorting.propose()
+    deadline = time.monotonic() + 60
+    while not (sorting.queue and sorting.queue.items) and time.monotonic() < deadline:
+        settle(app, 0.2)
+    window.sort_page.setFocus()
+    settle(app, 3)  # the preview and the strip's thumbnails
+    shot("sort-review.png")
+    sorting.evaluate()
+    deadline = time.monotonic() + 120
+    while sorting.report is None and time.monotonic() < deadline:
+        settle(app, 0.2)
+    settle(app)
+    report = sorting.report
+    app.primaryScreen().grabWindow(0).copy(report.frameGeometry()).save(str(out / "evaluation.png"))
+    print(out / "evaluation.png")
+    report.close()
 
     # the library: the sample collection and a drive that is unplugged (a library of its
     # own, under the temporary home: the user's library is not touched)

@@ -55,6 +55,7 @@ COMMANDS = (
     "sort",
     "undo",
     "evaluate",
+    "anomalies",
 )
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from visualsearch.cli import CliError, _collection, _open_store, _print_json
+from visualsearch.core.anomalies import DEFAULT_PERCENTILE, collection_anomalies
 from visualsearch.core.indexing import ensure_dir_exists
 from visualsearch.core.labels import Label, LabelBook, LabelError, keyword_sidecars
-from visualsearch.core.names import printable
+from visualsearch.core.names import human_duration, printable
 from visualsearch.core.proposals import DEFAULT_SURE, ProposalError, collection_proposals
 
 
@@ -96,6 +97,23 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(func=cmd_evaluate)
 
+    p = sub.add_parser(
+        "anomalies",
+        parents=[common],
+        help="the images unlike the normal set (the label marked --normal), most unusual first",
+    )
+    p.add_argument("folder")
+    p.add_argument(
+        "--percentile",
+        type=float,
+        default=DEFAULT_PERCENTILE,
+        help="how far counts as unusual: this percentile of the normal images' own "
+        f"distances (default {DEFAULT_PERCENTILE:g}: 1 normal image in 20 would be flagged)",
+    )
+    p.add_argument("-k", type=int, default=50, help="how many to list (default 50)")
+    p.add_argument("--update", action="store_true", help="index new/changed files first")
+    p.set_defaults(func=cmd_anomalies)
+
     p = sub.add_parser("undo", help="undo the last sort: every file back where it was")
     p.add_argument("--journal", metavar="FILE", help="undo this sort instead of the last one")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -136,8 +154,8 @@ def cmd_labels(args) -> int:
         elif args.add:
             if len(args.add) < 2:
                 raise CliError("--add needs a label and at least one image")
-            label = book.ensure(args.add[0])
-            book.assign(_hashes(book, folder, args.add[1:]), label.id)
+            hashes = _hashes(book, folder, args.add[1:])  # before a label is made for them
+            book.assign(hashes, book.ensure(args.add[0]).id)
         elif args.unlabel:
             book.assign(_hashes(book, folder, args.unlabel), None)
         elif args.rename:
@@ -329,20 +347,14 @@ def cmd_evaluate(args) -> int:
     from visualsearch.cli import _encoder, _index
     from visualsearch.core.model_evaluation import (
         encoding_speed,
-        evaluate_vectors,
+        evaluate_stored,
         projected_seconds,
+        stored_labels,
     )
 
     folder, book = _book(args)
     store = book.store
-    if args.labels_from_subfolders:
-        labels = {
-            r.path: r.path.partition("/")[0]
-            for r in store.image_records()
-            if "/" in r.path and r.hash
-        }
-    else:
-        labels = {path: label.name for path, label in book.paths_by_label().items()}
+    labels = stored_labels(book, args.labels_from_subfolders)
     if len(set(labels.values())) < 2:
         raise CliError(
             "evaluation needs images of at least 2 labels: label some (visualsearch labels) "
@@ -357,12 +369,10 @@ def cmd_evaluate(args) -> int:
         if encoder.id not in store.vector_counts():
             print(f"Indexing {folder} with {encoder.id}…", file=sys.stderr)
             _index(args, folder, store, encoder, model, quiet=args.json)
-        vectors = store.load_vector_set(encoder.id)
-        rows = [i for i, p in enumerate(vectors.paths) if p in labels]
-        evaluation = evaluate_vectors(
-            vectors.matrix[rows], [labels[vectors.paths[i]] for i in rows]
+        evaluation = evaluate_stored(store, encoder.id, labels)
+        speed = encoding_speed(
+            encoder, [p for p in map(folder.joinpath, sorted(labels)) if p.is_file()]
         )
-        speed = encoding_speed(encoder, [folder / vectors.paths[i] for i in rows])
         reports.append((encoder.id, evaluation, speed, projected_seconds(speed, total)))
     if args.json:
         _print_json(
@@ -390,7 +400,7 @@ def _print_evaluations(reports, labelled: int, total: int) -> None:
         )
         print(
             f"| {model} | {e.nearest_neighbour:.2f} | {cells} | {e.map_at_10:.2f} | "
-            f"{speed:.1f} | {_duration(seconds)} |"
+            f"{speed:.1f} | {human_duration(seconds)} |"
         )
     for model, e, _, _ in reports:
         print(f"\n{model}: per label (precision / recall of the nearest neighbour)")
@@ -403,9 +413,20 @@ def _print_evaluations(reports, labelled: int, total: int) -> None:
             print(f"  most confused: {pairs}")
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def cmd_anomalies(args) -> int:
+    col = _collection(args)
+    try:
+        outside, found = collection_anomalies(col, LabelBook(col.store), args.percentile)
+    except ValueError as exc:
+        raise CliError(f"{exc} (visualsearch labels FOLDER --normal LABEL)") from None
+    hits = [{"path": str(col.root / p), "distance": round(d, 4)} for p, d in outside[: args.k]]
+    if args.json:
+        _print_json({"threshold": found.threshold, "outside": len(outside), "images": hits})
+        return 0
+    print(
+        f"{len(outside)} images unlike the normal set (distance > {found.threshold:.3f}, "
+        f"the normal images' own {args.percentile:g}th percentile):"
+    )
+    for hit in hits:
+        print(f"  {hit['distance']:.3f}  {printable(hit['path'])}")
+    return 0

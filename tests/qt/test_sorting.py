@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 
 from tests import labelled_photos
 from tests.qt.conftest import open_and_wait
+from visualsearch.core.model_evaluation import evaluate_stored, stored_labels
 
 
 def checksums(folder):
@@ -123,3 +124,37 @@ def test_a_move_into_label_folders_is_undone_byte_identical(qtbot, make_window, 
     assert checksums(dest) == {
         "face/lfw_000.png": hashlib.sha256(b"someone else's file").hexdigest()
     }
+
+
+def test_the_evaluation_report_and_the_images_unlike_the_normal_set(qtbot, window, faces):
+    open_and_wait(qtbot, window, faces)
+    page, sorting = window.sort_page, window.sorting
+    window.tabs.setCurrentWidget(page)
+    sorting.from_subfolders()
+
+    qtbot.mouseClick(page.evaluate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: sorting.report is not None, timeout=60_000)
+    report = sorting.report
+    (model,) = report.reports
+    direct = evaluate_stored(
+        window.sorting.book.store, model.model, stored_labels(window.sorting.book)
+    )
+    assert report.table.item(0, 1).text() == f"{direct.nearest_neighbour:.2f}"
+    assert model.images_per_second > 0  # the folder's model: its speed measured here
+    diagonal = sum(int(report.confusion.item(i, i).text()) for i in range(2))
+    assert diagonal == int(direct.confusion.trace()) and diagonal >= 195
+    report.close()
+
+    face = next(label for label in sorting.book.all() if label.name == "face")
+    sorting.book.set_normal(face.id)
+    keep_examples(window, per_label=50)  # 50 normal faces; the rest is inspected
+    sorting.book.assign(
+        [r.hash for p, r in window.collection.records.items() if p.startswith("not a face/")],
+        None,
+    )
+    with qtbot.waitSignal(window.results.results_shown, timeout=60_000):
+        qtbot.mouseClick(page.anomalies_button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentIndex() == 0  # the grid shows them
+    shown = [window.model.item(i).rel for i in range(window.model.rowCount())]
+    assert sum(p.startswith("not a face/") for p in shown) / len(shown) >= 0.9
+    assert "Unlike the normal set" in window.results_area.query_label.text()

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from visualsearch.core.labels import LabelBook
 from visualsearch.core.proposals import fit_classifier
+from visualsearch.core.store import Store
 
 CHUNK_ROWS = 512  # rows compared at once: 512 × 20,000 similarities = 41 MB (+82 MB ranks)
 TOP = 10  # the "10" of mAP@10
@@ -264,3 +266,22 @@ def encoding_speed(encoder, paths: Sequence[Path], limit: int = 48) -> float:
     for lo in range(1, len(paths), 16):
         encode(paths[lo : lo + 16])
     return (len(paths) - 1) / (time.perf_counter() - started)
+
+
+def stored_labels(book: LabelBook, from_subfolders: bool = False) -> dict[str, str]:
+    """Catalog path → label name: the store's labels, or each image's first subfolder."""
+    if from_subfolders:
+        return {
+            r.path: r.path.partition("/")[0]
+            for r in book.store.image_records()
+            if "/" in r.path and r.hash
+        }
+    return {path: label.name for path, label in book.paths_by_label().items()}
+
+
+def evaluate_stored(store: Store, model: str, labels: dict[str, str], **options) -> Evaluation:
+    """`evaluate_vectors` on the labelled images' vectors stored for `model`."""
+    vectors = store.load_vector_set(model)
+    rows = [i for i, path in enumerate(vectors.paths) if path in labels]
+    names = [labels[vectors.paths[i]] for i in rows]
+    return evaluate_vectors(vectors.matrix[rows], names, **options)

@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self.sorting = SortingController(
             self.sort_page,
             self.collection,
+            self.results,
             ctx.encoders,
             self.pool,
             ctx.confirm,
@@ -228,7 +229,7 @@ class MainWindow(QMainWindow):
         r.history_changed.connect(self.menus.update_nav)
         r.tags_shown.connect(self.details.set_tags)
         self.maps.item_clicked.connect(self._show_item)
-        for source in (self.maps, self.cleanup):
+        for source in (self.maps, self.cleanup, self.sorting):
             source.show_images.connect(lambda: self.tabs.setCurrentIndex(0))
         self.results_area.query_label.linkActivated.connect(self._link)
         self.message.label.linkActivated.connect(self._link)

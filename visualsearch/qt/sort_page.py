@@ -23,11 +23,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from visualsearch.core.anomalies import DEFAULT_PERCENTILE
 from visualsearch.core.labels import Label
 from visualsearch.core.names import printable
 from visualsearch.core.proposals import DEFAULT_SURE
 from visualsearch.core.review import Proposal
 from visualsearch.qt.thumbnails import ImageLoader
+from visualsearch.qt.widgets import ElidedLabel
 
 PREVIEW = QSize(560, 420)
 THUMB = QSize(96, 96)
@@ -57,6 +59,8 @@ class SortPage(QWidget):
     accept_all_sure = Signal()
     apply_requested = Signal()
     undo_sort_requested = Signal()
+    anomalies_requested = Signal(float)  # percentile
+    evaluate_requested = Signal()
 
     def __init__(self, thumbnails: ImageLoader, previews: ImageLoader) -> None:
         super().__init__()
@@ -85,8 +89,29 @@ class SortPage(QWidget):
         buttons[-1].setToolTip(
             "Mark this label's images as normal: the rest is measured against them"
         )
+        self.apply_button = QPushButton("Apply sort…")
+        self.apply_button.setToolTip(
+            "Copy, link or move the labelled images into a folder per label"
+        )
+        self.undo_sort_button = QPushButton("Undo last sort")
         self.subfolders_button = QPushButton("Use my subfolders as labels")
         self.subfolders_button.clicked.connect(self.from_subfolders.emit)
+        self.evaluate_button = QPushButton("Which model fits my photos?")
+        self.evaluate_button.setToolTip(
+            "Each model's accuracy on the labelled images, and its speed here"
+        )
+        self.evaluate_button.clicked.connect(self.evaluate_requested.emit)
+        self.percentile = QDoubleSpinBox(minimum=50.0, maximum=100.0, singleStep=1.0, decimals=1)
+        self.percentile.setValue(DEFAULT_PERCENTILE)
+        self.percentile.setSuffix(" %")
+        self.percentile.setToolTip(
+            "How far from the normal set counts as unusual: this percentile of the normal "
+            "images' own distances (95 %: 1 normal image in 20 would be flagged)"
+        )
+        self.anomalies_button = QPushButton("Unlike the normal set")
+        self.anomalies_button.clicked.connect(
+            lambda: self.anomalies_requested.emit(self.percentile.value())
+        )
         left = QVBoxLayout()
         left.addWidget(QLabel("<b>Labels</b>"))
         left.addWidget(self.label_list, 1)
@@ -99,42 +124,51 @@ class SortPage(QWidget):
             row.addWidget(b)
         left.addLayout(row)
         left.addWidget(self.subfolders_button)
+        row = QHBoxLayout()
+        row.addWidget(self.apply_button)
+        row.addWidget(self.undo_sort_button)
+        left.addLayout(row)
+        left.addWidget(self.evaluate_button)
+        row = QHBoxLayout()
+        row.addWidget(self.anomalies_button)
+        row.addWidget(self.percentile)
+        left.addLayout(row)
 
         self.review_label = QComboBox()
+        self.review_label.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.review_label.setMinimumContentsLength(10)
         self.order = QComboBox()
         self.order.addItem("Most sure first", "sure")
-        self.order.addItem("Teach me: most uncertain first", "teach")
+        self.order.addItem("Teach me", "teach")
+        self.order.setToolTip("Teach me: the most uncertain proposals first")
         self.sure = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, decimals=2)
         self.sure.setValue(DEFAULT_SURE)
         self.sure.setToolTip("Proposals below this confidence are unsure")
         self.accept_sure_button = QPushButton("Accept all sure")
-        self.apply_button = QPushButton("Apply sort…")
-        self.apply_button.setToolTip(
-            "Copy, link or move the labelled images into a folder per label"
-        )
-        self.undo_sort_button = QPushButton("Undo last sort")
-        bar = QHBoxLayout()
-        for widget in (
-            QLabel("Review:"),
-            self.review_label,
-            self.order,
-            QLabel("Sure from:"),
-            self.sure,
-        ):
+        bar = QHBoxLayout()  # two rows: the window fits half a 1920 px screen
+        for widget in (QLabel("Review:"), self.review_label, self.order):
             bar.addWidget(widget)
         bar.addStretch(1)
-        for widget in (self.accept_sure_button, self.apply_button, self.undo_sort_button):
-            bar.addWidget(widget)
+        actions = QHBoxLayout()
+        for widget in (QLabel("Sure from:"), self.sure, self.accept_sure_button):
+            actions.addWidget(widget)
+        actions.addStretch(1)
 
         self.preview = QLabel(
             "Make labels and give each a few images (3 or more) to see proposals."
         )
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setWordWrap(True)
         self.preview.setMinimumSize(PREVIEW / 2)
         self.preview.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.caption = QLabel()
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setTextFormat(Qt.TextFormat.RichText)
+        self.caption.setWordWrap(True)
+        self.path = ElidedLabel()  # a long file name never widens the window
+        self.path.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.status = QLabel()
         self.strip = QListWidget()
         self.strip.setViewMode(QListView.ViewMode.IconMode)
@@ -147,8 +181,10 @@ class SortPage(QWidget):
         self.strip.currentRowChanged.connect(self._show_current)
         right = QVBoxLayout()
         right.addLayout(bar)
+        right.addLayout(actions)
         right.addWidget(self.preview, 1)
         right.addWidget(self.caption)
+        right.addWidget(self.path)
         right.addWidget(self.strip)
         right.addWidget(self.status)
         layout = QHBoxLayout(self)
@@ -250,15 +286,17 @@ class SortPage(QWidget):
             self.preview.setPixmap(QPixmap())
             self.preview.setText("No proposals to review." if self._labels else self.preview.text())
             self.caption.setText("")
+            self.path.setText("")
             return
         p = self._queue[row]
         label = next((x for x in self._labels if x.id == p.label), None)
         name = printable(label.name) if label else "?"
         colour = label.colour if label else "#888888"
         self.caption.setText(
-            f"<span style='color:{colour}'>■</span> <b>{name}</b>? "
-            f"confidence {p.confidence:.2f} · {printable(p.path)}<br><small>{KEYS_HELP}</small>"
+            f"<span style='color:{colour}'>■</span> <b>{name}</b>? confidence "
+            f"{p.confidence:.2f}<br><small>{KEYS_HELP}</small>"
         )
+        self.path.setText(printable(p.path))
         pixmap = self._previews.pixmap(str(self._root / p.path), PREVIEW)
         if pixmap is None:
             self.preview.setText("Loading…")
