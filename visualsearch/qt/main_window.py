@@ -244,6 +244,7 @@ class MainWindow(QMainWindow):
         self.details.tag_words_changed.connect(self._tag_words_changed)
         self.duplicates_page.image_activated.connect(self._show_path_details)
         self.duplicates_page.image_clicked.connect(self._show_path_details)
+        self.sort_page.image_shown.connect(self._show_path_details)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.welcome.open_folder.connect(self.choose_folder)
         self.welcome.open_sample.connect(self.open_sample)

@@ -60,6 +60,7 @@ class SortPage(QWidget):
     apply_requested = Signal()
     undo_sort_requested = Signal()
     anomalies_requested = Signal(float)  # percentile
+    image_shown = Signal(Path)  # the proposal under review: its details
     evaluate_requested = Signal()
 
     def __init__(self, thumbnails: ImageLoader, previews: ImageLoader) -> None:
@@ -297,6 +298,7 @@ class SortPage(QWidget):
             f"{p.confidence:.2f}<br><small>{KEYS_HELP}</small>"
         )
         self.path.setText(printable(p.path))
+        self.image_shown.emit(self._root / p.path)
         pixmap = self._previews.pixmap(str(self._root / p.path), PREVIEW)
         if pixmap is None:
             self.preview.setText("Loading…")
