@@ -101,16 +101,35 @@ def distinct_images(dest: Path, n: int, size: int = 320) -> list[Path]:
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MB tmpfs: a real disk that fills up; unmounted afterwards."""
-    where = tmp_path / "disk"
-    where.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", where], check=True)
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    yield where
-    subprocess.run(["umount", where], check=True)
+def tmpfs_disks(tmp_path):
+    """Mounts a tmpfs of the size asked for (`tmpfs_disks("2m")`): another filesystem,
+    and a real disk that fills up; each is unmounted afterwards. Skips where it cannot
+    mount (not root)."""
+    mounted: list[Path] = []
+
+    def mount(size: str) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        try:
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where],
+                check=True,
+                capture_output=True,
+            )
+        except (OSError, subprocess.CalledProcessError) as exc:
+            pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in mounted:
+        subprocess.run(["umount", where], check=True)
+
+
+@pytest.fixture
+def small_disk(tmpfs_disks):
+    """A 1 MB tmpfs: a real disk that fills up."""
+    return tmpfs_disks("1m")
 
 
 def fill_disk(disk: Path) -> None:

@@ -35,28 +35,6 @@ from visualsearch.core.progress import CancelToken
 MB = 1 << 20
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """Mount a tmpfs of the given size (a real disk that fills up); unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(size: str) -> Path:
-        where = tmp_path / f"disk{len(mounted)}"
-        where.mkdir()
-        try:
-            subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where], check=True
-            )
-        except (OSError, subprocess.CalledProcessError) as exc:
-            pytest.skip(f"cannot mount a tmpfs here: {exc}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", where], check=True)
-
-
 def make_files(folder: Path, sizes: dict[str, int]) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -142,10 +120,12 @@ def test_export_twice_skips_identical_files_and_never_overwrites_different_ones(
     assert [t for _, t in links_again.already] == [t for _, t in links.written]
 
 
-def test_full_disk_leaves_no_partial_file_stops_early_and_writes_the_manifest(tmp_path, small_disk):
+def test_full_disk_leaves_no_partial_file_stops_early_and_writes_the_manifest(
+    tmp_path, tmpfs_disks
+):
     sizes = {f"photo_{i:02d}.bin": 300_000 for i in range(12)}  # 3.6 MB onto 2 MB
     sources = make_files(tmp_path / "src", sizes)
-    dest = small_disk("2m")
+    dest = tmpfs_disks("2m")
     report = export_groups([ExportItem(p, "all") for p in sources], dest)
 
     real = assert_nothing_partial(dest, sources)
@@ -167,9 +147,9 @@ def test_full_disk_leaves_no_partial_file_stops_early_and_writes_the_manifest(tm
     assert len(assert_nothing_partial(dest, sources)) == len(sources)
 
 
-def test_a_disk_too_full_even_for_the_manifest_is_reported_not_a_traceback(tmp_path, small_disk):
+def test_a_disk_too_full_even_for_the_manifest_is_reported_not_a_traceback(tmp_path, tmpfs_disks):
     sources = make_files(tmp_path / "src", {"a.bin": 50_000, "b.bin": 50_000})
-    dest = small_disk("1m")
+    dest = tmpfs_disks("1m")
     (dest / "all").mkdir()
     with open(dest / "filler", "wb", buffering=0) as f, pytest.raises(OSError):
         while True:  # fill every last block

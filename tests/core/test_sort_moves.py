@@ -88,32 +88,6 @@ def photos(tmp_path) -> tuple[Path, list[SortItem]]:
     return src, [SortItem(p, label) for p, label in zip(paths, labels, strict=True)]
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """Mount a tmpfs of the given size: another filesystem, and one that fills up."""
-    mounted: list[Path] = []
-
-    def mount(size: str) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("mounting a tmpfs needs root")
-        where = tmp_path / f"disk{len(mounted)}"
-        where.mkdir()
-        try:
-            subprocess.run(
-                ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where],
-                check=True,
-                capture_output=True,
-            )
-        except (OSError, subprocess.CalledProcessError) as exc:
-            pytest.skip(f"cannot mount a tmpfs here: {exc}")
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in mounted:
-        subprocess.run(["umount", where], check=True)
-
-
 def journal_lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -403,10 +377,10 @@ def test_an_undo_while_the_destination_is_away_leaves_the_journal_to_retry(tmp_p
 # -- 4. another filesystem, a full disk --------------------------------------------------
 
 
-def test_a_move_to_another_filesystem_and_its_undo(tmp_path, photos, small_disk):
+def test_a_move_to_another_filesystem_and_its_undo(tmp_path, photos, tmpfs_disks):
     src, items = photos
     before, times = tree(src), {s.source: os.stat(s.source).st_mtime_ns for s in items}
-    dest = small_disk("8m") / "sorted"
+    dest = tmpfs_disks("8m") / "sorted"
     report = apply_sort(items, dest, "move", tmp_path / "journals")
 
     assert len(report.done) == 5 and tree(src) == {}
@@ -422,10 +396,10 @@ def test_a_move_to_another_filesystem_and_its_undo(tmp_path, photos, small_disk)
     assert not dest.exists()
 
 
-def test_link_mode_copies_where_no_hard_link_can_be_made(tmp_path, photos, small_disk):
+def test_link_mode_copies_where_no_hard_link_can_be_made(tmp_path, photos, tmpfs_disks):
     src, items = photos
     before = tree(src)
-    dest = small_disk("8m") / "sorted"
+    dest = tmpfs_disks("8m") / "sorted"
     report = apply_sort(items, dest, "link", tmp_path / "journals")
     assert len(report.done) == 5 and tree(src) == before
     assert all(os.stat(t).st_dev != os.stat(s).st_dev for s, t in report.done)
@@ -434,10 +408,10 @@ def test_link_mode_copies_where_no_hard_link_can_be_made(tmp_path, photos, small
     assert sorted(undo.removed) == sorted(t for _, t in report.done) and not dest.exists()
 
 
-def test_a_move_killed_between_the_copy_and_removing_the_original(tmp_path, photos, small_disk):
+def test_a_move_killed_between_the_copy_and_removing_the_original(tmp_path, photos, tmpfs_disks):
     src, items = photos
     before = tree(src)
-    dest = small_disk("8m") / "sorted"
+    dest = tmpfs_disks("8m") / "sorted"
     journal = run_killed(tmp_path, items, dest, "move", "linked into place", nth=2)
     assert len(tree(src)) == 4  # one moved; the second is both here and there
     assert (dest / "dogs" / "b.jpg").exists() and (src / "b.jpg").exists()
@@ -447,11 +421,11 @@ def test_a_move_killed_between_the_copy_and_removing_the_original(tmp_path, phot
     assert sorted(undo.restored) == sorted((i.source, i.source) for i in items[:2])
 
 
-def test_a_full_disk_stops_the_move_cleanly_and_undo_restores(tmp_path, small_disk):
+def test_a_full_disk_stops_the_move_cleanly_and_undo_restores(tmp_path, tmpfs_disks):
     src = tmp_path / "src"
     sources = [make_image(src / f"big{n}.jpg", n, side=600, noise=True) for n in range(8)]
     before = tree(src)
-    dest = small_disk("2m")
+    dest = tmpfs_disks("2m")
     items = [SortItem(p, "all") for p in sources]
     report = apply_sort(items, dest, "move", tmp_path / "journals")
 
@@ -591,9 +565,9 @@ def test_names_differing_only_in_case_are_numbered(tmp_path):
     assert [s.dest.name for s in steps] == ["IMG.jpg", "img (2).jpg"]
 
 
-def test_a_read_only_destination_stops_the_run(tmp_path, photos, small_disk):
+def test_a_read_only_destination_stops_the_run(tmp_path, photos, tmpfs_disks):
     _, items = photos
-    dest = small_disk("1m")
+    dest = tmpfs_disks("1m")
     subprocess.run(["mount", "-o", "remount,ro", dest], check=True)
     report = apply_sort(items, dest, "copy", tmp_path / "journals")
     assert report.stopped and "Read-only" in report.stopped
@@ -601,8 +575,8 @@ def test_a_read_only_destination_stops_the_run(tmp_path, photos, small_disk):
     assert undo_sort(report.journal).undone
 
 
-def test_an_undo_into_a_full_disk_fails_cleanly_and_can_be_run_again(tmp_path, small_disk):
-    src = small_disk("3m")
+def test_an_undo_into_a_full_disk_fails_cleanly_and_can_be_run_again(tmp_path, tmpfs_disks):
+    src = tmpfs_disks("3m")
     sources = [make_image(src / f"big{n}.jpg", n, side=600, noise=True) for n in range(4)]
     before = tree(src)
     report = apply_sort(

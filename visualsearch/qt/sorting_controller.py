@@ -25,7 +25,7 @@ from visualsearch.core.names import printable
 from visualsearch.core.proposals import collection_proposals
 from visualsearch.core.review import ReviewQueue
 from visualsearch.core.sort_moves import SortItem, apply_sort, last_journal, undo_sort
-from visualsearch.core.store import Store
+from visualsearch.core.store import Store, StoreError
 from visualsearch.qt.cleanup_controller import over_collection
 from visualsearch.qt.collection_controller import CollectionController
 from visualsearch.qt.context import Confirm
@@ -103,19 +103,26 @@ class SortingController(QObject):
         page.evaluate_requested.connect(self.evaluate)
 
     def shut_down(self) -> None:
-        self._retrain.stop()
-        self.proposing.supersede()
-        self.inspecting.supersede()
-        self.evaluating.supersede()
+        self._stop()
         self._close()
+
+    def _stop(self) -> None:
+        """Answers still to come for this folder are dropped (a sort's or an undo's
+        outcome is still told: files changed)."""
+        self._retrain.stop()
+        for slot in (self.proposing, self.inspecting, self.evaluating):
+            slot.supersede()
 
     # -- the folder's labels ----------------------------------------------------------------
 
     def _folder_changed(self, target) -> None:
-        self._retrain.stop()
-        self.proposing.supersede()
+        self._stop()
         self._close()
-        self._store = Store(target.store_dir, root=target.folder)
+        try:
+            self._store = Store(target.store_dir, root=target.folder)
+        except StoreError as exc:  # the collection says so too; the Sort tab stays empty
+            self.message.emit(f"Labels cannot be read: {exc}", "error")
+            return
         self.book = LabelBook(self._store)
         self.queue = ReviewQueue(self.book)
         self._show_labels()
