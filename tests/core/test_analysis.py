@@ -15,8 +15,8 @@ from visualsearch.cli import main as cli_main
 from visualsearch.core import analysis
 from visualsearch.core.collection_map import CLUSTER_LINK_SLACK, build_map, rename_cluster
 from visualsearch.core.encoders.base import l2_normalize
-from visualsearch.core.export import folder_name
 from visualsearch.core.indexing import index_folder
+from visualsearch.core.safe_files import folder_name
 from visualsearch.core.sample import subject_of
 from visualsearch.core.store import Store
 

@@ -21,16 +21,18 @@ from visualsearch.core import analysis
 from visualsearch.core.collection_map import CollectionMap
 from visualsearch.core.export import (
     MANIFEST,
-    NAME_MAX,
     ExportItem,
     cluster_items,
     cluster_rows,
     export_groups,
+)
+from visualsearch.core.progress import CancelToken
+from visualsearch.core.safe_files import (
+    NAME_MAX,
     folder_name,
+    rename_noreplace,
     write_new_text,
 )
-from visualsearch.core.export import _rename_noreplace as rename_noreplace
-from visualsearch.core.progress import CancelToken
 
 MB = 1 << 20
 

@@ -277,11 +277,11 @@ CHILD = textwrap.dedent(
             return False
 
     if point == "linked into place":  # the complete copy has its name, the temp is still there
-        real_link = sm._link_new
+        real_link = sm.link_new
         def link_then_die(*a):
             real_link(*a)
             die_on(a)
-        sm._link_new = link_then_die
+        sm.link_new = link_then_die
     elif point == "copy written":  # the temp is complete, not linked yet
         real_fchmod = os.fchmod
         def fchmod_then_die(*a):

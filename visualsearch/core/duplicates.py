@@ -410,7 +410,7 @@ def write_groups_csv(groups: list[DuplicateGroup], root: Path, path: Path) -> Pa
     file is never overwritten: a suffix is added."""
     import csv
 
-    from visualsearch.core.export import write_new_text
+    from visualsearch.core.safe_files import write_new_text
 
     def write(f) -> None:
         writer = csv.writer(f)

@@ -8,39 +8,38 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import ctypes
 import errno
-import functools
 import os
-import re
-import secrets
 import stat
-import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from visualsearch.core import imageio
 from visualsearch.core.progress import NullProgress, Progress
+from visualsearch.core.safe_files import (
+    CHUNK,
+    O_CLOEXEC,
+    O_NOFOLLOW,
+    STOP_ERRNOS,
+    create_temp,
+    folder_name,
+    fsync_dir,
+    link_new,
+    numbered_name,
+    open_dir,
+    unlink_quietly,
+    why_failed,
+    write_all,
+    write_new_text,
+)
 
 if TYPE_CHECKING:
     from visualsearch.core.collection_map import CollectionMap
 
 MANIFEST = "visualsearch-export.csv"
-NAME_MAX = 255  # bytes in one file or folder name (Linux filesystems)
-_FOLDER_CHARS = 80  # a readable folder name
-_SUFFIX_ROOM = len(" (9999)")
-_TEMP_ROOM = len("..visualsearch-12345678.part")
-_CHUNK = 1 << 20
 _REPORT_EVERY = 4 << 20  # bytes between progress reports within one large file
-# the destination as a whole cannot take more: stop rather than fail every file
-_STOP_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
-# "this filesystem has no hard links" (FAT, some network and FUSE mounts)
-_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
 @dataclass(frozen=True)
@@ -106,150 +105,6 @@ class _Cancelled(Exception):
     pass
 
 
-def _nbytes(name: str) -> int:
-    return len(os.fsencode(name))
-
-
-def fit_bytes(name: str, limit: int) -> str:
-    """`name` cut at a character boundary to at most `limit` bytes as the filesystem sees it."""
-    if _nbytes(name) <= limit:
-        return name
-    size = 0
-    for i, ch in enumerate(name):
-        size += _nbytes(ch)
-        if size > limit:
-            return name[:i]
-    return name
-
-
-def folder_name(name: str) -> str:
-    """A folder name that is safe on every system: no separators, no reserved characters,
-    short enough in bytes to take a " (n)" suffix."""
-    cleaned = re.sub(r'[<>:"/\\|?*\x00-\x1f]+', " ", name)
-    cleaned = re.sub(r"\s+", " ", cleaned).strip(" .")[:_FOLDER_CHARS]
-    return fit_bytes(cleaned, NAME_MAX - _SUFFIX_ROOM).strip(" .") or "unnamed"
-
-
-def numbered_name(name: str, n: int) -> str:
-    """`name`, or `stem (n).ext` for n > 1, cut (in the stem) to fit NAME_MAX bytes."""
-    stem, ext = os.path.splitext(name)
-    if _nbytes(ext) > 32:  # not an extension
-        stem, ext = name, ""
-    tag = "" if n == 1 else f" ({n})"
-    return fit_bytes(stem, NAME_MAX - _nbytes(tag) - _nbytes(ext)) + tag + ext
-
-
-def numbered(path: Path, n: int) -> Path:
-    return path.with_name(numbered_name(path.name, n))
-
-
-# -- writing one file without ever exposing it half-done ------------------------------
-
-
-def _create_temp(dir_fd: int, name: str, mode: int) -> tuple[str, int]:
-    """A new hidden file next to where `name` will go: (its name, a descriptor open for writing)."""
-    base = fit_bytes(name, NAME_MAX - _TEMP_ROOM)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
-    for _ in range(100):
-        tmp = f".{base}.visualsearch-{secrets.token_hex(4)}.part"
-        try:
-            return tmp, os.open(tmp, flags, mode, dir_fd=dir_fd)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name for {name}")
-
-
-def _unlink_quietly(name: str, dir_fd: int) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(name, dir_fd=dir_fd)
-
-
-@functools.cache
-def _libc_renameat2():
-    return getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-
-
-def _renameat2_noreplace(dir_fd: int, tmp: str, name: str) -> bool:
-    """Linux's atomic no-replace rename; False where this system or filesystem lacks it."""
-    renameat2 = _libc_renameat2()
-    if renameat2 is None:
-        return False
-    rename_noreplace = 1
-    if renameat2(dir_fd, os.fsencode(tmp), dir_fd, os.fsencode(name), rename_noreplace) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.EINVAL, errno.ENOSYS):
-        return False
-    raise OSError(err, os.strerror(err), name)
-
-
-def _rename_noreplace(dir_fd: int, tmp: str, name: str) -> None:
-    """Move `tmp` to `name` in one directory; FileExistsError if `name` is taken."""
-    if sys.platform.startswith("linux") and _renameat2_noreplace(dir_fd, tmp, name):
-        return
-    # last resort (no hard links, no atomic no-replace rename): check, then rename
-    with contextlib.suppress(FileNotFoundError):
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), name)
-    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-
-
-def _link_new(dir_fd: int, tmp: str, name: str) -> None:
-    """Give the complete file `tmp` the name `name`; FileExistsError if that is taken."""
-    try:
-        os.link(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-        _rename_noreplace(dir_fd, tmp, name)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(dir_fd: int) -> None:
-    with contextlib.suppress(OSError):  # some filesystems cannot sync a directory
-        os.fsync(dir_fd)
-
-
-def _open_dir(path: Path | str, dir_fd: int | None = None, follow: bool = True) -> int:
-    flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC | (0 if follow else _O_NOFOLLOW)
-    return os.open(path, flags, dir_fd=dir_fd)
-
-
-def write_new_text(path: Path, write: Callable[[TextIO], None], numbered: bool = True) -> Path:
-    """Create a text file at `path`, or at `path (2)`, `(3)`… if taken (without
-    `numbered`: FileExistsError); never overwrites and never leaves an empty or partial
-    file under a real name (OSError if it cannot be written)."""
-    path = Path(path)
-    dir_fd = _open_dir(path.parent)
-    try:
-        tmp, fd = _create_temp(dir_fd, path.name, 0o666)
-        try:
-            with open(fd, "w", newline="", encoding="utf-8", errors="surrogateescape") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            for n in range(1, 10_000 if numbered else 2):
-                name = numbered_name(path.name, n)
-                try:
-                    _link_new(dir_fd, tmp, name)
-                except FileExistsError:
-                    continue
-                _fsync_dir(dir_fd)
-                return path.parent / name
-            raise FileExistsError(f"no free name next to {path}" if numbered else str(path))
-        finally:
-            _unlink_quietly(tmp, dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 # -- the export ---------------------------------------------------------------------------
 
 
@@ -263,25 +118,20 @@ def _open_source(source: Path) -> tuple[int, os.stat_result]:
     return fd, os.fstat(fd)
 
 
-def _reason(exc: OSError) -> str:
-    """Why, for people: our temporary names mean nothing to them."""
-    return exc.strerror or str(exc)
-
-
 class _Exporter:
     """One export run: the destination's folders open as descriptors, so that a link
     placed inside the destination is never followed."""
 
     def __init__(self, dest: Path, report: ExportReport, link: bool, progress: Progress):
         self.dest, self.report, self.link, self.progress = dest, report, link, progress
-        self.dest_fd = _open_dir(dest)
+        self.dest_fd = open_dir(dest)
         self.folder_fds: dict[str, int] = {}
         self.rows: list[list] = []
         self.done = self.total = 0
 
     def close(self) -> None:
         for fd in self.folder_fds.values():
-            _fsync_dir(fd)
+            fsync_dir(fd)
             os.close(fd)
         self.folder_fds.clear()
 
@@ -296,7 +146,7 @@ class _Exporter:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(name, dir_fd=self.dest_fd)
             try:
-                fd = _open_dir(name, self.dest_fd, follow=False)
+                fd = open_dir(name, self.dest_fd, follow=False)
             except OSError as exc:
                 if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                     raise
@@ -364,12 +214,12 @@ class _Exporter:
         return "same" if same else "taken"
 
     def same_content(self, src_fd: int, dir_fd: int, name: str) -> bool:
-        flags = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+        flags = os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
         fd = os.open(name, flags, dir_fd=dir_fd)
         try:
             offset = 0
             while True:
-                a, b = os.pread(src_fd, _CHUNK, offset), os.pread(fd, _CHUNK, offset)
+                a, b = os.pread(src_fd, CHUNK, offset), os.pread(fd, CHUNK, offset)
                 if a != b:
                     return False
                 if not a:
@@ -381,12 +231,12 @@ class _Exporter:
 
     def copy(self, src_fd: int, st: os.stat_result, dir_fd: int, name: str) -> None:
         """Copy into a temporary file, then link it to `name` only when complete and synced."""
-        tmp, out = _create_temp(dir_fd, name, 0o600)
+        tmp, out = create_temp(dir_fd, name, 0o600)
         try:
             try:
                 offset = 0
-                while chunk := os.pread(src_fd, _CHUNK, offset):
-                    _write_all(out, chunk)
+                while chunk := os.pread(src_fd, CHUNK, offset):
+                    write_all(out, chunk)
                     offset += len(chunk)
                     self.tick(offset - len(chunk), offset, name)
                 os.fchmod(out, stat.S_IMODE(st.st_mode))
@@ -394,9 +244,9 @@ class _Exporter:
                 os.fsync(out)
             finally:
                 os.close(out)
-            _link_new(dir_fd, tmp, name)
+            link_new(dir_fd, tmp, name)
         finally:
-            _unlink_quietly(tmp, dir_fd)
+            unlink_quietly(tmp, dir_fd)
 
     def record(self, item: ExportItem, folder: str, name: str, status: str) -> None:
         target = self.dest / folder / name
@@ -415,7 +265,7 @@ class _Exporter:
         try:
             self.report.manifest = write_new_text(self.dest / MANIFEST, write)
         except OSError as exc:
-            self.report.manifest_error = _reason(exc)
+            self.report.manifest_error = why_failed(exc)
 
 
 def export_groups(
@@ -447,9 +297,9 @@ def export_groups(
                 report.cancelled = True
                 break
             except OSError as exc:
-                report.failed.append((item.source, _reason(exc)))
-                if exc.errno in _STOP_ERRNOS:
-                    report.stopped = f"{report.dest}: {_reason(exc)}"
+                report.failed.append((item.source, why_failed(exc)))
+                if exc.errno in STOP_ERRNOS:
+                    report.stopped = f"{report.dest}: {why_failed(exc)}"
                     run.done += 1
                     break
             run.done += 1

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from visualsearch.core.export import write_new_text
+from visualsearch.core.safe_files import write_new_text
 from visualsearch.core.store import FileRecord, Store
 
 # Colours new labels take in turn (Okabe–Ito: told apart with colour-blind eyes too)

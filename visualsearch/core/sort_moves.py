@@ -21,50 +21,47 @@ Journal lines, each a JSON object with a "type":
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
 import json
 import os
 import secrets
 import stat
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from visualsearch.core.export import (
-    _CHUNK,
-    _NO_HARD_LINKS,
-    _STOP_ERRNOS,
-    _TEMP_ROOM,
+from visualsearch.core.progress import NullProgress, Progress
+from visualsearch.core.safe_files import (
+    CHUNK,
     NAME_MAX,
-    _fsync_dir,
-    _libc_renameat2,
-    _link_new,
-    _open_dir,
-    _reason,
-    _rename_noreplace,
-    _unlink_quietly,
-    _write_all,
+    NO_HARD_LINKS,
+    O_CLOEXEC,
+    O_NOFOLLOW,
+    STOP_ERRNOS,
+    TEMP_ROOM,
     fit_bytes,
     folder_name,
+    fsync_dir,
+    link_new,
     numbered_name,
+    open_dir,
+    rename_noreplace,
+    renameat2_noreplace,
+    unlink_quietly,
+    why_failed,
+    write_all,
 )
-from visualsearch.core.progress import NullProgress, Progress
 
 MODES = ("copy", "link", "move")
 JOURNAL_VERSION = 1
 _PREFIX = "sort-"
 _SUFFIX = ".jsonl"
 _UNDONE = ".undone.jsonl"
-_RENAME_NOREPLACE = 1  # renameat2 flag
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
-_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC
+_READ_FLAGS = os.O_RDONLY | O_NOFOLLOW | O_CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | O_NOFOLLOW | O_CLOEXEC
 
 
 class SortJournalError(ValueError):
@@ -74,7 +71,7 @@ class SortJournalError(ValueError):
 @dataclass(frozen=True)
 class SortItem:
     source: Path  # absolute path of a user's image
-    label: str  # label name -> folder name via export.folder_name()
+    label: str  # label name -> folder name via safe_files.folder_name()
 
 
 @dataclass(frozen=True)
@@ -195,7 +192,7 @@ def _plan(
             skipped.append((source, "not found"))
             continue
         except OSError as exc:
-            skipped.append((source, _reason(exc)))
+            skipped.append((source, why_failed(exc)))
             continue
         if problem := _source_problem(st):
             skipped.append((source, problem))
@@ -235,7 +232,7 @@ def plan_sort(items: Iterable[SortItem], dest: Path, mode: str) -> list[PlannedS
 
 def _temp_name(name: str) -> str:
     """A hidden name next to `name`, chosen before it is created so the journal can hold it."""
-    return f".{fit_bytes(name, NAME_MAX - _TEMP_ROOM)}.visualsearch-{secrets.token_hex(4)}.part"
+    return f".{fit_bytes(name, NAME_MAX - TEMP_ROOM)}.visualsearch-{secrets.token_hex(4)}.part"
 
 
 def _open_file(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
@@ -258,7 +255,7 @@ def _open_file(dir_fd: int, name: str) -> tuple[int, os.stat_result]:
 
 def _sha256_fd(fd: int) -> str:
     digest, offset = hashlib.sha256(), 0
-    while chunk := os.pread(fd, _CHUNK, offset):
+    while chunk := os.pread(fd, CHUNK, offset):
         digest.update(chunk)
         offset += len(chunk)
     return digest.hexdigest()
@@ -292,18 +289,13 @@ def _check_same(dir_fd: int, name: str, st: os.stat_result) -> None:
 def _rename_between(src_dir: int, src: str, dst_dir: int, dst: str) -> None:
     """Rename across two folders of one filesystem without replacing anything:
     FileExistsError if `dst` is taken, OSError(EXDEV) across filesystems."""
-    renameat2 = _libc_renameat2() if sys.platform.startswith("linux") else None
-    if renameat2 is not None:
-        if renameat2(src_dir, os.fsencode(src), dst_dir, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
-            return
-        err = ctypes.get_errno()
-        if err not in (errno.EINVAL, errno.ENOSYS):
-            raise OSError(err, os.strerror(err), dst)
+    if renameat2_noreplace(src_dir, src, dst_dir, dst):
+        return
     # a hard link never replaces: link, then drop the old name
     try:
         os.link(src, dst, src_dir_fd=src_dir, dst_dir_fd=dst_dir, follow_symlinks=False)
     except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
+        if exc.errno not in NO_HARD_LINKS:
             raise
         # last resort (no hard links, no atomic no-replace rename): check, then rename
         if _lstat(dst, dst_dir) is not None:
@@ -320,8 +312,8 @@ def _copy_into(src_fd: int, st: os.stat_result, dir_fd: int, tmp: str, name: str
     try:
         try:
             digest, offset = hashlib.sha256(), 0
-            while chunk := os.pread(src_fd, _CHUNK, offset):
-                _write_all(out, chunk)
+            while chunk := os.pread(src_fd, CHUNK, offset):
+                write_all(out, chunk)
                 digest.update(chunk)
                 offset += len(chunk)
             os.fchmod(out, stat.S_IMODE(st.st_mode))
@@ -331,12 +323,12 @@ def _copy_into(src_fd: int, st: os.stat_result, dir_fd: int, tmp: str, name: str
             os.close(out)
         if digest.hexdigest() != sha:
             raise _Skip("changed while being copied")
-        _link_new(dir_fd, tmp, name)
+        link_new(dir_fd, tmp, name)
     finally:
-        _unlink_quietly(tmp, dir_fd)
-    _fsync_dir(dir_fd)
+        unlink_quietly(tmp, dir_fd)
+    fsync_dir(dir_fd)
     if _sha256_at(dir_fd, name) != sha:
-        _unlink_quietly(name, dir_fd)
+        unlink_quietly(name, dir_fd)
         raise OSError(errno.EIO, "the copy did not read back the same", name)
 
 
@@ -359,18 +351,18 @@ def _move_file(
         if exc.errno != errno.EXDEV:
             raise
     else:
-        _fsync_dir(dst_dir)
-        _fsync_dir(src_dir)
+        fsync_dir(dst_dir)
+        fsync_dir(src_dir)
         return "moved"
     _copy_into(src_fd, src_st, dst_dir, tmp, dst_name, sha)
     try:
         _check_same(src_dir, src_name, src_st)
         os.unlink(src_name, dir_fd=src_dir)
     except (_Skip, OSError):  # changed while copied, or cannot be removed: it stays, ours goes
-        _unlink_quietly(dst_name, dst_dir)
-        _fsync_dir(dst_dir)
+        unlink_quietly(dst_name, dst_dir)
+        fsync_dir(dst_dir)
         raise
-    _fsync_dir(src_dir)
+    fsync_dir(src_dir)
     return "copied to the other filesystem, then the original removed"
 
 
@@ -401,15 +393,15 @@ class _Journal:
                 with contextlib.suppress(OSError):
                     path.unlink()
                 raise OSError(errno.EIO, f"cannot write the sort journal {path}: {exc}") from exc
-            dir_fd = _open_dir(folder)
-            _fsync_dir(dir_fd)
+            dir_fd = open_dir(folder)
+            fsync_dir(dir_fd)
             os.close(dir_fd)
             return journal
         raise FileExistsError(f"no free journal name in {folder}")
 
     @classmethod
     def reopen(cls, path: Path) -> _Journal:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | _O_NOFOLLOW | _O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | O_NOFOLLOW | O_CLOEXEC)
         journal = cls(path, fd)
         size = os.fstat(fd).st_size
         with open(path, "rb") as f:
@@ -417,17 +409,17 @@ class _Journal:
             cut_short = size > 0 and f.read(1) != b"\n"
         if cut_short:  # a line cut short by a crash must not swallow the next one
             with contextlib.suppress(OSError):
-                _write_all(fd, b"\n")
+                write_all(fd, b"\n")
         return journal
 
     def write(self, record: dict[str, Any], sync: bool = True) -> None:
         line = (json.dumps(record, ensure_ascii=True) + "\n").encode("ascii")
         try:
-            _write_all(self.fd, line)
+            write_all(self.fd, line)
             if sync:
                 os.fsync(self.fd)
         except OSError as exc:
-            raise _JournalError(_reason(exc)) from exc
+            raise _JournalError(why_failed(exc)) from exc
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -452,7 +444,7 @@ def _read_journal(path: Path) -> _Record:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise SortJournalError(f"cannot read the sort journal {path}: {_reason(exc)}") from exc
+        raise SortJournalError(f"cannot read the sort journal {path}: {why_failed(exc)}") from exc
     records = []
     for line in raw.split(b"\n"):
         try:
@@ -555,10 +547,10 @@ class _Run:
                 p = p.parent
             for d in reversed(missing):
                 self.mkdir(d)
-            self.dest_fd = _open_dir(self.report.dest)
+            self.dest_fd = open_dir(self.report.dest)
         self.mkdir(folder, self.dest_fd)
-        _fsync_dir(self.dest_fd)
-        fd = _open_dir(folder.name, self.dest_fd, follow=False)  # ELOOP for a link
+        fsync_dir(self.dest_fd)
+        fd = open_dir(folder.name, self.dest_fd, follow=False)  # ELOOP for a link
         self.folder_fds[folder] = fd
         return fd
 
@@ -569,7 +561,7 @@ class _Run:
     def apply(self, i: int, step: PlannedStep) -> str:
         mode = self.report.mode
         try:
-            src_dir = _open_dir(step.source.parent)
+            src_dir = open_dir(step.source.parent)
         except FileNotFoundError:
             raise _Skip("no longer there") from None
         try:
@@ -605,10 +597,10 @@ class _Run:
                             follow_symlinks=False,
                         )
                     except OSError as exc:
-                        if exc.errno not in _NO_HARD_LINKS | {errno.EXDEV}:
+                        if exc.errno not in NO_HARD_LINKS | {errno.EXDEV}:
                             raise
                     else:
-                        _fsync_dir(dir_fd)
+                        fsync_dir(dir_fd)
                         return "linked"
                 _copy_into(fd, st, dir_fd, tmp, name, sha)
                 return "copied" if mode == "copy" else "copied (no hard links there)"
@@ -637,10 +629,10 @@ class _Run:
                 if isinstance(exc, FileExistsError):
                     reason = f"{step.dest.name} was taken meanwhile"
                 else:
-                    reason = _reason(exc)
+                    reason = why_failed(exc)
                 report.failed.append((step.source, reason))
                 self.result(i, "failed", reason=reason)
-                if exc.errno in _STOP_ERRNOS:
+                if exc.errno in STOP_ERRNOS:
                     report.stopped = f"{step.dest.parent}: {reason}"
                     report.not_done = [s.source for s in steps[i + 1 :]]
                     return
@@ -770,11 +762,11 @@ class _Undo:
         "name (2)" when another file took that path."""
         source, dest = Path(step["source"]), Path(step["dest"])
         source.parent.mkdir(parents=True, exist_ok=True)
-        d_dir = _open_dir(dest.parent)
+        d_dir = open_dir(dest.parent)
         try:
             fd, st = _open_file(d_dir, dest.name)
             try:
-                s_dir = _open_dir(source.parent)
+                s_dir = open_dir(source.parent)
                 try:
                     tmp = _temp_name(source.name)
                     for n in range(1, 10_000):
@@ -846,7 +838,7 @@ def undo_sort(journal: Path, progress: Progress | None = None) -> UndoReport:
                 try:
                     undo.step(step)
                 except (OSError, _Skip, _JournalError) as exc:
-                    reason = _reason(exc) if isinstance(exc, OSError) else str(exc)
+                    reason = why_failed(exc) if isinstance(exc, OSError) else str(exc)
                     report.failed.append((Path(step["source"]), reason))
                     undo.retry = True
             progress.report(n + 1, len(steps), f"{n + 1}/{len(steps)} files")
@@ -859,14 +851,14 @@ def undo_sort(journal: Path, progress: Progress | None = None) -> UndoReport:
         return report
     undone = _undone_name(journal)
     try:
-        dir_fd = _open_dir(journal.parent)
+        dir_fd = open_dir(journal.parent)
         try:
-            _rename_noreplace(dir_fd, journal.name, undone.name)
-            _fsync_dir(dir_fd)
+            rename_noreplace(dir_fd, journal.name, undone.name)
+            fsync_dir(dir_fd)
         finally:
             os.close(dir_fd)
     except OSError as exc:
-        report.failed.append((journal, f"cannot mark the journal undone: {_reason(exc)}"))
+        report.failed.append((journal, f"cannot mark the journal undone: {why_failed(exc)}"))
         return report
     report.journal, report.undone = undone, True
     return report
