@@ -12,7 +12,14 @@ import numpy as np
 from visualsearch.cli import CliError, _collection, _open_store, _print_json
 from visualsearch.core.anomalies import DEFAULT_PERCENTILE, collection_anomalies
 from visualsearch.core.indexing import ensure_dir_exists
-from visualsearch.core.labels import Label, LabelBook, LabelError, keyword_sidecars
+from visualsearch.core.labels import (
+    SIDECAR_EXISTS,
+    Label,
+    LabelBook,
+    LabelError,
+    keyword_sidecars,
+    write_label_rows,
+)
 from visualsearch.core.names import human_duration, printable
 from visualsearch.core.proposals import DEFAULT_SURE, ProposalError, collection_proposals
 
@@ -147,10 +154,14 @@ def cmd_labels(args) -> int:
     try:
         if args.from_subfolders:
             made = book.from_subfolders()
-            if not made:
+            if not made.labelled and not made.conflicts:
                 raise CliError(f"{folder} has no subfolders with indexed images")
-            for name, n in made.items():
-                print(f"  {n:>6}  {printable(name)}")
+            if made.conflicts:
+                print(
+                    f"{made.conflicts} images have identical copies in other subfolders: "
+                    "their labels were left as they were",
+                    file=sys.stderr,
+                )
         elif args.add:
             if len(args.add) < 2:
                 raise CliError("--add needs a label and at least one image")
@@ -168,18 +179,46 @@ def cmd_labels(args) -> int:
         elif args.normal:
             book.set_normal(book.get(args.normal).id)
         elif args.export:
-            print(book.export(Path(args.export).expanduser(), folder))
-            return 0
+            return _export_labels(book, folder, args.export, args.json)
         elif args.xmp:
-            written, skipped = keyword_sidecars(folder, book.paths_by_label())
-            print(f"{len(written)} sidecars written", file=sys.stderr)
-            for path, why in skipped:
-                print(f"  skipped {printable(str(path))}: {why}", file=sys.stderr)
-            return 0
+            return _write_sidecars(book, folder, args.json)
     except LabelError as exc:
         raise CliError(str(exc)) from None
     _print_labels(book, args.json)
     return 0
+
+
+def _export_labels(book: LabelBook, folder: Path, dest: str, as_json: bool) -> int:
+    """CSV (JSON for a .json name) into a new file, or with "-" onto stdout."""
+    if dest == "-":
+        write_label_rows(sys.stdout, book.rows(folder), as_json)
+        return 0
+    path = Path(dest).expanduser()
+    if path.exists() and not path.is_file():
+        raise CliError(f"{path} is not a file: give the name of a new .csv or .json file")
+    written = book.export(path, folder)
+    if as_json:
+        _print_json({"written": str(written)})
+    else:
+        print(written)
+    return 0
+
+
+def _write_sidecars(book: LabelBook, folder: Path, as_json: bool) -> int:
+    written, skipped = keyword_sidecars(folder, book.paths_by_label())
+    if as_json:
+        _print_json(
+            {
+                "written": [str(p) for p in written],
+                "skipped": [{"path": str(p), "reason": why} for p, why in skipped],
+            }
+        )
+    else:
+        print(f"{len(written)} sidecars written", file=sys.stderr)
+        for path, why in skipped:
+            print(f"  skipped {printable(str(path))}: {why}", file=sys.stderr)
+    failed = [why for _, why in skipped if why != SIDECAR_EXISTS]
+    return 1 if failed else 0
 
 
 def _print_labels(book: LabelBook, as_json: bool) -> None:
@@ -202,6 +241,8 @@ def _label_dict(label: Label, images: int) -> dict:
 def cmd_propose(args) -> int:
     if not 0 <= args.sure <= 1:
         raise CliError(f"--sure is a confidence from 0 to 1, not {args.sure}")
+    if args.k < 0:
+        raise CliError(f"-k is how many to show per label: 0 or more, not {args.k}")
     col = _collection(args)
     book = LabelBook(col.store)
     try:
@@ -247,14 +288,21 @@ def cmd_propose(args) -> int:
 
 def cmd_sort(args) -> int:
     from visualsearch.cli import TqdmProgress
-    from visualsearch.core.sort_moves import SortItem, apply_sort, journal_folder, sort_plan
+    from visualsearch.core.sort_moves import (
+        apply_sort,
+        journal_folder,
+        labelled_items,
+        sort_plan,
+    )
 
     folder, book = _book(args)
-    items = [SortItem(folder / p, label.name) for p, label in book.paths_by_label().items()]
-    if not items:
+    labels = {p: label.name for p, label in book.paths_by_label().items()}
+    if not labels:
         raise CliError(f"no image of {folder} has a label yet: see visualsearch labels --help")
+    items, stale = labelled_items(labels, book.store.file_records(), folder)
     dest = Path(args.dest).expanduser()
     plan = sort_plan(items, dest, args.mode)
+    plan.skipped.extend(stale)
     if args.dry_run:
         if args.json:
             steps = [{"source": str(s.source), "dest": str(s.dest)} for s in plan.steps]
@@ -271,11 +319,20 @@ def cmd_sort(args) -> int:
         question = f"Move {len(plan.steps)} images into {dest}/<label>/ ? [y/N] "
         if not sys.stdin.isatty():
             raise CliError("moving files needs --yes (see the plan first with --dry-run)")
-        if input(question).strip().lower() not in ("y", "yes"):
+        try:
+            answer = input(question)
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
             print("Nothing moved.", file=sys.stderr)
             return 1
-    with TqdmProgress(quiet=args.json) as progress:
-        report = apply_sort(items, dest, args.mode, journal_folder(args.paths.data_dir), progress)
+    try:
+        with TqdmProgress(quiet=args.json) as progress:
+            journals = journal_folder(args.paths.data_dir)
+            report = apply_sort(items, dest, args.mode, journals, progress)
+    except KeyboardInterrupt:
+        print("\nvisualsearch undo puts back what was done.", file=sys.stderr)
+        raise
     if args.json:
         _print_json(
             {
@@ -350,15 +407,19 @@ def cmd_evaluate(args) -> int:
         evaluate_stored,
         projected_seconds,
         stored_labels,
+        usable_labels,
     )
 
     folder, book = _book(args)
     store = book.store
-    labels = stored_labels(book, args.labels_from_subfolders)
+    labels, dropped = usable_labels(stored_labels(book, args.labels_from_subfolders))
+    if dropped:
+        names = ", ".join(printable(n) for n in dropped[:5])
+        print(f"left out: labels of a single image ({names})", file=sys.stderr)
     if len(set(labels.values())) < 2:
         raise CliError(
-            "evaluation needs images of at least 2 labels: label some (visualsearch labels) "
-            "or use --labels-from-subfolders"
+            "evaluation needs at least 2 labels of 2 or more images each: label some "
+            "(visualsearch labels) or use --labels-from-subfolders"
         )
     counts = store.counts()
     total = counts["files"] - counts["errors"]
@@ -390,18 +451,18 @@ def _print_evaluations(reports, labelled: int, total: int) -> None:
     first = reports[0][1]
     print(f"{labelled} labelled images, {len(first.labels)} labels; {total} images in all")
     shots = sorted({k for _, e, _, _ in reports for k in e.few_shot})
-    head = " | ".join(f"{k}-shot" for k in shots)
-    print(f"| model | nearest neighbour | {head} | mAP@10 | img/s | all {total} images |")
-    print("|---" * (5 + len(shots)) + "|")
+    heads = ["model", "nearest neighbour", *(f"{k}-shot" for k in shots)]
+    heads += ["mAP@10", "img/s", f"all {total} images"]
+    print("| " + " | ".join(heads) + " |")
+    print("|---" * len(heads) + "|")
     for model, e, speed, seconds in reports:
-        cells = " | ".join(
+        cells = [model, f"{e.nearest_neighbour:.2f}"]
+        cells += [
             f"{e.few_shot[k][0]:.2f} ± {e.few_shot[k][1]:.2f}" if k in e.few_shot else "—"
             for k in shots
-        )
-        print(
-            f"| {model} | {e.nearest_neighbour:.2f} | {cells} | {e.map_at_10:.2f} | "
-            f"{speed:.1f} | {human_duration(seconds)} |"
-        )
+        ]
+        cells += [f"{e.map_at_10:.2f}", f"{speed:.1f}", human_duration(seconds)]
+        print("| " + " | ".join(cells) + " |")
     for model, e, _, _ in reports:
         print(f"\n{model}: per label (precision / recall of the nearest neighbour)")
         for f in e.per_label:
@@ -414,11 +475,20 @@ def _print_evaluations(reports, labelled: int, total: int) -> None:
 
 
 def cmd_anomalies(args) -> int:
+    if not 0 <= args.percentile <= 100:
+        raise CliError(f"--percentile is from 0 to 100, not {args.percentile}")
+    if args.k < 0:
+        raise CliError(f"-k is how many to list: 0 or more, not {args.k}")
     col = _collection(args)
+    book = LabelBook(col.store)
+    if not any(label.normal for label in book.all()):
+        raise CliError(
+            "mark a label as the normal set first: visualsearch labels FOLDER --normal LABEL"
+        )
     try:
-        outside, found = collection_anomalies(col, LabelBook(col.store), args.percentile)
+        outside, found = collection_anomalies(col, book, args.percentile)
     except ValueError as exc:
-        raise CliError(f"{exc} (visualsearch labels FOLDER --normal LABEL)") from None
+        raise CliError(str(exc)) from None
     hits = [{"path": str(col.root / p), "distance": round(d, 4)} for p, d in outside[: args.k]]
     if args.json:
         _print_json({"threshold": found.threshold, "outside": len(outside), "images": hits})

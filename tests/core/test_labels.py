@@ -63,7 +63,7 @@ def test_labels_are_made_renamed_recoloured_and_deleted(sorted_folder):
 def test_subfolders_become_labels_and_a_moved_file_keeps_its_label(sorted_folder):
     folder, store = sorted_folder
     book = LabelBook(store)
-    assert book.from_subfolders() == {"cats": 4, "dogs": 4}  # the top-level one: none
+    assert book.from_subfolders().labelled == {"cats": 4, "dogs": 4}  # the top one: none
     by_path = book.paths_by_label()
     moved = next(p for p, label in by_path.items() if label.name == "cats")
     (folder / "elsewhere").mkdir()

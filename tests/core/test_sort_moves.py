@@ -595,3 +595,18 @@ def test_an_undo_into_a_full_disk_fails_cleanly_and_can_be_run_again(tmp_path, t
 
     second = undo_sort(report.journal)
     assert tree(src) == before and second.undone and len(second.restored) == 4
+
+
+def test_labels_whose_folder_names_clash_get_folders_of_their_own(tmp_path):
+    """folder_name() gives "a/b" and "a b" (and "?" and "..") one name: their images
+    were merged into one folder."""
+    src = tmp_path / "src"
+    images = [make_image(src / f"{i}.jpg", i) for i in range(4)]
+    labels = ["a/b", "a b", "?", ".."]
+    plan = plan_sort(
+        [SortItem(p, label) for p, label in zip(images, labels, strict=True)],
+        tmp_path / "out",
+        "copy",
+    )
+    folders = [step.dest.parent.name for step in plan]
+    assert folders == ["a b", "a b (2)", "unnamed", "unnamed (2)"]

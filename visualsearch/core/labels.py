@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from visualsearch.core.names import printable
 from visualsearch.core.safe_files import write_new_text
 from visualsearch.core.store import FileRecord, Store
 
 # Colours new labels take in turn (Okabe–Ito: told apart with colour-blind eyes too)
 PALETTE = ("#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+SIDECAR_EXISTS = "a sidecar exists already; it was not changed"
 
 # Where a label came from: said by the person, read off a subfolder, or an accepted proposal
 SOURCES = ("user", "folder", "accepted")
@@ -33,6 +36,15 @@ class Label:
     name: str
     colour: str
     normal: bool = False  # its images are the normal set anomalies are measured against
+
+
+@dataclass(frozen=True)
+class FolderLabels:
+    """What "use my subfolders as labels" did: label name → contents labelled, and the
+    contents left as they were because identical copies lie in several subfolders."""
+
+    labelled: dict[str, int]
+    conflicts: int = 0
 
 
 # What an image was labelled before a change: (label id, source), None for no label
@@ -197,39 +209,42 @@ class LabelBook:
             if r.hash in by_hash and by_hash[r.hash] in labels
         }
 
-    def from_subfolders(self, records: Iterable[FileRecord] | None = None) -> dict[str, int]:
+    def from_subfolders(self, records: Iterable[FileRecord] | None = None) -> FolderLabels:
         """ "Use my subfolders as labels": each image in a subfolder of the collection gets
         the label named after the first folder of its path (made if need be); images at
-        the top are left as they are. Returns label name → images labelled."""
-        groups: dict[str, list[str]] = {}
+        the top are left as they are. Labels are per content: a content found in two
+        subfolders (identical copies) is left as it was, and counted as a conflict."""
+        folders_of: dict[str, set[str]] = {}
         records = self.store.image_records() if records is None else records
         for r in records:
             folder, sep, _ = r.path.partition("/")
             if sep and r.hash:
-                groups.setdefault(folder, []).append(r.hash)
+                folders_of.setdefault(r.hash, set()).add(folder)
+        groups: dict[str, list[str]] = {}
+        conflicts = 0
+        for digest, folders in folders_of.items():
+            if len(folders) > 1:
+                conflicts += 1
+            else:
+                groups.setdefault(next(iter(folders)), []).append(digest)
         done = {}
         for folder, hashes in sorted(groups.items()):
-            self.assign(hashes, self.ensure(folder).id, "folder")
-            done[folder] = len(hashes)
-        return done
+            label = self.ensure(folder)
+            self.assign(hashes, label.id, "folder")
+            done[label.name] = len(hashes)
+        return FolderLabels(done, conflicts)
 
     # -- export ---------------------------------------------------------------------------
 
     def export(self, dest: Path, root: Path) -> Path:
         """The labelled images as CSV (path, label, colour, source) or, for a name ending
         in .json, JSON; never over an existing file."""
-        rows = self._rows(root)
-        if Path(dest).suffix.lower() == ".json":
-            return write_new_text(Path(dest), lambda f: json.dump(rows, f, indent=2))
+        rows = self.rows(root)
+        as_json = Path(dest).suffix.lower() == ".json"
+        return write_new_text(Path(dest), lambda f: write_label_rows(f, rows, as_json))
 
-        def write(f: TextIO) -> None:
-            writer = csv.DictWriter(f, ["path", "label", "colour", "source"])
-            writer.writeheader()
-            writer.writerows(rows)
-
-        return write_new_text(Path(dest), write)
-
-    def _rows(self, root: Path) -> list[dict[str, str]]:
+    def rows(self, root: Path) -> list[dict[str, str]]:
+        """Each labelled image: its path under `root`, label, colour and source."""
         sources = dict(self.conn.execute("SELECT hash, source FROM labelled"))
         records = {r.path: r for r in self.store.image_records()}
         return [
@@ -243,8 +258,20 @@ class LabelBook:
         ]
 
 
+def write_label_rows(f: TextIO, rows: list[dict[str, str]], as_json: bool = False) -> None:
+    """`LabelBook.rows` as CSV (or JSON) onto `f`."""
+    if as_json:
+        json.dump(rows, f, indent=2)
+        return
+    writer = csv.DictWriter(f, ["path", "label", "colour", "source"])
+    writer.writeheader()
+    writer.writerows(rows)
+
+
 def _checked_name(name: str) -> str:
-    cleaned = " ".join(str(name).split())
+    """The name with its spaces tidied, and undecodable bytes and control characters
+    written as escapes (a Latin-1 folder "gr\\xe9en" is the label "gr\\\\xe9en")."""
+    cleaned = printable(" ".join(str(name).split()))
     if not cleaned:
         raise LabelError("a label needs a name")
     if len(cleaned) > 100:
@@ -271,7 +298,7 @@ def keyword_sidecars(
             write = lambda f, n=label.name: f.write(_xmp(n))  # noqa: E731
             written.append(write_new_text(sidecar, write, numbered=False))
         except FileExistsError:
-            skipped.append((sidecar, "a sidecar exists already; it was not changed"))
+            skipped.append((sidecar, SIDECAR_EXISTS))
         except OSError as exc:
             skipped.append((sidecar, exc.strerror or str(exc)))
     return written, skipped

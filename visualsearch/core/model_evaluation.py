@@ -285,3 +285,14 @@ def evaluate_stored(store: Store, model: str, labels: dict[str, str], **options)
     rows = [i for i, path in enumerate(vectors.paths) if path in labels]
     names = [labels[vectors.paths[i]] for i in rows]
     return evaluate_vectors(vectors.matrix[rows], names, **options)
+
+
+def usable_labels(labels: dict[str, str], least: int = 2) -> tuple[dict[str, str], list[str]]:
+    """The labels of `least` or more images (a label of one image has no neighbour of
+    its own to find), and the names of those left out."""
+    counts: dict[str, int] = {}
+    for name in labels.values():
+        counts[name] = counts.get(name, 0) + 1
+    dropped = sorted(name for name, n in counts.items() if n < least)
+    kept = {path: name for path, name in labels.items() if counts[name] >= least}
+    return kept, dropped

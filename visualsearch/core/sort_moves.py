@@ -54,6 +54,7 @@ from visualsearch.core.safe_files import (
     why_failed,
     write_all,
 )
+from visualsearch.core.store import FileRecord
 
 MODES = ("copy", "link", "move")
 JOURNAL_VERSION = 1
@@ -144,11 +145,14 @@ def _source_problem(st: os.stat_result) -> str:
     return ""
 
 
-def _label_folder(dest: Path, label: str) -> Path:
-    """dest/<folder_name(label)>, or "name (2)"… where a file or link takes the name."""
+def _label_folder(dest: Path, label: str, used: set[Path]) -> Path:
+    """dest/<folder_name(label)>, or "name (2)"… where a file or link takes the name or
+    another label of the plan has it (folder_name gives "a/b" and "a b" one name)."""
     base = folder_name(label)
     for n in range(1, 1000):
         folder = dest / (base if n == 1 else f"{base} ({n})")
+        if Path(str(folder).casefold()) in used:
+            continue
         try:
             if stat.S_ISDIR(os.lstat(folder).st_mode):
                 return folder
@@ -198,7 +202,8 @@ def _plan(
             skipped.append((source, problem))
             continue
         if item.label not in folders:
-            folders[item.label] = _label_folder(dest, item.label)
+            used = {Path(str(f).casefold()) for f in folders.values()}
+            folders[item.label] = _label_folder(dest, item.label, used)
         folder = folders[item.label]
         if _same_dir(source.parent, folder):
             skipped.append((source, "already in its folder"))
@@ -676,6 +681,10 @@ def apply_sort(
             end = {"done": len(report.done), "cancelled": report.cancelled}
             journal.write({"type": "end", **end, "stopped": report.stopped})
         journal.close()
+    if not plan.steps:  # nothing was tried: "Undo last sort" must reach the sort before
+        with contextlib.suppress(OSError):
+            _mark_undone(report.journal)
+            report.journal = _undone_name(report.journal)
     return report
 
 
@@ -849,16 +858,41 @@ def undo_sort(journal: Path, progress: Progress | None = None) -> UndoReport:
         writer.close()
     if undo.retry:
         return report
-    undone = _undone_name(journal)
     try:
-        dir_fd = open_dir(journal.parent)
-        try:
-            rename_noreplace(dir_fd, journal.name, undone.name)
-            fsync_dir(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _mark_undone(journal)
     except OSError as exc:
         report.failed.append((journal, f"cannot mark the journal undone: {why_failed(exc)}"))
         return report
-    report.journal, report.undone = undone, True
+    report.journal, report.undone = _undone_name(journal), True
     return report
+
+
+def _mark_undone(journal: Path) -> None:
+    """Rename the journal to its undone name (never over another file)."""
+    dir_fd = open_dir(journal.parent)
+    try:
+        rename_noreplace(dir_fd, journal.name, _undone_name(journal).name)
+        fsync_dir(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def labelled_items(
+    labels: dict[str, str], records: dict[str, FileRecord], root: Path
+) -> tuple[list[SortItem], list[tuple[Path, str]]]:
+    """SortItems for labelled catalog paths (`labels`: path → label name), leaving out the
+    files changed since they were indexed (their label belongs to the old content): those
+    come back with the reason."""
+    items, stale = [], []
+    for path, label in labels.items():
+        source, record = Path(root) / path, records.get(path)
+        try:
+            st = os.lstat(source)
+        except OSError:
+            items.append(SortItem(source, label))  # the plan says why it is left out
+            continue
+        if record is None or (st.st_size, st.st_mtime_ns) != (record.size, record.mtime_ns):
+            stale.append((source, "changed since it was indexed: index the folder again"))
+        else:
+            items.append(SortItem(source, label))
+    return items, stale

@@ -20,11 +20,12 @@ from visualsearch.core.model_evaluation import (
     evaluate_stored,
     projected_seconds,
     stored_labels,
+    usable_labels,
 )
 from visualsearch.core.names import printable
 from visualsearch.core.proposals import collection_proposals
 from visualsearch.core.review import ReviewQueue
-from visualsearch.core.sort_moves import SortItem, apply_sort, last_journal, undo_sort
+from visualsearch.core.sort_moves import apply_sort, labelled_items, last_journal, undo_sort
 from visualsearch.core.store import Store, StoreError
 from visualsearch.qt.cleanup_controller import over_collection
 from visualsearch.qt.collection_controller import CollectionController
@@ -181,10 +182,17 @@ class SortingController(QObject):
     def from_subfolders(self) -> None:
         records = list(self.collection.records.values())
         made = self._labels_edit(lambda book: book.from_subfolders(records))
-        if made == {}:
-            self.message.emit("This folder has no subfolders with indexed images.", "info")
-        elif made:
-            self.message.emit(f"Labelled {sum(made.values())} images by their subfolder.", "info")
+        if made is None:
+            return
+        text = f"Labelled {sum(made.labelled.values())} images by their subfolder."
+        if not made.labelled and not made.conflicts:
+            text = "This folder has no subfolders with indexed images."
+        if made.conflicts:
+            text += (
+                f" {made.conflicts} have identical copies in other subfolders: their "
+                "labels were left as they were."
+            )
+        self.message.emit(text, "info")
 
     def label_paths(self, rels: list[str], label: int | None) -> None:
         """Give the images (catalog paths) `label` (None: take their labels away)."""
@@ -291,9 +299,9 @@ class SortingController(QObject):
         target = self.collection.target
         if target is None or self.book is None:
             return
-        labels = stored_labels(self.book)
+        labels, _ = usable_labels(stored_labels(self.book))
         if len(set(labels.values())) < 2:
-            self.message.emit("Label images of at least two labels first.", "info")
+            self.message.emit("Label at least two images each of two labels first.", "info")
             return
         encoders, model = self.encoders, target.model
 
@@ -360,7 +368,8 @@ class SortingController(QObject):
         target = self.collection.target
         if target is None or self.book is None:
             return
-        labelled = self.book.paths_by_label(self.collection.records.values())
+        records = dict(self.collection.records)
+        labelled = self.book.paths_by_label(records.values())
         if not labelled:
             self.message.emit("No image has a label yet.", "info")
             return
@@ -368,17 +377,26 @@ class SortingController(QObject):
         if asked is None:
             return
         dest, mode = asked
-        items = [SortItem(target.folder / rel, label.name) for rel, label in labelled.items()]
+        labels = {rel: label.name for rel, label in labelled.items()}
         if mode == "move":
             question = (
-                f"Move {len(items)} images out of {target.folder} into a folder per label "
+                f"Move {len(labels)} images out of {target.folder} into a folder per label "
                 f"in {dest}? Undo last sort puts them back."
             )
-            listing = "\n".join(f"{i.source} → {i.label}" for i in items[:5000])
+            listing = "\n".join(
+                f"{target.folder / rel} → {name}" for rel, name in list(labels.items())[:5000]
+            )
             if not self.confirm(self.dialog_parent, "Move images", question, listing):
                 return
-        self.message.emit(f"Sorting {len(items)} images into {dest}…", "info")
-        work = lambda: apply_sort(items, dest, mode, self.journal_dir)  # noqa: E731
+        self.message.emit(f"Sorting {len(labels)} images into {dest}…", "info")
+        journals, folder = self.journal_dir, target.folder
+
+        def work():
+            items, stale = labelled_items(labels, records, folder)  # stats every file
+            report = apply_sort(items, dest, mode, journals)
+            report.skipped.extend(stale)
+            return report
+
         self.sorting.start(work, self._sorted, self._sort_failed)
 
     def _sorted(self, report: object) -> None:
