@@ -158,3 +158,21 @@ def test_the_evaluation_report_and_the_images_unlike_the_normal_set(qtbot, windo
     shown = [window.model.item(i).rel for i in range(window.model.rowCount())]
     assert sum(p.startswith("not a face/") for p in shown) / len(shown) >= 0.9
     assert "Unlike the normal set" in window.results_area.query_label.text()
+
+
+def test_labels_leave_the_window_as_csv_and_as_xmp_sidecars(qtbot, make_window, faces, tmp_path):
+    window = make_window()
+    window.ctx.confirm.answer = True
+    open_and_wait(qtbot, window, faces)
+    window.sorting.from_subfolders()
+    window.sorting.export_labels(tmp_path / "labels.csv")
+    rows = (tmp_path / "labels.csv").read_text("utf-8").splitlines()
+    assert rows[0] == "path,label,colour,source" and len(rows) == 201
+    images = checksums(faces)
+    with qtbot.waitSignal(
+        window.sorting.message, timeout=60_000, check_params_cb=lambda t, _: "XMP" in t
+    ):
+        qtbot.mouseClick(window.sort_page.sidecars_button, Qt.MouseButton.LeftButton)
+    assert window.ctx.confirm.asked[-1][0] == "XMP sidecars"
+    assert len(list(faces.rglob("*.png.xmp"))) == 200
+    assert {k: v for k, v in checksums(faces).items() if not k.endswith(".xmp")} == images

@@ -62,6 +62,8 @@ class SortPage(QWidget):
     anomalies_requested = Signal(float)  # percentile
     image_shown = Signal(Path)  # the proposal under review: its details
     evaluate_requested = Signal()
+    export_requested = Signal()
+    sidecars_requested = Signal()
 
     def __init__(self, thumbnails: ImageLoader, previews: ImageLoader) -> None:
         super().__init__()
@@ -95,6 +97,15 @@ class SortPage(QWidget):
             "Copy, link or move the labelled images into a folder per label"
         )
         self.undo_sort_button = QPushButton("Undo last sort")
+        self.export_button = QPushButton("Export labels…")
+        self.export_button.setToolTip("The labelled images as CSV or JSON")
+        self.export_button.clicked.connect(self.export_requested.emit)
+        self.sidecars_button = QPushButton("XMP sidecars…")
+        self.sidecars_button.setToolTip(
+            "Each label as a keyword in a new photo.jpg.xmp beside the image (digiKam, "
+            "darktable); existing sidecars and the images are left alone"
+        )
+        self.sidecars_button.clicked.connect(self.sidecars_requested.emit)
         self.subfolders_button = QPushButton("Use my subfolders as labels")
         self.subfolders_button.clicked.connect(self.from_subfolders.emit)
         self.evaluate_button = QPushButton("Which model fits my photos?")
@@ -128,6 +139,10 @@ class SortPage(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.apply_button)
         row.addWidget(self.undo_sort_button)
+        left.addLayout(row)
+        row = QHBoxLayout()
+        row.addWidget(self.export_button)
+        row.addWidget(self.sidecars_button)
         left.addLayout(row)
         left.addWidget(self.evaluate_button)
         row = QHBoxLayout()

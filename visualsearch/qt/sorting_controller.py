@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QColorDialog, QFileDialog, QInputDialog, QMenu, QW
 
 from visualsearch.core.anomalies import collection_anomalies
 from visualsearch.core.collection import Collection
-from visualsearch.core.labels import LabelBook, LabelError
+from visualsearch.core.labels import LabelBook, LabelError, keyword_sidecars
 from visualsearch.core.model_evaluation import (
     encoding_speed,
     evaluate_stored,
@@ -102,6 +102,8 @@ class SortingController(QObject):
         page.undo_sort_requested.connect(self.undo_sort)
         page.anomalies_requested.connect(self.show_anomalies)
         page.evaluate_requested.connect(self.evaluate)
+        page.export_requested.connect(self._ask_export)
+        page.sidecars_requested.connect(self.write_sidecars)
 
     def shut_down(self) -> None:
         self._stop()
@@ -290,6 +292,60 @@ class SortingController(QObject):
         self.page.accept_sure_button.setText(f"Accept all sure ({sure})")
         self.page.set_queue(items, self.collection.target.folder, position)
         self.page.set_status(f"{len(items):,} proposals to review, {sure:,} sure")
+
+    # -- labels out ---------------------------------------------------------------------------
+
+    def _ask_export(self) -> None:
+        target = self.collection.target
+        if target is None or self.book is None:
+            return
+        start = str(Path.home() / f"{target.folder.name} labels.csv")
+        path, _ = QFileDialog.getSaveFileName(
+            self.dialog_parent, "Export labels", start, "CSV (*.csv);;JSON (*.json)"
+        )
+        if path:
+            self.export_labels(Path(path))
+
+    def export_labels(self, path: Path) -> None:
+        """The labelled images as CSV or JSON (by the name), never over another file."""
+        try:
+            written = self.book.export(path, self.collection.target.folder)
+        except OSError as exc:
+            self.message.emit(f"The labels were not exported: {exc}", "error")
+            return
+        self.message.emit(f"Exported the labels to {written}.", "info")
+
+    def write_sidecars(self) -> None:
+        """Each labelled image's label into a new XMP sidecar, after a confirmation."""
+        target = self.collection.target
+        if target is None or self.book is None:
+            return
+        labelled = self.book.paths_by_label(self.collection.records.values())
+        if not labelled:
+            self.message.emit("No image has a label yet.", "info")
+            return
+        question = (
+            f"Write a new XMP sidecar (photo.jpg.xmp) beside each of {len(labelled)} "
+            "labelled images, with its label as a keyword? Images and existing sidecars "
+            "are not changed."
+        )
+        if not self.confirm(self.dialog_parent, "XMP sidecars", question, ""):
+            return
+        folder = target.folder
+        self.sorting.start(  # a file each, synced: in the pool
+            lambda: keyword_sidecars(folder, labelled),
+            self._sidecars_written,
+            lambda text: self.message.emit(f"No sidecars written: {text}", "error"),
+        )
+
+    def _sidecars_written(self, answer: object) -> None:
+        written, skipped = answer
+        text = f"Wrote {len(written)} XMP sidecars."
+        if skipped:
+            text += f" {len(skipped)} left alone: " + "; ".join(
+                f"{p.name}: {why}" for p, why in skipped[:3]
+            )
+        self.message.emit(text, "info")
 
     # -- which model fits ------------------------------------------------------------------
 
