@@ -139,12 +139,12 @@ def main() -> None:
     settle(app, 3)  # the preview and the strip's thumbnails
     shot("sort-review.png")
     sorting.accept_all_sure()  # more examples for the report
-    sorting.evaluate()
+    window.evaluation.evaluate()
     deadline = time.monotonic() + 120
-    while sorting.report is None and time.monotonic() < deadline:
+    while window.evaluation.report is None and time.monotonic() < deadline:
         settle(app, 0.2)
     settle(app)
-    report = sorting.report
+    report = window.evaluation.report
     app.primaryScreen().grabWindow(0).copy(report.frameGeometry()).save(str(out / "evaluation.png"))
     print(out / "evaluation.png")
     report.close()

@@ -133,8 +133,8 @@ def test_the_evaluation_report_and_the_images_unlike_the_normal_set(qtbot, windo
     sorting.from_subfolders()
 
     qtbot.mouseClick(page.evaluate_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: sorting.report is not None, timeout=60_000)
-    report = sorting.report
+    qtbot.waitUntil(lambda: window.evaluation.report is not None, timeout=60_000)
+    report = window.evaluation.report
     (model,) = report.reports
     direct = evaluate_stored(
         window.sorting.book.store, model.model, stored_labels(window.sorting.book)

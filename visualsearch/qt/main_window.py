@@ -1,6 +1,6 @@
 """The main window: layout, menus, the message bar and routing between the areas'
-controllers (collection, results, map, clean-up, model), which hold the state and
-start the work. Nothing here decodes, encodes or searches."""
+controllers (collection, results, map, clean-up, model, sorting, evaluation), which
+hold the state and start the work. Nothing here decodes, encodes or searches."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ from visualsearch.qt.context import AppContext
 from visualsearch.qt.details_panel import DetailsPanel
 from visualsearch.qt.dialogs import about_text, show_about, show_skipped
 from visualsearch.qt.duplicates_page import DuplicatesPage
+from visualsearch.qt.evaluation_controller import EvaluationController
 from visualsearch.qt.file_actions import FileActions, accept_without_move
 from visualsearch.qt.icons import app_icon
 from visualsearch.qt.image_list_model import GridItem, ImageListModel
@@ -187,13 +188,15 @@ class MainWindow(QMainWindow):
         self.sorting = SortingController(
             self.sort_page,
             self.collection,
-            self.results,
             ctx.encoders,
             self.pool,
             ctx.confirm,
             journal_folder(ctx.paths.data_dir),
             self,
             parent=self,
+        )
+        self.evaluation = EvaluationController(
+            self.sort_page, self.collection, self.results, ctx.encoders, self.pool, self, self
         )
         self.files = FileActions(self.results, ctx.open_url, self, self.sorting.fill_label_menu)
         self.keeper = LibraryKeeper(
@@ -208,14 +211,15 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self.keeper.start)  # it waits for the open folder's run
         jobs = [self.collection.jobs, *self.maps.busy_jobs(), self.models.jobs, self.keeper.jobs]
         stop = [self.collection.shut_down, self.maps.shut_down, self.cleanup.shut_down]
-        stop.append(self.sorting.shut_down)
+        stop += [self.sorting.shut_down, self.evaluation.shut_down]
         stop.append(self.keeper.shut_down)
         stop.append(self._freeze)
         self.closing = Closing(jobs, self.pool, self.results, self.indexing, self.close, stop, self)
 
     def _route(self) -> None:
         c, r = self.collection, self.results
-        for source in (c, self.models, self.maps, self.cleanup, self.files, self.sorting):
+        areas = (self.models, self.maps, self.cleanup, self.files, self.sorting, self.evaluation)
+        for source in (c, *areas):
             source.message.connect(self.message.show_message)
         r.error.connect(self.show_error)
         c.folder_changed.connect(self._folder_changed)
@@ -229,7 +233,7 @@ class MainWindow(QMainWindow):
         r.history_changed.connect(self.menus.update_nav)
         r.tags_shown.connect(self.details.set_tags)
         self.maps.item_clicked.connect(self._show_item)
-        for source in (self.maps, self.cleanup, self.sorting):
+        for source in (self.maps, self.cleanup, self.evaluation):
             source.show_images.connect(lambda: self.tabs.setCurrentIndex(0))
         self.results_area.query_label.linkActivated.connect(self._link)
         self.message.label.linkActivated.connect(self._link)

@@ -8,20 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QColorDialog, QFileDialog, QInputDialog, QMenu, QWidget
 
-from visualsearch.core.anomalies import collection_anomalies
 from visualsearch.core.collection import Collection
 from visualsearch.core.labels import LabelBook, LabelError, keyword_sidecars
-from visualsearch.core.model_evaluation import (
-    encoding_speed,
-    evaluate_stored,
-    projected_seconds,
-    stored_labels,
-    usable_labels,
-)
 from visualsearch.core.names import printable
 from visualsearch.core.proposals import collection_proposals
 from visualsearch.core.review import ReviewQueue
@@ -30,8 +22,6 @@ from visualsearch.core.store import Store, StoreError
 from visualsearch.qt.cleanup_controller import over_collection
 from visualsearch.qt.collection_controller import CollectionController
 from visualsearch.qt.context import Confirm
-from visualsearch.qt.evaluation_dialog import EvaluationDialog, ModelReport
-from visualsearch.qt.results_controller import ResultsController
 from visualsearch.qt.sort_page import SortPage
 from visualsearch.qt.workers import EncoderProvider, TaskSlot
 
@@ -53,13 +43,11 @@ def ask_sort(parent: QWidget) -> tuple[Path, str] | None:
 class SortingController(QObject):
     message = Signal(str, str)  # text, "info" | "error"
     labels_changed = Signal()
-    show_images = Signal()  # the grid got something to show: bring the Images tab forward
 
     def __init__(
         self,
         page: SortPage,
         collection: CollectionController,
-        results: ResultsController,
         encoders: EncoderProvider,
         pool: QThreadPool,
         confirm: Confirm,
@@ -70,16 +58,12 @@ class SortingController(QObject):
     ) -> None:
         super().__init__(parent)
         self.page, self.collection, self.encoders = page, collection, encoders
-        self.results = results
         self.confirm, self.journal_dir, self.dialog_parent = confirm, journal_dir, dialog_parent
         self.ask_sort = ask_sort
         self.book: LabelBook | None = None
         self.queue: ReviewQueue | None = None
         self._store: Store | None = None
         self.proposing = TaskSlot(pool, self)
-        self.inspecting = TaskSlot(pool, self)
-        self.evaluating = TaskSlot(pool, self)
-        self.report: EvaluationDialog | None = None
         self.sorting = TaskSlot(pool, self, every=True)  # each sort and undo is told
         self._retrain = QTimer(self, singleShot=True, interval=RETRAIN_AFTER_MS)
         self._retrain.timeout.connect(self.propose)
@@ -100,8 +84,6 @@ class SortingController(QObject):
         page.sure_changed.connect(lambda _value: self._show_queue())
         page.apply_requested.connect(self.apply)
         page.undo_sort_requested.connect(self.undo_sort)
-        page.anomalies_requested.connect(self.show_anomalies)
-        page.evaluate_requested.connect(self.evaluate)
         page.export_requested.connect(self._ask_export)
         page.sidecars_requested.connect(self.write_sidecars)
 
@@ -110,11 +92,10 @@ class SortingController(QObject):
         self._close()
 
     def _stop(self) -> None:
-        """Answers still to come for this folder are dropped (a sort's or an undo's
+        """Proposals still to come for this folder are dropped (a sort's or an undo's
         outcome is still told: files changed)."""
         self._retrain.stop()
-        for slot in (self.proposing, self.inspecting, self.evaluating):
-            slot.supersede()
+        self.proposing.supersede()
 
     # -- the folder's labels ----------------------------------------------------------------
 
@@ -346,77 +327,6 @@ class SortingController(QObject):
                 f"{p.name}: {why}" for p, why in skipped[:3]
             )
         self.message.emit(text, "info")
-
-    # -- which model fits ------------------------------------------------------------------
-
-    def evaluate(self) -> None:
-        """Every model this folder has vectors of, measured on the labelled images in the
-        pool; the report opens when it is done."""
-        target = self.collection.target
-        if target is None or self.book is None:
-            return
-        labels, _ = usable_labels(stored_labels(self.book))
-        if len(set(labels.values())) < 2:
-            self.message.emit("Label at least two images each of two labels first.", "info")
-            return
-        encoders, model = self.encoders, target.model
-
-        def measure() -> list[ModelReport]:
-            encoder = encoders.get(model)  # the folder's model: its speed is measured
-            reports = []
-            with Store(target.store_dir) as store:
-                counts = store.vector_counts()
-                total = store.counts()["files"] - store.counts()["errors"]
-                for model_id in sorted(counts, key=lambda m: m != encoder.id):
-                    evaluation = evaluate_stored(store, model_id, labels)
-                    speed = None
-                    if model_id == encoder.id:
-                        paths = [target.folder / p for p in sorted(labels)]
-                        speed = encoding_speed(encoder, [p for p in paths if p.is_file()])
-                    seconds = None if speed is None else projected_seconds(speed, total)
-                    reports.append(ModelReport(model_id, evaluation, speed, seconds))
-            return reports
-
-        self.message.emit("Measuring each model on the labelled images…", "info")
-        self.evaluating.start(measure, self._evaluated, lambda t: self.message.emit(t, "error"))
-
-    def _evaluated(self, reports: object) -> None:
-        self.message.emit(f"Measured {len(reports)} model(s) on the labelled images.", "info")
-        self.report = EvaluationDialog(reports, self.dialog_parent)
-        self.report.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.report.show()
-
-    # -- anomalies ----------------------------------------------------------------------------
-
-    def show_anomalies(self, percentile: float) -> None:
-        """The grid lists the images unlike the normal set, most unusual first."""
-        target = self.collection.target
-        if target is None:
-            return
-
-        def unusual(col: Collection):
-            outside, found = collection_anomalies(col, LabelBook(col.store), percentile)
-            return outside, found.threshold
-
-        work = over_collection(target, self.encoders, self.collection.model_info, unusual)
-        ticket = self.results.supersede()
-        self.results.area.query_label.setText("Measuring against the normal set…")
-        self.show_images.emit()
-        self.inspecting.start(
-            work,
-            lambda found: self._on_anomalies(ticket, percentile, *found),
-            lambda text: self.message.emit(text, "error"),
-        )
-
-    def _on_anomalies(self, ticket: int, percentile: float, outside, threshold: float) -> None:
-        items = [self.results.item_for(rel, score) for rel, score in outside]
-        self.results.show_items(
-            ticket,
-            items,
-            f"Unlike the normal set · {len(items):,} images, most unusual first (score: "
-            f"distance to the 5 nearest normal images; over {threshold:.3f}, the normal "
-            f"images' own {percentile:g}th percentile)",
-        )
 
     # -- applying the sort ----------------------------------------------------------------
 
