@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visualsearch.core.encoders.base import cache_array, load_unit_rows
+from visualsearch.core.encoders.base import cache_array, embed_files, load_unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,6 @@ def reference_photos() -> list[Path]:
 def reference_vectors(encoder, cache_dir: Path) -> np.ndarray | None:
     """The reference photos' vectors in `encoder`'s space, encoded once and cached per
     model; None when the photos are not installed or none can be read."""
-    from visualsearch.core import imageio
     from visualsearch.core.store import slug
 
     photos = reference_photos()
@@ -138,19 +137,11 @@ def reference_vectors(encoder, cache_dir: Path) -> np.ndarray | None:
     cached = load_unit_rows(path, (len(photos), encoder.dim))
     if cached is not None:
         return cached
-    pixels = []
-    for photo in photos:
-        try:
-            decoded = imageio.decode(imageio.read_bytes(photo), min_side=encoder.input_size)
-        except Exception as exc:  # a damaged install: the others still give the scale
-            log.warning("reference photo %s not read: %s", photo, exc)
-            continue
-        pixels.append(encoder.preprocess(decoded.image))
-    if len(pixels) < 2:
+    vectors, failed = embed_files(encoder, photos)
+    for photo, exc in failed:  # a damaged install: the others still give the scale
+        log.warning("reference photo %s not read: %s", photo, exc)
+    if len(vectors) < 2:
         return None
-    vectors = np.concatenate(
-        [encoder.embed_images(np.stack(pixels[i : i + 16])) for i in range(0, len(pixels), 16)]
-    ).astype(np.float32)
     if len(vectors) == len(photos):
         cache_array(path, vectors)
     return vectors

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from visualsearch.core.encoders.base import embed_files
 from visualsearch.core.labels import LabelBook
 from visualsearch.core.proposals import fit_classifier
 from visualsearch.core.store import Store
@@ -249,22 +250,18 @@ def _number(value: float) -> float | None:
 def encoding_speed(encoder, paths: Sequence[Path], limit: int = 48) -> float:
     """Images per second that `encoder` reads, decodes and encodes here, timed on up to
     `limit` of `paths` after one warm-up image (which loads the network)."""
-    from visualsearch.core import imageio
 
     def encode(batch: Sequence[Path]) -> None:
-        pixels = []
-        for path in batch:
-            decoded = imageio.decode(imageio.read_bytes(path), min_side=encoder.input_size)
-            pixels.append(encoder.preprocess(decoded.image))
-        encoder.embed_images(np.stack(pixels))
+        _, failed = embed_files(encoder, batch)
+        if failed:
+            raise failed[0][1]
 
     paths = list(paths)[: limit + 1]
     if len(paths) < 2:
         raise ValueError("timing a model needs at least 2 images")
     encode(paths[:1])
     started = time.perf_counter()
-    for lo in range(1, len(paths), 16):
-        encode(paths[lo : lo + 16])
+    encode(paths[1:])
     return (len(paths) - 1) / (time.perf_counter() - started)
 
 

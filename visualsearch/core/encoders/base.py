@@ -71,6 +71,29 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+def embed_files(
+    encoder: Encoder, paths: Sequence[Path], batch: int = 16
+) -> tuple[np.ndarray, list[tuple[Path, Exception]]]:
+    """The vectors of image files, read, decoded and encoded `batch` at a time, and the
+    files that could not be read with why (left out of the vectors)."""
+    from visualsearch.core import imageio
+
+    vectors, failed = [], []
+    for lo in range(0, len(paths), batch):
+        pixels = []
+        for path in paths[lo : lo + batch]:
+            try:
+                decoded = imageio.decode(imageio.read_bytes(path), min_side=encoder.input_size)
+            except Exception as exc:
+                failed.append((path, exc))
+                continue
+            pixels.append(encoder.preprocess(decoded.image))
+        if pixels:
+            vectors.append(np.asarray(encoder.embed_images(np.stack(pixels)), np.float32))
+    dim = encoder.dim
+    return (np.concatenate(vectors) if vectors else np.zeros((0, dim), np.float32)), failed
+
+
 def default_threads() -> int:
     """Threads for model inference: every core this process may use."""
     try:
