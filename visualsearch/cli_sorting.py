@@ -21,7 +21,12 @@ from visualsearch.core.labels import (
     write_label_rows,
 )
 from visualsearch.core.names import human_duration, printable
-from visualsearch.core.proposals import DEFAULT_SURE, ProposalError, collection_proposals
+from visualsearch.core.proposals import (
+    DEFAULT_SURE,
+    ProposalError,
+    collection_proposals,
+    content_hashes,
+)
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -245,8 +250,9 @@ def cmd_propose(args) -> int:
         raise CliError(f"-k is how many to show per label: 0 or more, not {args.k}")
     col = _collection(args)
     book = LabelBook(col.store)
+    hashes = content_hashes(col)
     try:
-        proposals = collection_proposals(col, book)
+        proposals = collection_proposals(col, book, hashes)
     except ProposalError as exc:
         raise CliError(str(exc)) from None
     labels = {label.id: label for label in book.all()}
@@ -264,10 +270,9 @@ def cmd_propose(args) -> int:
     ]
     rows.sort(key=lambda r: -r["confidence"])
     if args.accept:
-        records = {r.path: r.hash for r in col.store.image_records()}
         for label_id in np.unique(proposals.labels[sure]):
             chosen = proposals.rows[sure & (proposals.labels == label_id)]
-            book.assign([records[col.paths[r]] for r in chosen], int(label_id), "accepted")
+            book.assign([hashes[col.paths[r]] for r in chosen], int(label_id), "accepted")
     if args.json:
         _print_json(rows)
         return 0

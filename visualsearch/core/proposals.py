@@ -191,10 +191,18 @@ class _CollectionRows:
         return self.collection.vectors_of(rows)
 
 
-def collection_proposals(collection: Collection, book: LabelBook) -> Proposals:
+def content_hashes(collection: Collection) -> dict[str, str]:
+    """Catalog path → content hash of the collection's readable images."""
+    return {r.path: r.hash for r in collection.store.image_records() if r.hash}
+
+
+def collection_proposals(
+    collection: Collection, book: LabelBook, hashes: dict[str, str] | None = None
+) -> Proposals:
     """`propose` over a collection's images (rows index `collection.paths`): its
-    labelled contents are the examples, the person's rejections are kept out."""
-    hashes = {r.path: r.hash for r in collection.store.image_records()}
+    labelled contents are the examples, the person's rejections are kept out. `hashes`:
+    `content_hashes(collection)`, when the caller has it (it reads every record)."""
+    hashes = content_hashes(collection) if hashes is None else hashes
     labelled, rejected_pairs = book.labelled(), book.rejected()
     rejected_by_hash: dict[str, set[int]] = {}
     for digest, label in rejected_pairs:

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QColorDialog, QFileDialog, QInputDialog, QMenu, QW
 from visualsearch.core.collection import Collection
 from visualsearch.core.labels import LabelBook, LabelError, keyword_sidecars
 from visualsearch.core.names import printable
-from visualsearch.core.proposals import collection_proposals
+from visualsearch.core.proposals import collection_proposals, content_hashes
 from visualsearch.core.review import ReviewQueue
 from visualsearch.core.sort_moves import apply_sort, labelled_items, last_journal, undo_sort
 from visualsearch.core.store import Store, StoreError
@@ -213,8 +213,8 @@ class SortingController(QObject):
 
         def proposals(col: Collection):
             book = LabelBook(col.store)
-            hashes = {r.path: r.hash for r in col.store.image_records() if r.hash}
-            return collection_proposals(col, book), list(col.paths), hashes
+            hashes = content_hashes(col)
+            return collection_proposals(col, book, hashes), list(col.paths), hashes
 
         work = over_collection(target, self.encoders, self.collection.model_info, proposals)
         self.proposing.start(work, self._proposed, self._not_proposed)
