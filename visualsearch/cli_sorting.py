@@ -301,7 +301,7 @@ def cmd_sort(args) -> int:
     )
 
     folder, book = _book(args)
-    labels = {p: label.name for p, label in book.paths_by_label().items()}
+    labels = book.names_by_path()
     if not labels:
         raise CliError(f"no image of {folder} has a label yet: see visualsearch labels --help")
     items, stale = labelled_items(labels, book.store.file_records(), folder)
@@ -411,13 +411,12 @@ def cmd_evaluate(args) -> int:
         encoding_speed,
         evaluate_stored,
         projected_seconds,
-        stored_labels,
         usable_labels,
     )
 
     folder, book = _book(args)
     store = book.store
-    labels, dropped = usable_labels(stored_labels(book, args.labels_from_subfolders))
+    labels, dropped = usable_labels(book.names_by_path(args.labels_from_subfolders))
     if dropped:
         names = ", ".join(printable(n) for n in dropped[:5])
         print(f"left out: labels of a single image ({names})", file=sys.stderr)

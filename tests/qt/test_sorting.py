@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 
 from tests import labelled_photos
 from tests.qt.conftest import open_and_wait
-from visualsearch.core.model_evaluation import evaluate_stored, stored_labels
+from visualsearch.core.model_evaluation import evaluate_stored
 
 
 def checksums(folder):
@@ -137,7 +137,7 @@ def test_the_evaluation_report_and_the_images_unlike_the_normal_set(qtbot, windo
     report = window.evaluation.report
     (model,) = report.reports
     direct = evaluate_stored(
-        window.sorting.book.store, model.model, stored_labels(window.sorting.book)
+        window.sorting.book.store, model.model, window.sorting.book.names_by_path()
     )
     assert report.table.item(0, 1).text() == f"{direct.nearest_neighbour:.2f}"
     assert model.images_per_second > 0  # the folder's model: its speed measured here

@@ -209,6 +209,16 @@ class LabelBook:
             if r.hash in by_hash and by_hash[r.hash] in labels
         }
 
+    def names_by_path(
+        self, from_subfolders: bool = False, records: Iterable[FileRecord] | None = None
+    ) -> dict[str, str]:
+        """Catalog path → label name: the labelled images', or with `from_subfolders`
+        each image's first subfolder (the labels as they lie on disk, not stored)."""
+        if not from_subfolders:
+            return {path: label.name for path, label in self.paths_by_label(records).items()}
+        records = self.store.image_records() if records is None else records
+        return {r.path: folder for r in records if r.hash and (folder := first_folder(r.path))}
+
     def from_subfolders(self, records: Iterable[FileRecord] | None = None) -> FolderLabels:
         """ "Use my subfolders as labels": each image in a subfolder of the collection gets
         the label named after the first folder of its path (made if need be); images at
@@ -217,8 +227,8 @@ class LabelBook:
         folders_of: dict[str, set[str]] = {}
         records = self.store.image_records() if records is None else records
         for r in records:
-            folder, sep, _ = r.path.partition("/")
-            if sep and r.hash:
+            folder = first_folder(r.path)
+            if folder and r.hash:
                 folders_of.setdefault(r.hash, set()).add(folder)
         groups: dict[str, list[str]] = {}
         conflicts = 0
@@ -266,6 +276,12 @@ def write_label_rows(f: TextIO, rows: list[dict[str, str]], as_json: bool = Fals
     writer = csv.DictWriter(f, ["path", "label", "colour", "source"])
     writer.writeheader()
     writer.writerows(rows)
+
+
+def first_folder(path: str) -> str | None:
+    """The first folder of a catalog path ('cats/2024/a.jpg' → 'cats'); None at the top."""
+    folder, sep, _ = path.partition("/")
+    return folder if sep else None
 
 
 def _checked_name(name: str) -> str:

@@ -27,7 +27,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from visualsearch.core.encoders.base import embed_files
-from visualsearch.core.labels import LabelBook
 from visualsearch.core.proposals import fit_classifier
 from visualsearch.core.store import Store
 
@@ -263,17 +262,6 @@ def encoding_speed(encoder, paths: Sequence[Path], limit: int = 48) -> float:
     started = time.perf_counter()
     encode(paths[1:])
     return (len(paths) - 1) / (time.perf_counter() - started)
-
-
-def stored_labels(book: LabelBook, from_subfolders: bool = False) -> dict[str, str]:
-    """Catalog path → label name: the store's labels, or each image's first subfolder."""
-    if from_subfolders:
-        return {
-            r.path: r.path.partition("/")[0]
-            for r in book.store.image_records()
-            if "/" in r.path and r.hash
-        }
-    return {path: label.name for path, label in book.paths_by_label().items()}
 
 
 def evaluate_stored(store: Store, model: str, labels: dict[str, str], **options) -> Evaluation:

@@ -14,7 +14,6 @@ from visualsearch.core.model_evaluation import (
     encoding_speed,
     evaluate_stored,
     projected_seconds,
-    stored_labels,
     usable_labels,
 )
 from visualsearch.core.store import Store
@@ -68,7 +67,7 @@ class EvaluationController(QObject):
             encoder = encoders.get(target.model)  # the folder's model: its speed is measured
             reports = []
             with Store(target.store_dir) as store:
-                labels, _ = usable_labels(stored_labels(LabelBook(store)))
+                labels, _ = usable_labels(LabelBook(store).names_by_path())
                 if len(set(labels.values())) < 2:
                     raise ValueError("label at least two images each of two labels first")
                 counts = store.counts()

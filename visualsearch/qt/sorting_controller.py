@@ -335,15 +335,14 @@ class SortingController(QObject):
         if target is None or self.book is None:
             return
         records = dict(self.collection.records)
-        labelled = self.book.paths_by_label(records.values())
-        if not labelled:
+        labels = self.book.names_by_path(records=records.values())
+        if not labels:
             self.message.emit("No image has a label yet.", "info")
             return
         asked = self.ask_sort(self.dialog_parent)
         if asked is None:
             return
         dest, mode = asked
-        labels = {rel: label.name for rel, label in labelled.items()}
         if mode == "move":
             question = (
                 f"Move {len(labels)} images out of {target.folder} into a folder per label "
