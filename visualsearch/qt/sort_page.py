@@ -37,6 +37,16 @@ STRIP = 200  # proposals shown in the strip at once (the queue may hold 100,000)
 KEYS_HELP = "Space accept · X reject · 1–9 give label n · Z undo · ← → move"
 
 
+def _row(*widgets: QWidget, stretch: bool = False) -> QHBoxLayout:
+    """The widgets side by side (with `stretch`, kept to the left)."""
+    row = QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    if stretch:
+        row.addStretch(1)
+    return row
+
+
 def swatch(colour: str) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(QColor(colour))
@@ -127,28 +137,13 @@ class SortPage(QWidget):
         left = QVBoxLayout()
         left.addWidget(QLabel("<b>Labels</b>"))
         left.addWidget(self.label_list, 1)
-        row = QHBoxLayout()
-        for b in buttons[:3]:
-            row.addWidget(b)
-        left.addLayout(row)
-        row = QHBoxLayout()
-        for b in buttons[3:]:
-            row.addWidget(b)
-        left.addLayout(row)
+        left.addLayout(_row(*buttons[:3]))
+        left.addLayout(_row(*buttons[3:]))
         left.addWidget(self.subfolders_button)
-        row = QHBoxLayout()
-        row.addWidget(self.apply_button)
-        row.addWidget(self.undo_sort_button)
-        left.addLayout(row)
-        row = QHBoxLayout()
-        row.addWidget(self.export_button)
-        row.addWidget(self.sidecars_button)
-        left.addLayout(row)
+        left.addLayout(_row(self.apply_button, self.undo_sort_button))
+        left.addLayout(_row(self.export_button, self.sidecars_button))
         left.addWidget(self.evaluate_button)
-        row = QHBoxLayout()
-        row.addWidget(self.anomalies_button)
-        row.addWidget(self.percentile)
-        left.addLayout(row)
+        left.addLayout(_row(self.anomalies_button, self.percentile))
 
         self.review_label = QComboBox()
         self.review_label.setSizeAdjustPolicy(
@@ -163,14 +158,9 @@ class SortPage(QWidget):
         self.sure.setValue(DEFAULT_SURE)
         self.sure.setToolTip("Proposals below this confidence are unsure")
         self.accept_sure_button = QPushButton("Accept all sure")
-        bar = QHBoxLayout()  # two rows: the window fits half a 1920 px screen
-        for widget in (QLabel("Review:"), self.review_label, self.order):
-            bar.addWidget(widget)
-        bar.addStretch(1)
-        actions = QHBoxLayout()
-        for widget in (QLabel("Sure from:"), self.sure, self.accept_sure_button):
-            actions.addWidget(widget)
-        actions.addStretch(1)
+        # two rows: the window fits half a 1920 px screen
+        bar = _row(QLabel("Review:"), self.review_label, self.order, stretch=True)
+        actions = _row(QLabel("Sure from:"), self.sure, self.accept_sure_button, stretch=True)
 
         self.preview = QLabel(
             "Make labels and give each a few images (3 or more) to see proposals."
