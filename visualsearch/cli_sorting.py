@@ -20,6 +20,7 @@ from visualsearch.core.labels import (
     keyword_sidecars,
     write_label_rows,
 )
+from visualsearch.core.model_evaluation import ModelReport
 from visualsearch.core.names import human_duration, printable
 from visualsearch.core.proposals import (
     DEFAULT_SURE,
@@ -407,12 +408,7 @@ def _default_models() -> list[str]:
 
 def cmd_evaluate(args) -> int:
     from visualsearch.cli import _encoder, _index
-    from visualsearch.core.model_evaluation import (
-        encoding_speed,
-        evaluate_stored,
-        projected_seconds,
-        usable_labels,
-    )
+    from visualsearch.core.model_evaluation import model_report, usable_labels
 
     folder, book = _book(args)
     store = book.store
@@ -425,8 +421,6 @@ def cmd_evaluate(args) -> int:
             "evaluation needs at least 2 labels of 2 or more images each: label some "
             "(visualsearch labels) or use --labels-from-subfolders"
         )
-    counts = store.counts()
-    total = counts["files"] - counts["errors"]
     reports = []
     for spec in args.models or _default_models():
         args.model, args.weights = spec, None
@@ -434,46 +428,49 @@ def cmd_evaluate(args) -> int:
         if encoder.id not in store.vector_counts():
             print(f"Indexing {folder} with {encoder.id}…", file=sys.stderr)
             _index(args, folder, store, encoder, model, quiet=args.json)
-        evaluation = evaluate_stored(store, encoder.id, labels)
-        speed = encoding_speed(
-            encoder, [p for p in map(folder.joinpath, sorted(labels)) if p.is_file()]
-        )
-        reports.append((encoder.id, evaluation, speed, projected_seconds(speed, total)))
+        reports.append(model_report(store, encoder.id, labels, encoder, folder))
     if args.json:
         _print_json(
             [
-                {"model": m, **e.as_dict(), "images_per_second": s, "projected_seconds": t}
-                for m, e, s, t in reports
+                {
+                    "model": r.model,
+                    **r.evaluation.as_dict(),
+                    "images_per_second": r.images_per_second,
+                    "projected_seconds": r.projected_seconds,
+                }
+                for r in reports
             ]
         )
         return 0
-    _print_evaluations(reports, len(labels), total)
+    _print_evaluations(reports, len(labels), store.image_count())
     return 0
 
 
-def _print_evaluations(reports, labelled: int, total: int) -> None:
-    first = reports[0][1]
+def _print_evaluations(reports: list[ModelReport], labelled: int, total: int) -> None:
+    first = reports[0].evaluation
     print(f"{labelled} labelled images, {len(first.labels)} labels; {total} images in all")
-    shots = sorted({k for _, e, _, _ in reports for k in e.few_shot})
+    shots = sorted({k for r in reports for k in r.evaluation.few_shot})
     heads = ["model", "nearest neighbour", *(f"{k}-shot" for k in shots)]
     heads += ["mAP@10", "img/s", f"all {total} images"]
     print("| " + " | ".join(heads) + " |")
     print("|---" * len(heads) + "|")
-    for model, e, speed, seconds in reports:
-        cells = [model, f"{e.nearest_neighbour:.2f}"]
+    for r in reports:
+        e = r.evaluation
+        cells = [r.model, f"{e.nearest_neighbour:.2f}"]
         cells += [
             f"{e.few_shot[k][0]:.2f} ± {e.few_shot[k][1]:.2f}" if k in e.few_shot else "—"
             for k in shots
         ]
-        cells += [f"{e.map_at_10:.2f}", f"{speed:.1f}", human_duration(seconds)]
+        cells += [f"{e.map_at_10:.2f}", f"{r.images_per_second:.1f}"]
+        cells.append(human_duration(r.projected_seconds))
         print("| " + " | ".join(cells) + " |")
-    for model, e, _, _ in reports:
-        print(f"\n{model}: per label (precision / recall of the nearest neighbour)")
-        for f in e.per_label:
+    for r in reports:
+        print(f"\n{r.model}: per label (precision / recall of the nearest neighbour)")
+        for f in r.evaluation.per_label:
             print(f"  {f.precision:.2f} / {f.recall:.2f}  {printable(f.name)} ({f.images})")
-        if e.confused_pairs:
+        if r.evaluation.confused_pairs:
             pairs = ", ".join(
-                f"{printable(a)} ↔ {printable(b)} ({n})" for a, b, n in e.confused_pairs
+                f"{printable(a)} ↔ {printable(b)} ({n})" for a, b, n in r.evaluation.confused_pairs
             )
             print(f"  most confused: {pairs}")
 

@@ -281,3 +281,26 @@ def usable_labels(labels: dict[str, str], least: int = 2) -> tuple[dict[str, str
     dropped = sorted(name for name, n in counts.items() if n < least)
     kept = {path: name for path, name in labels.items() if counts[name] >= least}
     return kept, dropped
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """One model's figures on the labelled images, and its speed here when measured."""
+
+    model: str
+    evaluation: Evaluation
+    images_per_second: float | None = None  # None: the model is not loaded here
+    projected_seconds: float | None = None  # the whole folder at that speed
+
+
+def model_report(
+    store: Store, model: str, labels: dict[str, str], encoder=None, folder: Path | None = None
+) -> ModelReport:
+    """`evaluate_stored` for `model`; with its `encoder` and the images' `folder`, also
+    its speed on the labelled files and the time the store's whole folder would take."""
+    evaluation = evaluate_stored(store, model, labels)
+    if encoder is None or folder is None:
+        return ModelReport(model, evaluation)
+    paths = [path for path in map(Path(folder).joinpath, sorted(labels)) if path.is_file()]
+    speed = encoding_speed(encoder, paths)
+    return ModelReport(model, evaluation, speed, projected_seconds(speed, store.image_count()))

@@ -454,6 +454,11 @@ class Store:
             "thumbnails": q("SELECT COUNT(*) FROM thumbnails").fetchone()[0],
         }
 
+    def image_count(self) -> int:
+        """The files that are readable images (the catalog's files less its errors)."""
+        q = "SELECT COUNT(*) FROM files WHERE error IS NULL"
+        return self.conn.execute(q).fetchone()[0]
+
     def vector_counts(self) -> dict[str, int]:
         """Indexed files per model id."""
         rows = self.conn.execute(

@@ -10,16 +10,11 @@ from PySide6.QtWidgets import QWidget
 from visualsearch.core.anomalies import collection_anomalies
 from visualsearch.core.collection import Collection
 from visualsearch.core.labels import LabelBook
-from visualsearch.core.model_evaluation import (
-    encoding_speed,
-    evaluate_stored,
-    projected_seconds,
-    usable_labels,
-)
+from visualsearch.core.model_evaluation import ModelReport, model_report, usable_labels
 from visualsearch.core.store import Store
 from visualsearch.qt.cleanup_controller import over_collection
 from visualsearch.qt.collection_controller import CollectionController
-from visualsearch.qt.evaluation_dialog import EvaluationDialog, ModelReport
+from visualsearch.qt.evaluation_dialog import EvaluationDialog
 from visualsearch.qt.results_controller import ResultsController
 from visualsearch.qt.sort_page import SortPage
 from visualsearch.qt.workers import EncoderProvider, TaskSlot
@@ -64,22 +59,17 @@ class EvaluationController(QObject):
         encoders = self.encoders
 
         def measure() -> list[ModelReport]:
-            encoder = encoders.get(target.model)  # the folder's model: its speed is measured
+            encoder, folder = encoders.get(target.model), target.folder
             reports = []
             with Store(target.store_dir) as store:
                 labels, _ = usable_labels(LabelBook(store).names_by_path())
                 if len(set(labels.values())) < 2:
                     raise ValueError("label at least two images each of two labels first")
-                counts = store.counts()
-                total = counts["files"] - counts["errors"]
                 for model_id in sorted(store.vector_counts(), key=lambda m: m != encoder.id):
-                    evaluation = evaluate_stored(store, model_id, labels)
-                    speed = None
-                    if model_id == encoder.id:
-                        paths = [target.folder / p for p in sorted(labels)]
-                        speed = encoding_speed(encoder, [p for p in paths if p.is_file()])
-                    seconds = None if speed is None else projected_seconds(speed, total)
-                    reports.append(ModelReport(model_id, evaluation, speed, seconds))
+                    if model_id == encoder.id:  # the folder's model: its speed measured too
+                        reports.append(model_report(store, model_id, labels, encoder, folder))
+                    else:
+                        reports.append(model_report(store, model_id, labels))
             return reports
 
         self.message.emit("Measuring each model on the labelled images…", "info")

@@ -4,8 +4,6 @@ measuring, in the pool; this only shows)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import (
@@ -20,18 +18,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from visualsearch.core.model_evaluation import Evaluation
+from visualsearch.core.model_evaluation import Evaluation, ModelReport
 from visualsearch.core.names import human_duration, printable
 
 MODEL_COLOURS = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00")
-
-
-@dataclass(frozen=True)
-class ModelReport:
-    model: str
-    evaluation: Evaluation
-    images_per_second: float | None  # None: not measured (the model is not loaded here)
-    projected_seconds: float | None  # the whole folder at that speed
 
 
 def figures(e: Evaluation) -> dict[str, float]:
