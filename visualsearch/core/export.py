@@ -23,6 +23,7 @@ from visualsearch.core.safe_files import (
     O_CLOEXEC,
     O_NOFOLLOW,
     STOP_ERRNOS,
+    copy_content,
     create_temp,
     folder_name,
     fsync_dir,
@@ -31,7 +32,6 @@ from visualsearch.core.safe_files import (
     open_dir,
     unlink_quietly,
     why_failed,
-    write_all,
     write_new_text,
 )
 
@@ -233,15 +233,15 @@ class _Exporter:
         """Copy into a temporary file, then link it to `name` only when complete and synced."""
         tmp, out = create_temp(dir_fd, name, 0o600)
         try:
+            done = 0
+
+            def tick(chunk: bytes) -> None:
+                nonlocal done
+                done += len(chunk)
+                self.tick(done - len(chunk), done, name)
+
             try:
-                offset = 0
-                while chunk := os.pread(src_fd, CHUNK, offset):
-                    write_all(out, chunk)
-                    offset += len(chunk)
-                    self.tick(offset - len(chunk), offset, name)
-                os.fchmod(out, stat.S_IMODE(st.st_mode))
-                os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-                os.fsync(out)
+                copy_content(src_fd, st, out, tick)
             finally:
                 os.close(out)
             link_new(dir_fd, tmp, name)

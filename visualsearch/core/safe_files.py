@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import secrets
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -135,6 +136,22 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def copy_content(
+    src_fd: int, st: os.stat_result, out: int, on_chunk: Callable[[bytes], None] | None = None
+) -> None:
+    """Write the whole content of `src_fd` into `out` with the source's mode and times
+    (`st`), and sync it; `on_chunk` sees each chunk as it is written."""
+    offset = 0
+    while chunk := os.pread(src_fd, CHUNK, offset):
+        write_all(out, chunk)
+        offset += len(chunk)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    os.fchmod(out, stat.S_IMODE(st.st_mode))
+    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.fsync(out)
 
 
 def fsync_dir(dir_fd: int) -> None:

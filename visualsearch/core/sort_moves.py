@@ -42,6 +42,7 @@ from visualsearch.core.safe_files import (
     O_NOFOLLOW,
     STOP_ERRNOS,
     TEMP_ROOM,
+    copy_content,
     fit_bytes,
     folder_name,
     fsync_dir,
@@ -315,15 +316,9 @@ def _copy_into(src_fd: int, st: os.stat_result, dir_fd: int, tmp: str, name: str
     (FileExistsError if taken) and read it back."""
     out = os.open(tmp, _NEW_FLAGS, 0o600, dir_fd=dir_fd)
     try:
+        digest = hashlib.sha256()
         try:
-            digest, offset = hashlib.sha256(), 0
-            while chunk := os.pread(src_fd, CHUNK, offset):
-                write_all(out, chunk)
-                digest.update(chunk)
-                offset += len(chunk)
-            os.fchmod(out, stat.S_IMODE(st.st_mode))
-            os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
-            os.fsync(out)
+            copy_content(src_fd, st, out, digest.update)
         finally:
             os.close(out)
         if digest.hexdigest() != sha:
