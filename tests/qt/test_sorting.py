@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from tests import labelled_photos
 from tests.qt.conftest import open_and_wait
 from visualsearch.core.model_evaluation import evaluate_stored
+from visualsearch.qt.sort_page import FIRST_STEPS
 
 
 def checksums(folder):
@@ -176,3 +177,10 @@ def test_labels_leave_the_window_as_csv_and_as_xmp_sidecars(qtbot, make_window, 
     assert window.ctx.confirm.asked[-1][0] == "XMP sidecars"
     assert len(list(faces.rglob("*.png.xmp"))) == 200
     assert {k: v for k, v in checksums(faces).items() if not k.endswith(".xmp")} == images
+
+
+def test_an_empty_sort_tab_says_what_to_do_first(qtbot, window, faces):
+    """Opening a folder cleared the queue and the hint with it (a pixmap set on the
+    label takes its text away): the tab was blank."""
+    open_and_wait(qtbot, window, faces)
+    assert window.sort_page.preview.text() == FIRST_STEPS

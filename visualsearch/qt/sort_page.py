@@ -34,6 +34,7 @@ from visualsearch.qt.widgets import ElidedLabel
 PREVIEW = QSize(560, 420)
 THUMB = QSize(96, 96)
 STRIP = 200  # proposals shown in the strip at once (the queue may hold 100,000)
+FIRST_STEPS = "Make labels and give each a few images (3 or more) to see proposals."
 KEYS_HELP = "Space accept · X reject · 1–9 give label n · Z undo · ← → move"
 
 
@@ -162,9 +163,7 @@ class SortPage(QWidget):
         bar = _row(QLabel("Review:"), self.review_label, self.order, stretch=True)
         actions = _row(QLabel("Sure from:"), self.sure, self.accept_sure_button, stretch=True)
 
-        self.preview = QLabel(
-            "Make labels and give each a few images (3 or more) to see proposals."
-        )
+        self.preview = QLabel(FIRST_STEPS)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setWordWrap(True)
         self.preview.setMinimumSize(PREVIEW / 2)
@@ -290,7 +289,7 @@ class SortPage(QWidget):
     def _show_current(self, row: int) -> None:
         if not 0 <= row < len(self._queue):
             self.preview.setPixmap(QPixmap())
-            self.preview.setText("No proposals to review." if self._labels else self.preview.text())
+            self.preview.setText("No proposals to review." if self._labels else FIRST_STEPS)
             self.caption.setText("")
             self.path.setText("")
             return
