@@ -22,6 +22,7 @@ import numpy as np
 
 from visualsearch.core.encoders.base import l2_normalize
 from visualsearch.core.imageio import decode
+from visualsearch.core.model_evaluation import nearest_rows, neighbour_overlap
 from visualsearch.core.sample import labelled_sample
 
 BATCH = 32
@@ -58,17 +59,11 @@ def fidelity(run: Run, reference: Run, x: np.ndarray, subjects: np.ndarray) -> d
     ref, got = _batched(reference, x), _batched(run, x)
     cos = (ref * got).sum(axis=1)
 
-    def top10(v: np.ndarray) -> np.ndarray:
-        s = v @ v.T
-        np.fill_diagonal(s, -2)
-        return np.argsort(-s, axis=1)[:, :10]
-
-    a, b = top10(ref), top10(got)
-    overlap = np.mean([len(set(p) & set(q)) / 10 for p, q in zip(a, b, strict=True)])
+    a, b = nearest_rows(ref), nearest_rows(got)
     return {
         "cos": float(cos.mean()),
         "worst": float(cos.min()),
-        "top10": float(overlap),
+        "top10": neighbour_overlap(ref, got),
         "p10": float((subjects[b] == subjects[:, None]).mean()),
         "p10_ref": float((subjects[a] == subjects[:, None]).mean()),
     }

@@ -35,13 +35,14 @@ from visualsearch.core.scan import FileStat
 from visualsearch.core.store import Store
 
 
-def make_camera_jpegs(dest: Path, n: int) -> list[Path]:
-    """12 MP JPEGs of 2–4 MB: real photos upscaled, with sensor-like noise."""
+def make_camera_jpegs(dest: Path, n: int, start: int = 0) -> list[Path]:
+    """12 MP JPEGs of 2–4 MB: real photos upscaled, with sensor-like noise; numbered
+    from `start`."""
     dest.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(start)
     sources = [Image.open(p).convert("RGB") for p in skimage_photos()[:6]]
     out = []
-    for i in range(n):
+    for i in range(start, start + n):
         base = sources[i % len(sources)].resize((4000, 3000), Image.Resampling.BILINEAR)
         arr = np.asarray(base, np.int16) + rng.normal(0, 6, (3000, 4000, 3)).astype(np.int16)
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))

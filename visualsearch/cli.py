@@ -144,6 +144,7 @@ def _encoder(args, store: Store | None):
         weights=model.weights,
         threads=args.threads or None,
         fast_clip=getattr(args, "fast_clip", False),
+        device=getattr(args, "device", "auto"),
     )
     return encoder, model
 
@@ -154,15 +155,38 @@ def _index(
     opts = IndexOptions(
         retry_errors=getattr(args, "retry_errors", False),
         forget_missing=getattr(args, "forget_missing", False),
+        decode_on_gpu=not getattr(args, "decode_on_cpu", False),
     )
     if getattr(args, "batch_size", None):
         opts.batch_size = args.batch_size
     if getattr(args, "workers", None):
         opts.workers = args.workers
+    remote = _ray_encoding(args, model) if getattr(args, "ray", None) else None
     with TqdmProgress(quiet=quiet) as progress:
         return index_and_record(
-            folder, store, encoder, model, progress, opts, cache_dir=args.paths.cache_dir
+            folder,
+            store,
+            encoder,
+            model,
+            progress,
+            opts,
+            cache_dir=args.paths.cache_dir,
+            remote=remote,
         )
+
+
+def _ray_encoding(args, model: ModelChoice):
+    """`--ray [ADDRESS]`: the run's files read and encoded on a Ray cluster."""
+    from visualsearch.core.ray_ingest import INSTALL_HINT, RayEncoding, RayOptions, ray_available
+
+    if not ray_available():
+        raise CliError(f"--ray: {INSTALL_HINT}")
+    options = RayOptions(
+        address=None if args.ray == "local" else args.ray,
+        actors=args.ray_actors,
+        gpus_per_actor=args.ray_gpus,
+    )
+    return RayEncoding(model.spec, model.weights, args.paths.cache_dir, options)
 
 
 def _image_arg(value: str) -> Path:
@@ -698,6 +722,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="CLIP's image model on OpenVINO bf16 where the CPU has it (3.5x on this "
         "project's test machine; experimental: not yet checked on real CLIP weights)",
     )
+    common.add_argument(
+        "--device",
+        default="auto",
+        help="where the model runs: auto (a CUDA or Apple GPU where there is one, else the "
+        "CPU), cpu, cuda, cuda:N or mps",
+    )
     common.add_argument("--store", metavar="DIR", help="where the collection's data lives")
     common.add_argument("--threads", type=int, default=0, help="model threads (default: all cores)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
@@ -718,6 +748,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="decode threads (default: all cores)")
     p.add_argument("--retry-errors", action="store_true", help="retry files that failed before")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="read and encode the files on a Ray cluster (pip install 'visualsearch[cluster]'): "
+        "its address (ray://HOST:10001, or auto for the cluster this computer is part of); "
+        "without one, a Ray instance on this computer",
+    )
+    p.add_argument("--ray-actors", type=int, default=0, help="encoding actors (default: 1 per CPU)")
+    p.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per actor (e.g. 1)")
+    p.add_argument(
+        "--decode-on-cpu",
+        action="store_true",
+        help="with the model on a CUDA GPU, decode JPEGs on the CPU anyway (the GPU "
+        "decodes faster where the CPU has few cores)",
+    )
     p.add_argument(
         "--forget-missing",
         action="store_true",

@@ -83,6 +83,7 @@ class ImageInfo:
     height: int
     format: str
     taken: str | None  # EXIF date, "YYYY:MM:DD HH:MM:SS"
+    orientation: int = 1  # EXIF: how the stored pixels are turned upright (1: as they are)
 
 
 @dataclass
@@ -236,7 +237,7 @@ def _info(img: Image.Image) -> ImageInfo:
     if orientation in (5, 6, 7, 8):
         w, h = h, w
     kind = RAW_FORMAT if img.info.get("raw") else img.format or "?"
-    return ImageInfo(width=w, height=h, format=kind, taken=taken)
+    return ImageInfo(width=w, height=h, format=kind, taken=taken, orientation=orientation)
 
 
 def probe(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:

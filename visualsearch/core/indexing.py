@@ -13,15 +13,22 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, ModelUnavailable, default_threads
+from visualsearch.core.encoders.jpeg_on_device import (
+    JpegJob,
+    JpegOnDevice,
+    stack_pixels,
+    whole_jpeg,
+)
 from visualsearch.core.integrity import valid_vectors
 from visualsearch.core.progress import NullProgress, Progress
 from visualsearch.core.scan import FileStat, scan_folder, scan_paths
@@ -33,8 +40,9 @@ THUMBNAIL_SIZE = 256
 
 @dataclass
 class IndexOptions:
-    # bench/index.py: EfficientNet-Lite2 in ONNX Runtime ran 91 img/s at batch 8, 61 at 16
-    batch_size: int = 8
+    # 0: the encoder's own `batch_size`, else 8 (bench/index.py: EfficientNet-Lite2 in
+    # ONNX Runtime ran 91 img/s at batch 8, 61 at 16)
+    batch_size: int = 0
     workers: int = 0  # decode threads; 0 = one per core
     retry_errors: bool = False  # try again files that failed before and did not change
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
@@ -42,6 +50,8 @@ class IndexOptions:
     # run); its thread, stuck in the OS on a hung network or FUSE drive, is abandoned
     file_timeout: float = imageio.READ_TIMEOUT_S
     thumbnail_size: int = THUMBNAIL_SIZE
+    # with the model on a CUDA GPU, JPEGs are decoded and thumbnailed there (nvJPEG)
+    decode_on_gpu: bool = True
     annoy_threshold: int = ANNOY_THRESHOLD  # from this many images on, build Annoy segments
     seal_at: int = SEAL_AT  # new images searched exactly until this many are sealed
     forget_missing: bool = False  # forget files not found even if their folder looks unmounted
@@ -80,16 +90,24 @@ class IndexReport:
 
 
 @dataclass
-class _Item:
-    """A decode worker's result for one file."""
+class PreparedFile:
+    """One file read for an indexing run: its record, and what the model and the
+    thumbnails need of it (`prepare_file` makes it, `embed_prepared` gives it its vector)."""
 
     stat: FileStat
     record: FileRecord
     pixels: np.ndarray | None = None  # preprocessed, when the model must see it
     thumbnail: bytes | None = None
+    jpeg: JpegJob | None = None  # pixels and thumbnail still to make, on the model's GPU
+    vector: np.ndarray | None = None  # the model's, once encoded
     claimed: str | None = None  # the content this file is the first of in this run
     waits: bool = False  # a copy of content an earlier file of this run brings
     transient: bool = False  # an error not to record (a timeout): tried again next run
+
+
+def _failed(f: FileStat, reason: str, **flags) -> PreparedFile:
+    """A file that cannot be used, and why."""
+    return PreparedFile(f, FileRecord(f.path, f.size, f.mtime_ns, error=reason), **flags)
 
 
 class _Claims:
@@ -116,7 +134,7 @@ def prepare_file(
     opts: IndexOptions,
     claims: _Claims | None = None,
     cancelled: Callable[[], bool] | None = None,
-) -> _Item:
+) -> PreparedFile:
     """Read, hash and, only where needed, decode + preprocess + thumbnail one file.
 
     Runs in a decode thread; never raises: failures become a record with an error. With
@@ -136,19 +154,15 @@ def prepare_file(
             else:
                 need_vector = need_thumb = False
                 waits = True
-        if need_vector or need_thumb:
-            min_side = max(
-                encoder.input_size if need_vector else 0, opts.thumbnail_size if need_thumb else 0
-            )
-            decoded = imageio.decode(data, min_side=min_side, max_pixels=opts.max_pixels)
-            info = decoded.info
-            pixels = encoder.preprocess(decoded.image) if need_vector else None
-            thumb = (
-                imageio.thumbnail_jpeg(decoded.image, opts.thumbnail_size) if need_thumb else None
-            )
+        pixels = thumb = jpeg = None
+        thumb_side = opts.thumbnail_size if need_thumb else 0
+        if (need_vector or need_thumb) and _gpu_decoder(encoder, opts) and whole_jpeg(data):
+            info = imageio.probe(data, max_pixels=opts.max_pixels)
+            jpeg = JpegJob(data, info.orientation, need_vector, thumb_side)  # made in the batch
+        elif need_vector or need_thumb:
+            info, pixels, thumb = _decode(data, encoder, need_vector, thumb_side, opts.max_pixels)
         else:
             info = imageio.probe(data, max_pixels=opts.max_pixels)
-            pixels = thumb = None
         record = FileRecord(
             f.path,
             len(data),
@@ -160,12 +174,81 @@ def prepare_file(
             info.taken,
             None,
         )
-        return _Item(f, record, pixels, thumb, claimed, waits)
+        return PreparedFile(f, record, pixels, thumb, jpeg, claimed=claimed, waits=waits)
     except imageio.ImageError as exc:
-        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=str(exc)), claimed=claimed)
+        return _failed(f, str(exc), claimed=claimed)
     except Exception as exc:  # a bug in a decoder or model must not end the run
         reason = f"unexpected error: {imageio.describe(exc, with_type=True)}"
-        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=reason), claimed=claimed)
+        return _failed(f, reason, claimed=claimed)
+
+
+def _gpu_decoder(encoder: Encoder, opts: IndexOptions) -> JpegOnDevice | None:
+    """The model's JPEG decoder on its GPU (nvJPEG), or None: decode on the CPU."""
+    decoder = getattr(encoder, "jpeg_decoder", None)  # models that only run on the CPU have none
+    return decoder() if decoder is not None and opts.decode_on_gpu else None
+
+
+def _decode(data: bytes, encoder: Encoder, vector: bool, thumb_side: int, max_pixels: int):
+    """(info, the model's input or None, a thumbnail or None), decoded on the CPU."""
+    min_side = max(encoder.input_size if vector else 0, thumb_side)
+    decoded = imageio.decode(data, min_side=min_side, max_pixels=max_pixels)
+    pixels = encoder.preprocess(decoded.image) if vector else None
+    thumb = imageio.thumbnail_jpeg(decoded.image, thumb_side) if thumb_side else None
+    return decoded.info, pixels, thumb
+
+
+NO_VECTOR = "the model computed no valid vector for this image"
+
+
+def embed_prepared(items: list[PreparedFile], encoder: Encoder, opts: IndexOptions) -> None:
+    """Give each item that needs the model its `vector`: JPEGs waiting for the GPU are
+    decoded there first (one batch), then all pixels are encoded in one batch, each
+    content once. An item the model makes no valid vector for gets an error instead;
+    raises ModelUnavailable when no vector of the batch is valid."""
+    if any(it.jpeg is not None for it in items):
+        _decode_jpegs(items, _gpu_decoder(encoder, opts), encoder, opts)
+    to_encode = list({it.record.hash: it for it in items if it.pixels is not None}.values())
+    if not to_encode:
+        return
+    embedded = encoder.embed_images(stack_pixels([it.pixels for it in to_encode]))
+    valid = valid_vectors(embedded)
+    if not valid.any():
+        raise ModelUnavailable(
+            f"the model {encoder.id} computed no valid vector for a whole batch "
+            "(NaN or zero): its files may be damaged. Nothing of that batch was stored"
+        )
+    vectors = {
+        it.record.hash: v for it, v, ok in zip(to_encode, embedded, valid, strict=True) if ok
+    }
+    for it in items:
+        if it.pixels is not None:
+            it.pixels = None
+            it.vector = vectors.get(it.record.hash)
+            if it.vector is None:
+                it.record = replace(it.record, error=NO_VECTOR)
+
+
+def _decode_jpegs(items: list[PreparedFile], decoder: JpegOnDevice, encoder: Encoder, opts) -> None:
+    """Give the items waiting for their JPEG their pixels and thumbnail, decoded on the GPU
+    in one batch; one the GPU cannot read (CMYK, damaged) goes the CPU's way, which says
+    why it is unusable."""
+    waiting = [it for it in items if it.jpeg is not None]
+    try:
+        made_all = decoder.prepare([it.jpeg for it in waiting])
+    except RuntimeError:  # out of GPU memory: all of them the CPU's way
+        made_all = [None] * len(waiting)
+    for it, made in zip(waiting, made_all, strict=True):
+        job, it.jpeg = it.jpeg, None
+        if made is not None:
+            it.pixels, it.thumbnail = made
+            continue
+        try:
+            _, it.pixels, it.thumbnail = _decode(
+                job.data, encoder, job.pixels, job.thumbnail_size, opts.max_pixels
+            )
+        except imageio.ImageError as exc:  # recorded as prepare_file records it
+            r = it.record
+            it.record = FileRecord(r.path, r.size, r.mtime_ns, error=str(exc))
 
 
 def index_folder(
@@ -175,6 +258,7 @@ def index_folder(
     progress: Progress | None = None,
     options: IndexOptions | None = None,
     on_commit: Callable[[list[FileRecord]], None] | None = None,
+    remote: RemoteEncoding | None = None,
 ) -> IndexReport:
     """Bring the store up to date with `folder` for `encoder`'s model.
 
@@ -184,15 +268,19 @@ def index_folder(
     end of a complete run, unless their folder looks unmounted (`keep_if_unmounted`).
     One run per store at a time (`run_lock`). Never writes to `folder`. `on_commit` gets
     each batch's records right after its transaction (the window shows them as they arrive).
+    With `remote` (a Ray cluster: ray_ingest.py) the files are read and encoded there, and
+    everything else happens here as in a local run.
     """
     progress = progress or NullProgress()
     opts = options or IndexOptions()
     root = Path(folder).expanduser().resolve()
+    if remote is not None and opts.only is not None:
+        raise ValueError("a run over a few changed paths is not sent to a cluster")
     with run_lock(store.directory, progress):
-        return _index_locked(root, store, encoder, progress, opts, on_commit)
+        return _index_locked(root, store, encoder, progress, opts, on_commit, remote)
 
 
-def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexReport:
+def _index_locked(root, store, encoder, progress, opts, on_commit, remote) -> IndexReport:
     started = time.perf_counter()
     report = IndexReport(folder=str(root), model=encoder.id)
     if progress.cancelled():
@@ -268,6 +356,7 @@ def _index_locked(root, store, encoder, progress, opts, on_commit) -> IndexRepor
                 gone_hashes,
                 report,
                 on_commit,
+                remote,
             )
     finally:
         if isinstance(known, HashLookup):
@@ -421,7 +510,7 @@ class _DaemonPool:
         self._threads.append(thread)
         thread.start()
 
-    def submit(self, fn: Callable[..., _Item], *args) -> Future:
+    def submit(self, fn: Callable[..., PreparedFile], *args) -> Future:
         future: Future = Future()
         self._tasks.put((future, fn, args))
         return future
@@ -479,47 +568,50 @@ class _DaemonPool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def _run(root, todo, store, encoder, progress, opts, have, gone_hashes, report, on_commit) -> int:
+class RemoteEncoding(Protocol):
+    """Reads and encodes an indexing run's files elsewhere (ray_ingest.RayEncoding)."""
+
+    def prepare(
+        self,
+        root: Path,
+        todo: list[FileStat],
+        known: Container[str],
+        have_thumbs: Container[str],
+        opts: IndexOptions,
+        progress: Progress,
+    ) -> Generator[PreparedFile, None, None]:
+        """Each file of `todo` prepared by `prepare_file` and given its vector by
+        `embed_prepared`, in any order; closing the generator stops the work."""
+        ...
+
+
+def _run(
+    root, todo, store, encoder, progress, opts, have, gone_hashes, report, on_commit, remote
+) -> int:
     """`have`: (contents with a vector, contents with a thumbnail) before the run."""
     workers = opts.workers or default_threads()
-    batch_size = max(1, opts.batch_size)
+    batch_size = max(1, opts.batch_size or getattr(encoder, "batch_size", 8))
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
     known, have_thumbs = have
     claims = _Claims()
     pending: dict[Future, FileStat] = {}
     queue_ = iter(todo)
-    batch: list[_Item] = []
+    batch: list[PreparedFile] = []
     # copies of a content whose first file has not come back yet, and the first files' results
-    held: dict[str, list[_Item]] = {}
+    held: dict[str, list[PreparedFile]] = {}
     firsts: dict[str, str | None] = {}
     done = 0
     started = time.perf_counter()
     exhausted = False
     unsealed = 0
 
-    def flush(items: list[_Item]) -> None:
+    def flush(items: list[PreparedFile]) -> None:
         nonlocal done, unsealed
-        # one encode per distinct content (copies of a file in one batch)
-        to_encode = list({it.record.hash: it for it in items if it.pixels is not None}.values())
-        vectors = {}
-        if to_encode:
-            embedded = encoder.embed_images(np.stack([it.pixels for it in to_encode]))
-            valid = valid_vectors(embedded)
-            if not valid.any():
-                raise ModelUnavailable(
-                    f"the model {encoder.id} computed no valid vector for a whole batch "
-                    "(NaN or zero): its files may be damaged. Nothing of that batch was stored"
-                )
-            vectors = {
-                it.record.hash: v
-                for it, v, ok in zip(to_encode, embedded, valid, strict=True)
-                if ok
-            }
-            for it in items:
-                if it.pixels is not None and it.record.hash not in vectors:
-                    firsts[it.record.hash] = "the model computed no valid vector for this image"
-                    it.record = replace(it.record, error=firsts[it.record.hash])
-                    it.pixels = None
+        embed_prepared(items, encoder, opts)
+        for it in items:
+            if it.claimed is not None and it.record.error is not None:
+                firsts[it.claimed] = it.record.error  # its copies fail with it
+        vectors = {it.record.hash: it.vector for it in items if it.vector is not None}
         for it in items:
             if it.waits and firsts.get(it.record.hash):  # its content failed after all
                 it.record = replace(it.record, error=firsts[it.record.hash])
@@ -548,13 +640,13 @@ def _run(root, todo, store, encoder, progress, opts, have, gone_hashes, report, 
         rate = done / max(time.perf_counter() - started, 1e-6)
         progress.report(done, len(todo), f"{done}/{len(todo)} images, {rate:.1f}/s")
 
-    def settle(copy: _Item, error: str | None) -> _Item:
+    def settle(copy: PreparedFile, error: str | None) -> PreparedFile:
         if error is None:
             return copy
         f = copy.stat
-        return _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=error))
+        return _failed(f, error)
 
-    def arrive(item: _Item) -> None:
+    def arrive(item: PreparedFile) -> None:
         if item.waits:
             digest = item.record.hash
             if digest in firsts:
@@ -570,6 +662,23 @@ def _run(root, todo, store, encoder, progress, opts, have, gone_hashes, report, 
     def submit(f: FileStat, with_claims: bool = True) -> None:
         args = (root, f, encoder, known, have_thumbs, opts, claims if with_claims else None)
         pending[pool.submit(prepare_file, *args, progress.cancelled)] = f
+
+    if remote is not None:
+        arrivals = remote.prepare(root, todo, known, have_thumbs, opts, progress)
+        try:
+            for item in arrivals:
+                arrive(item)
+                while len(batch) >= batch_size and not progress.cancelled():
+                    flush(batch[:batch_size])
+                    batch = batch[batch_size:]
+                if progress.cancelled():
+                    report.cancelled = True
+                    return done
+            if batch:
+                flush(batch)
+        finally:
+            arrivals.close()  # the cluster's work stops with the run
+        return done
 
     pool = _DaemonPool(workers)
     try:
@@ -599,9 +708,7 @@ def _run(root, todo, store, encoder, progress, opts, have, gone_hashes, report, 
                 pool.abandon(fut)
                 f = pending.pop(fut)
                 reason = f"no answer after {opts.file_timeout:.0f} s (a hung drive?); skipped"
-                arrive(
-                    _Item(f, FileRecord(f.path, f.size, f.mtime_ns, error=reason), transient=True)
-                )
+                arrive(_failed(f, reason, transient=True))
             while len(batch) >= batch_size and not progress.cancelled():
                 flush(batch[:batch_size])  # each batch may take seconds: check between them
                 batch = batch[batch_size:]

@@ -131,6 +131,20 @@ def evaluate_vectors(
     )
 
 
+def nearest_rows(vectors: np.ndarray, k: int = 10) -> np.ndarray:
+    """(n, k): the indices of each unit row's k nearest other rows, nearest first."""
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, -np.inf)
+    return np.argsort(-sims, axis=1)[:, :k]
+
+
+def neighbour_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """How far two sets of vectors of the same images agree on each image's k nearest
+    others (mean share): how faithful a faster backend or another device is."""
+    pairs = zip(nearest_rows(a, k), nearest_rows(b, k), strict=True)
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in pairs]))
+
+
 def projected_seconds(images_per_second: float, library_images: int) -> float:
     """Seconds to encode `library_images` at `images_per_second`."""
     if not images_per_second > 0 or library_images < 0:

@@ -43,16 +43,18 @@ def load_encoder(
     weights: Path | None = None,
     threads: int | None = None,
     fast_clip: bool = False,
+    device: str = "auto",
 ) -> Encoder:
     """Build the encoder for `spec`; raises ModelUnavailable with advice on failure.
-    `fast_clip`: CLIP's image tower on OpenVINO bf16 where the CPU has it (opt-in)."""
+    `fast_clip`: CLIP's image tower on OpenVINO bf16 where the CPU has it (opt-in).
+    `device`: "auto" (a GPU where there is one: devices.py), "cpu", "cuda" or "mps"."""
     kind, arch, tag = parse_spec(spec)
     if kind == "builtin":
         if weights is not None:
             raise ModelUnavailable("--weights is for CLIP models; the built-in model ships its own")
         from visualsearch.core.encoders.builtin import BuiltinEncoder
 
-        return BuiltinEncoder(cache_dir=cache_dir, threads=threads)
+        return BuiltinEncoder(cache_dir=cache_dir, threads=threads, device=device)
     from visualsearch.core.encoders.clip import DEFAULT_ARCH, ClipEncoder
 
     return ClipEncoder(
@@ -62,4 +64,5 @@ def load_encoder(
         threads=threads,
         fast=fast_clip,
         cache_dir=cache_dir,
+        device=device,
     )

@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image
 
 from visualsearch.core.encoders.base import ModelUnavailable, default_threads, l2_normalize
+from visualsearch.core.encoders.devices import GPU_BATCH, autocast, resolve_device, torch_forward
+from visualsearch.core.encoders.jpeg_on_device import JpegOnDevice, decoder_for
 
 DEFAULT_ARCH = "ViT-B-32"
 DEFAULT_TAG = "laion2b_s34b_b79k"
@@ -66,7 +68,7 @@ def cached_weights(arch: str, tag: str) -> Path | None:
 
 
 class ClipEncoder:
-    """An open_clip model on the CPU (or `device`)."""
+    """An open_clip model on a GPU where there is one (`device`), else the CPU."""
 
     # A common choice for CLIP image embeddings; not measured here (no real weights
     # offline), so duplicate finding with CLIP shows its threshold for the user to move.
@@ -78,14 +80,16 @@ class ClipEncoder:
         arch: str = DEFAULT_ARCH,
         tag: str | None = DEFAULT_TAG,
         weights: Path | None = None,
-        device: str = "cpu",
+        device: str = "auto",
         threads: int | None = None,
         fast: bool = False,
         cache_dir: Path | None = None,
     ) -> None:
         """`fast` (opt-in): the image tower on OpenVINO in bf16 where the CPU computes bf16
         natively, exported once into `cache_dir` (3.5× on random weights, bench/index.py;
-        not yet checked on real CLIP weights, which cannot reach the test machines)."""
+        not yet checked on real CLIP weights, which cannot reach the test machines).
+        `device`: "auto" (a GPU where there is one), "cpu", "cuda" or "mps"; on CUDA the
+        model runs in float16 and JPEGs are decoded there too."""
         import open_clip
         import torch
 
@@ -119,6 +123,7 @@ class ClipEncoder:
             self.id = f"clip:{arch}:{tag}"
         self.threads = threads or default_threads()
         torch.set_num_threads(self.threads)
+        device = resolve_device(device)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 arch, pretrained=str(source), device=device
@@ -135,6 +140,13 @@ class ClipEncoder:
         size = model.visual.image_size
         self.input_size = int(size[0] if isinstance(size, (tuple, list)) else size)
         self._fast = fast and cache_dir is not None and device == "cpu"
+        cfg = open_clip.get_model_preprocess_cfg(model)
+        self._jpeg: JpegOnDevice | None = decoder_for(
+            device,
+            self.input_size,
+            cfg.get("mean", open_clip.OPENAI_DATASET_MEAN),
+            cfg.get("std", open_clip.OPENAI_DATASET_STD),
+        )
         self._cache_dir = cache_dir
         self._fast_run = None
         self._fast_lock = threading.Lock()
@@ -143,7 +155,20 @@ class ClipEncoder:
     def backend(self) -> str:
         if self._fast and self._load_fast() is not None:
             return "openvino bf16"
-        return f"pytorch ({self._device})"
+        return f"pytorch ({self._device}{', float16' if self._half else ''})"
+
+    @property
+    def batch_size(self) -> int:
+        """Images per batch when indexing: 8 on the CPU, more on a GPU."""
+        return GPU_BATCH if self._device != "cpu" else 8
+
+    @property
+    def _half(self) -> bool:
+        return self._device.startswith("cuda")
+
+    def jpeg_decoder(self) -> JpegOnDevice | None:
+        """Decodes JPEGs into this model's input on its GPU; None on the CPU."""
+        return self._jpeg
 
     def _load_fast(self):
         """The image tower on OpenVINO bf16 (None: not possible here; PyTorch runs)."""
@@ -158,25 +183,20 @@ class ClipEncoder:
     def embed_images(self, batch: np.ndarray) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, self.dim), np.float32)
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
         fast = self._load_fast() if self._fast else None
         if fast is not None:
-            return l2_normalize(fast(batch))
+            return l2_normalize(fast(np.ascontiguousarray(batch, dtype=np.float32)))
         return l2_normalize(self._torch_images(batch))
 
-    def _torch_images(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self._device)
-            return self._model.encode_image(x).float().cpu().numpy()
+    def _torch_images(self, batch) -> np.ndarray:
+        return torch_forward(self._model.encode_image, batch, self._device, self._half)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self._device, self._half):
             tokens = self._tokenizer(list(texts)).to(self._device)
             return l2_normalize(self._model.encode_text(tokens).float().cpu().numpy())
 
