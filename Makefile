@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# pip, not uv/poetry: pip finds the torch wheels that lie on the build machines' disk
-	$(BIN)/pip install -e '.[dev]'
+	# the cluster extra (Ray, ~12 s to install) so that the --ray tests run too
+	$(BIN)/pip install -e '.[dev,cluster]'
 	touch $(STAMP)
 
 # the window; with no ARGS on the sample collection (ARGS=/some/folder, or a CLI command)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from visualsearch.core.calibration import calibration
 from visualsearch.core.encoders import default_model_spec
-from visualsearch.core.indexing import IndexOptions, IndexReport, index_folder
+from visualsearch.core.indexing import IndexOptions, IndexReport, RemoteEncoding, index_folder
 from visualsearch.core.progress import Progress
 from visualsearch.core.store import FileRecord, Store, default_store_dir
 
@@ -59,12 +59,14 @@ def index_and_record(
     options: IndexOptions | None = None,
     on_commit: Callable[[list[FileRecord]], None] | None = None,
     cache_dir: Path | None = None,
+    remote: RemoteEncoding | None = None,
 ) -> IndexReport:
     """`index_folder`, then remember the model and the scan's problems in the store.
     With `cache_dir`, a run that encoded images also measures the model's scale once
     (core/calibration.py: its reference photos, 0.85 s with the built-in model, and
-    CLIP's vocabulary), so that the first query does not wait for it."""
-    report = index_folder(folder, store, encoder, progress, options, on_commit=on_commit)
+    CLIP's vocabulary), so that the first query does not wait for it. `remote`: read and
+    encode the files elsewhere (a Ray cluster)."""
+    report = index_folder(folder, store, encoder, progress, options, on_commit, remote)
     if cache_dir is not None and report.encoded and not report.cancelled:
         try:
             calibration(encoder, cache_dir)

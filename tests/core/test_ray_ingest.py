@@ -1,0 +1,162 @@
+"""Encoding on a Ray cluster into the same store (`index --ray`): a local Ray instance of
+2 CPUs, real photos, the real built-in model, the real store."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import distinct_images
+from visualsearch.cli import main
+from visualsearch.core.indexing import IndexOptions, index_folder
+from visualsearch.core.progress import NullProgress
+from visualsearch.core.store import Store
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '.[cluster]'")
+
+from visualsearch.core.ray_ingest import RayEncoding, RayOptions  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One local Ray instance for the module (RayEncoding starts its own when none runs)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, photos_dir) -> Path:
+    """The real photos in two folders, a copy of one under another name, and a file that
+    is no image."""
+    d = tmp_path_factory.mktemp("ray-photos")
+    for i, p in enumerate(sorted(photos_dir.iterdir())):
+        sub = d / ("a" if i % 2 else "b")
+        sub.mkdir(exist_ok=True)
+        shutil.copy2(p, sub / p.name)
+    shutil.copy2(photos_dir / "chelsea.png", d / "the same cat.png")
+    (d / "notes.jpg").write_text("not an image")
+    return d
+
+
+def _remote(app_paths, **options) -> RayEncoding:
+    return RayEncoding("builtin", None, app_paths.cache_dir, RayOptions(**options))
+
+
+def test_a_ray_run_stores_what_a_local_run_stores(
+    ray_instance, folder, builtin_encoder, app_paths, tmp_path
+):
+    with Store(tmp_path / "local") as store:
+        local = index_folder(folder, store, builtin_encoder)
+        local_records = store.file_records()
+        local_vectors = {p: store.vector(builtin_encoder.id, p) for p in local_records}
+        local_thumbs = store.thumbnail_hashes()
+    with Store(tmp_path / "ray") as store:
+        remote = index_folder(folder, store, builtin_encoder, remote=_remote(app_paths))
+        records = store.file_records()
+        vectors = {p: store.vector(builtin_encoder.id, p) for p in records}
+        thumbs = store.thumbnail_hashes()
+        again = index_folder(folder, store, builtin_encoder, remote=_remote(app_paths))
+    # the copy of the cat came in another block: the cluster encoded it again (the local
+    # run waits for the first file of a content instead)
+    assert (local.encoded, local.reused, local.failed) == (36, 1, 1)
+    assert (remote.encoded + remote.reused, remote.failed) == (37, 1)
+    assert records == local_records  # hashes, sizes, dates, and the same reason for notes.jpg
+    assert "not an image" in records["notes.jpg"].error
+    for path, vector in vectors.items():
+        if records[path].error is None:
+            np.testing.assert_allclose(vector, local_vectors[path], atol=1e-3)
+    assert thumbs == local_thumbs
+    # nothing left to encode: the cluster is not even asked
+    assert again.encoded == 0 and again.unchanged == len(records)
+
+
+class _StopAfterFirstCommit(NullProgress):
+    def __init__(self) -> None:
+        self.stop = False
+
+    def cancelled(self) -> bool:
+        return self.stop
+
+
+def test_an_interrupted_ray_run_resumes(ray_instance, tmp_path, builtin_encoder, app_paths):
+    images = tmp_path / "many"
+    distinct_images(images, 60, size=160)
+    progress = _StopAfterFirstCommit()
+    opts = IndexOptions(batch_size=8)
+    remote = _remote(app_paths, files_per_block=4)
+    with Store(tmp_path / "store") as store:
+
+        def committed(_records) -> None:
+            progress.stop = True
+
+        first = index_folder(images, store, builtin_encoder, progress, opts, committed, remote)
+        kept = store.counts()["files"]
+        assert first.cancelled and first.encoded == kept == 8
+        second = index_folder(images, store, builtin_encoder, options=opts, remote=remote)
+        assert second.encoded == 60 - kept and second.unchanged == kept
+        assert len(store.known_hashes(builtin_encoder.id)) == 60
+
+
+def _session_processes(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid:
+                pids.append(int(entry.name))
+        except (ProcessLookupError, PermissionError):
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_cli_killed_mid_run_resumes(tmp_path, app_paths):
+    """`visualsearch index --ray` killed with SIGKILL while the cluster encodes: every batch
+    committed stays, and the same command encodes only the rest."""
+    images = tmp_path / "photos"
+    distinct_images(images, 240, size=200)
+    store = tmp_path / "store"
+    command = [sys.executable, "-m", "visualsearch", "index", str(images), "--ray"]
+    command += ["--store", str(store), "--json"]
+    run = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        committed = 0
+        deadline = time.monotonic() + 120
+        while committed == 0 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.1)
+            try:
+                with sqlite3.connect(f"file:{store / 'catalog.sqlite'}?mode=ro", uri=True) as db:
+                    committed = db.execute("SELECT count(*) FROM vectors").fetchone()[0]
+            except sqlite3.Error:  # not made yet
+                pass
+        assert run.poll() is None and 0 < committed < 240, committed
+    finally:  # the run, and the local Ray instance it started (its agents outlive it)
+        run.kill()
+        run.wait()
+        for pid in _session_processes(run.pid):
+            os.kill(pid, signal.SIGKILL)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    report = json.loads(again.stdout)
+    with Store(store) as s:
+        kept = len(s.known_hashes("builtin-effnetlite2-v1"))
+        assert kept == 240
+    assert report["encoded"] == 240 - report["unchanged"] and report["unchanged"] >= committed
+
+
+def test_without_ray_the_cli_says_how_to_install(monkeypatch, photos_dir, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    rc = main(["index", str(photos_dir), "--ray", "--store", str(tmp_path / "s")])
+    assert rc == 1
+    assert "pip install 'visualsearch[cluster]'" in capsys.readouterr().err

@@ -1,0 +1,217 @@
+"""Encoding a folder on a Ray cluster into the same store (`index --ray`).
+
+The driver scans, compares with the store and commits, exactly as a local run does: one
+writer, a transaction per batch, the same resume. Only reading, decoding and encoding
+move: Ray Data takes the paths that need the model in blocks, and actors on the
+cluster's nodes run the local pipeline's own `prepare_file` and `embed_prepared` on them
+(CPU or GPU actors: `RayOptions`), streaming each file's record, vector and thumbnail
+back to the driver as they finish. A file the workers cannot read comes back with its
+reason, as locally; a worker that dies has its batch retried by Ray.
+
+Every node must see the folder at the same path (a shared filesystem), and have
+visualsearch installed (`pip install 'visualsearch[cluster]'`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Container, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from visualsearch.core.indexing import IndexOptions, PreparedFile, embed_prepared, prepare_file
+from visualsearch.core.progress import Progress
+from visualsearch.core.scan import FileStat
+from visualsearch.core.store import FileRecord
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "Ray is not installed: pip install 'visualsearch[cluster]' (or 'ray[data]')"
+# file columns a worker sends back (with "vector", "has_vector" and "thumbnail")
+_RECORD = ("path", "size", "mtime_ns", "hash", "width", "height", "format", "taken", "error")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide the cluster encodes."""
+
+    address: str | None = None  # None: start a Ray instance on this computer
+    actors: int = 0  # encoding actors; 0: one per node (with GPUs: one per `gpus_per_actor`)
+    # 0: all of a node's CPUs (its actors' share): the actor's decode threads work beside
+    # the model as in a local run, 1.4x an actor per core here (bench/ray_ingest.py)
+    cpus_per_actor: float = 0.0
+    gpus_per_actor: float = 0.0  # e.g. 1: each actor holds a GPU (decodes JPEGs there too)
+    files_per_block: int = 64  # paths per Ray Data block, and per actor call
+    num_cpus: int | None = None  # for a local instance: how many CPUs it may use
+
+
+def ray_available() -> bool:
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class RayEncoding:
+    """Encodes the files of an indexing run on a Ray cluster (`index_folder(remote=...)`)."""
+
+    def __init__(self, spec: str, weights: Path | None, cache_dir: Path, ray: RayOptions):
+        if not ray_available():
+            raise RuntimeError(INSTALL_HINT)
+        self.spec, self.weights, self.cache_dir, self.options = spec, weights, cache_dir, ray
+
+    def prepare(
+        self,
+        root: Path,
+        todo: list[FileStat],
+        known: Container[str],
+        have_thumbs: Container[str],
+        opts: IndexOptions,
+        progress: Progress,
+    ) -> Iterator[PreparedFile]:
+        """Each file of `todo` prepared and encoded on the cluster, in the order they
+        finish. Stops early (and lets the cluster's work go) when the caller stops."""
+        import ray
+
+        started_here = not ray.is_initialized()
+        if started_here:
+            progress.report(0, len(todo), "Connecting to the Ray cluster…")
+            ray.init(
+                address=self.options.address,
+                num_cpus=self.options.num_cpus if self.options.address is None else None,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        try:
+            yield from self._stream(root, todo, known, have_thumbs, opts)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _stream(self, root, todo, known, have_thumbs, opts) -> Iterator[PreparedFile]:
+        import ray
+
+        o = self.options
+        actors, cpus_each = _layout(o)
+        # blocks of at most files_per_block paths, at least 8 for each actor: results come
+        # back a block at a time (a commit, and the progress shown)
+        per_block = max(1, min(o.files_per_block, len(todo) // (8 * actors)))
+        blocks = -(-len(todo) // per_block)
+        actors = min(actors, blocks)
+        rows = [{"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns} for f in todo]
+        ds = ray.data.from_items(rows, override_num_blocks=blocks)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the run reports its own progress
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        # actors that die are started again and their blocks retried: Ray Data's default
+        encoded = ds.map_batches(
+            _EncodeFiles,
+            fn_constructor_args=(
+                {
+                    "root": str(root),
+                    "spec": self.spec,
+                    "weights": str(self.weights) if self.weights else None,
+                    "cache_dir": str(self.cache_dir),
+                    "device": "cuda" if o.gpus_per_actor else "cpu",
+                    "threads": max(1, int(cpus_each)),
+                    "opts": replace(opts, only=None),
+                    "known": frozenset(known),
+                    "have_thumbs": frozenset(have_thumbs),
+                },
+            ),
+            batch_size=per_block,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=cpus_each,
+            num_gpus=o.gpus_per_actor or None,
+        )
+        stats = {f.path: f for f in todo}
+        for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
+            yield from _items(batch, stats)
+
+
+def _layout(o: RayOptions) -> tuple[int, float]:
+    """(actors, CPUs each) on the cluster's live nodes: `o`'s, else one actor per node
+    (per GPU share with `gpus_per_actor`) with the node's CPUs, or its share of them."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU")]
+    if o.gpus_per_actor:
+        per_node = [int(r.get("GPU", 0) // o.gpus_per_actor) for r in nodes]
+        if not any(per_node):
+            raise RuntimeError(f"--ray-gpus {o.gpus_per_actor:g}: the Ray cluster has no GPU")
+    else:
+        per_node = [1] * len(nodes)
+    shares = [r["CPU"] / k for r, k in zip(nodes, per_node, strict=True) if k]
+    cpus_each = o.cpus_per_actor or max(1.0, float(int(min(shares, default=1.0))))
+    return o.actors or max(1, sum(per_node)), cpus_each
+
+
+class _EncodeFiles:
+    """A Ray actor: loads the model once, then prepares and encodes batches of files."""
+
+    def __init__(self, shared: dict) -> None:
+        from visualsearch.core.encoders import load_encoder
+
+        self.s = shared
+        weights = Path(shared["weights"]) if shared["weights"] else None
+        self.encoder = load_encoder(
+            shared["spec"],
+            Path(shared["cache_dir"]),
+            weights=weights,
+            threads=shared["threads"],
+            device=shared["device"],
+        )
+        self.root = Path(shared["root"])
+        # decode threads beside the model, as in a local run (Pillow lets go of the GIL)
+        self.pool = ThreadPoolExecutor(shared["threads"])
+        log.info("encoding actor %s ready on %s", os.getpid(), self.encoder.backend)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
+        s = self.s
+
+        def prepare(path, size, mtime) -> PreparedFile:
+            f = FileStat(str(path), int(size), int(mtime))
+            return prepare_file(self.root, f, self.encoder, s["known"], s["have_thumbs"], s["opts"])
+
+        items = list(self.pool.map(prepare, batch["path"], batch["size"], batch["mtime_ns"]))
+        embed_prepared(items, self.encoder, s["opts"])
+        out: dict = {k: [getattr(it.record, k) for it in items] for k in _RECORD}
+        # a (n, dim) array in every block (Arrow takes no mix of arrays and None)
+        out["vector"] = np.zeros((len(items), self.encoder.dim), np.float32)
+        out["has_vector"] = np.zeros(len(items), bool)
+        for i, it in enumerate(items):
+            if it.vector is not None:
+                out["vector"][i], out["has_vector"][i] = it.vector, True
+        out["thumbnail"] = [it.thumbnail for it in items]
+        return out
+
+
+def _items(batch: dict[str, np.ndarray], stats: dict[str, FileStat]) -> Iterator[PreparedFile]:
+    for i, path in enumerate(batch["path"]):
+        values = {k: _plain(batch[k][i]) for k in _RECORD}
+        record = FileRecord(**values)
+        thumbnail = batch["thumbnail"][i]
+        yield PreparedFile(
+            stats[str(path)],
+            record,
+            vector=np.asarray(batch["vector"][i], np.float32) if batch["has_vector"][i] else None,
+            thumbnail=None if thumbnail is None else bytes(thumbnail),
+        )
+
+
+def _plain(value):
+    """A numpy scalar from a Ray batch as the plain Python value a FileRecord holds."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
