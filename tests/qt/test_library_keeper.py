@@ -7,6 +7,7 @@ import shutil
 
 from tests.conftest import distinct_images
 from tests.fakes import FakeEncoder, HeldEncoder
+from visualsearch.core.calibration import calibration
 from visualsearch.core.folder import ModelChoice
 from visualsearch.core.library import Library
 from visualsearch.core.store import Store, default_store_dir
@@ -86,6 +87,9 @@ def test_a_root_is_kept_with_the_model_it_was_indexed_with(
     shutil.copy2(distinct_images(tmp_path / "extra", 1, size=96)[0], b / "new.jpg")
 
     builtin, other = FakeEncoder(), OtherModel()
+    # the model's scale, read once per model off 36 reference photos and cached, is not
+    # what is counted below (made here, the count no longer depends on the tests before)
+    calibration(FakeEncoder(), app_paths.cache_dir)
     window = make_window(encoder=builtin, models={other_choice: other})
     window.open_folder(a)
     base = window.collection.store_base
