@@ -24,7 +24,7 @@ from visualsearch.core.store import Store
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install '.[cluster]'")
 
-from visualsearch.core.ray_ingest import RayEncoding, RayOptions  # noqa: E402
+from visualsearch.core.ray_ingest import ClusterFailed, RayEncoding, RayOptions  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +106,20 @@ def test_an_interrupted_ray_run_resumes(ray_instance, tmp_path, builtin_encoder,
         second = index_folder(images, store, builtin_encoder, options=opts, remote=remote)
         assert second.encoded == 60 - kept and second.unchanged == kept
         assert len(store.known_hashes(builtin_encoder.id)) == 60
+
+
+def test_workers_that_cannot_load_the_model_fail_the_run_in_one_line(
+    ray_instance, tmp_path, builtin_encoder, app_paths
+):
+    """A checkpoint the nodes do not have: the run stops with the workers' reason (no
+    endless restarts, no traceback of Ray's), and nothing half-done is kept."""
+    images = tmp_path / "few"
+    distinct_images(images, 4, size=96)
+    missing = RayEncoding("clip", tmp_path / "not-here.pt", app_paths.cache_dir, RayOptions())
+    with Store(tmp_path / "store") as store:
+        with pytest.raises(ClusterFailed, match=r"\(ModelUnavailable: checkpoint file not found"):
+            index_folder(images, store, builtin_encoder, remote=missing)
+        assert store.counts()["files"] == 0
 
 
 def _session_processes(sid: int) -> list[int]:

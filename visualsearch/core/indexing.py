@@ -178,8 +178,11 @@ def prepare_file(
     except imageio.ImageError as exc:
         return _failed(f, str(exc), claimed=claimed)
     except Exception as exc:  # a bug in a decoder or model must not end the run
-        reason = f"unexpected error: {imageio.describe(exc, with_type=True)}"
-        return _failed(f, reason, claimed=claimed)
+        return _failed(f, _unexpected(exc), claimed=claimed)
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"unexpected error: {imageio.describe(exc, with_type=True)}"
 
 
 def _gpu_decoder(encoder: Encoder, opts: IndexOptions) -> JpegOnDevice | None:
@@ -246,9 +249,10 @@ def _decode_jpegs(items: list[PreparedFile], decoder: JpegOnDevice, encoder: Enc
             _, it.pixels, it.thumbnail = _decode(
                 job.data, encoder, job.pixels, job.thumbnail_size, opts.max_pixels
             )
-        except imageio.ImageError as exc:  # recorded as prepare_file records it
+        except Exception as exc:  # recorded as prepare_file records it
             r = it.record
-            it.record = FileRecord(r.path, r.size, r.mtime_ns, error=str(exc))
+            reason = str(exc) if isinstance(exc, imageio.ImageError) else _unexpected(exc)
+            it.record = FileRecord(r.path, r.size, r.mtime_ns, error=reason)
 
 
 def index_folder(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from visualsearch.core.encoders.base import ModelUnavailable
 from visualsearch.core.indexing import IndexOptions, PreparedFile, embed_prepared, prepare_file
 from visualsearch.core.progress import Progress
 from visualsearch.core.scan import FileStat
@@ -47,6 +49,17 @@ class RayOptions:
     gpus_per_actor: float = 0.0  # e.g. 1: each actor holds a GPU (decodes JPEGs there too)
     files_per_block: int = 64  # paths per Ray Data block, and per actor call
     num_cpus: int | None = None  # for a local instance: how many CPUs it may use
+
+
+class ClusterFailed(ModelUnavailable):
+    """The cluster's workers could not encode (a model they cannot load, say); the
+    message ends with their error."""
+
+
+def _last_line(exc: BaseException) -> str:
+    """A remote traceback's last line, its exception named without its module."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else type(exc).__name__
 
 
 def ray_available() -> bool:
@@ -90,6 +103,8 @@ class RayEncoding:
             )
         try:
             yield from self._stream(root, todo, known, have_thumbs, opts)
+        except ray.exceptions.RayError as exc:  # its message: the workers' traceback
+            raise ClusterFailed(f"the Ray cluster's workers failed ({_last_line(exc)})") from exc
         finally:
             if started_here:
                 ray.shutdown()
