@@ -81,6 +81,29 @@ def test_a_ray_run_stores_what_a_local_run_stores(
     assert again.encoded == 0 and again.unchanged == len(records)
 
 
+def test_blocks_with_no_thumbnail_or_no_usable_file(
+    ray_instance, tmp_path, builtin_encoder, app_paths
+):
+    """Blocks whose files all need no thumbnail (moved ones) or are all unusable: Arrow
+    turned such a block's empty thumbnail column into NaN, stored as 4 bytes over the
+    good thumbnails, or ending the run on a NOT NULL constraint."""
+    d = tmp_path / "lib"
+    distinct_images(d, 6, size=96)
+    remote = _remote(app_paths, files_per_block=1)  # a block per file
+    with Store(tmp_path / "store") as store:
+        index_folder(d, store, builtin_encoder, remote=remote)
+        thumbs = {h: store.thumbnail_by_hash(h) for h in store.thumbnail_hashes()}
+        (d / "moved").mkdir()
+        for p in d.glob("*.jpg"):
+            p.rename(d / "moved" / p.name)
+        (d / "a.jpg").write_text("no image")
+        (d / "b.jpg").write_bytes(b"")
+        report = index_folder(d, store, builtin_encoder, remote=remote)
+        assert (report.moved, report.failed, report.encoded) == (6, 2, 0)
+        assert {h: store.thumbnail_by_hash(h) for h in store.thumbnail_hashes()} == thumbs
+        assert all(len(jpeg) > 100 for jpeg in thumbs.values())
+
+
 class _StopAfterFirstCommit(NullProgress):
     def __init__(self) -> None:
         self.stop = False

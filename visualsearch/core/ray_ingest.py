@@ -14,12 +14,13 @@ visualsearch installed (`pip install 'visualsearch[cluster]'`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from collections.abc import Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,6 @@ from visualsearch.core.store import FileRecord
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "Ray is not installed: pip install 'visualsearch[cluster]' (or 'ray[data]')"
-# file columns a worker sends back (with "vector", "has_vector" and "thumbnail")
-_RECORD = ("path", "size", "mtime_ns", "hash", "width", "height", "format", "taken", "error")
 
 
 @dataclass(frozen=True)
@@ -197,36 +196,29 @@ class _EncodeFiles:
 
         items = list(self.pool.map(prepare, batch["path"], batch["size"], batch["mtime_ns"]))
         embed_prepared(items, self.encoder, s["opts"])
-        out: dict = {k: [getattr(it.record, k) for it in items] for k in _RECORD}
-        # a (n, dim) array in every block (Arrow takes no mix of arrays and None)
-        out["vector"] = np.zeros((len(items), self.encoder.dim), np.float32)
-        out["has_vector"] = np.zeros(len(items), bool)
+        # Every column the same type in every block: Arrow turns a column of only None
+        # into NaN. A record travels as JSON (ASCII: a name that is not UTF-8 keeps its
+        # escapes), a vector and a thumbnail with a flag each.
+        n, dim = len(items), self.encoder.dim
+        vectors, has_vector = np.zeros((n, dim), np.float32), np.zeros(n, bool)
         for i, it in enumerate(items):
             if it.vector is not None:
-                out["vector"][i], out["has_vector"][i] = it.vector, True
-        out["thumbnail"] = [it.thumbnail for it in items]
-        return out
+                vectors[i], has_vector[i] = it.vector, True
+        return {
+            "path": [it.record.path for it in items],
+            "record": [json.dumps(asdict(it.record)) for it in items],
+            "vector": vectors,
+            "has_vector": has_vector,
+            "thumbnail": [it.thumbnail or b"" for it in items],
+            "has_thumbnail": np.array([it.thumbnail is not None for it in items], bool),
+        }
 
 
 def _items(batch: dict[str, np.ndarray], stats: dict[str, FileStat]) -> Iterator[PreparedFile]:
     for i, path in enumerate(batch["path"]):
-        values = {k: _plain(batch[k][i]) for k in _RECORD}
-        record = FileRecord(**values)
-        thumbnail = batch["thumbnail"][i]
         yield PreparedFile(
             stats[str(path)],
-            record,
+            FileRecord(**json.loads(batch["record"][i])),
             vector=np.asarray(batch["vector"][i], np.float32) if batch["has_vector"][i] else None,
-            thumbnail=None if thumbnail is None else bytes(thumbnail),
+            thumbnail=bytes(batch["thumbnail"][i]) if batch["has_thumbnail"][i] else None,
         )
-
-
-def _plain(value):
-    """A numpy scalar from a Ray batch as the plain Python value a FileRecord holds."""
-    if value is None:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    return value
