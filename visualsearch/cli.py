@@ -181,6 +181,8 @@ def _ray_encoding(args, model: ModelChoice):
 
     if not ray_available():
         raise CliError(f"--ray: {INSTALL_HINT}")
+    if not (math.isfinite(args.ray_gpus) and args.ray_gpus >= 0) or args.ray_actors < 0:
+        raise CliError("--ray-gpus and --ray-actors take a number of 0 or more")
     options = RayOptions(
         address=None if args.ray == "local" else args.ray,
         actors=args.ray_actors,
@@ -260,10 +262,12 @@ def cmd_index(args) -> int:
     if warning:
         print(f"visualsearch: warning: {warning}", file=sys.stderr)
     if not args.json:
+        where = {None: "", "local": "a local instance"}.get(args.ray, args.ray)
+        ray = f"\n  on Ray: {where}" if where else ""
         print(
             f"Indexing {printable(str(folder))}\n"
             f"  model {encoder.id}\n"
-            f"  store {printable(str(store.directory))}",
+            f"  store {printable(str(store.directory))}{ray}",
             file=sys.stderr,
         )
     try:

@@ -143,6 +143,18 @@ def test_device_decoder_makes_the_cpus_input_and_thumbnail(builtin_encoder, jpeg
     assert neighbour_overlap(a, b) >= 0.95
 
 
+def test_thin_images_get_pillows_thumbnail():
+    """Antialiased bicubic drew a 1-pixel-wide strip nearly black (mean 0.5 of 127)."""
+    column = np.linspace(0, 255, 3000, dtype=np.float32)[:, None, None]
+    data = _jpeg(Image.fromarray(np.tile(column, (1, 3, 3)).astype(np.uint8)))
+    decoder = JpegOnDevice(DEVICE, INPUT_SIZE, _MEAN.ravel(), _STD.ravel())
+    [(_, thumb)] = decoder.prepare([JpegJob(data, 1, False, 256)])
+    theirs = imageio.thumbnail_jpeg(imageio.decode(data, min_side=256).image, 256)
+    ours, pillows = (np.asarray(Image.open(io.BytesIO(t)), np.float32) for t in (thumb, theirs))
+    assert ours.shape == pillows.shape == (256, 1, 3)
+    assert abs(ours.mean() - pillows.mean()) < 3
+
+
 @pytest.fixture(scope="module")
 def device_encoder(app_paths):
     """The built-in model with JPEGs decoded on the device: the GPU where there is one,

@@ -145,6 +145,21 @@ def test_workers_that_cannot_load_the_model_fail_the_run_in_one_line(
         assert store.counts()["files"] == 0
 
 
+def test_an_address_where_no_cluster_answers_fails_at_once(tmp_path, photos_dir, capsys):
+    """ray.init waited without end for a cluster at an address where none runs."""
+    rc = main(["index", str(photos_dir), "--ray", "127.0.0.1:1", "--store", str(tmp_path / "s")])
+    assert rc == 1 and "no Ray cluster answers at 127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_gpu_actors_on_a_cluster_without_gpus_fail_at_once(
+    ray_instance, tmp_path, builtin_encoder, app_paths
+):
+    distinct_images(tmp_path / "few", 2, size=64)
+    remote = _remote(app_paths, gpus_per_actor=1)
+    with Store(tmp_path / "store") as store, pytest.raises(ClusterFailed, match="has no GPU"):
+        index_folder(tmp_path / "few", store, builtin_encoder, remote=remote)
+
+
 def _session_processes(sid: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import socket
 from collections.abc import Container, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -61,6 +62,21 @@ def _last_line(exc: BaseException) -> str:
     return re.sub(r"^(?:\w+\.)+(?=\w+: )", "", lines[-1]) if lines else type(exc).__name__
 
 
+def _answers(address: str) -> None:
+    """Fails in seconds where no cluster answers at a HOST:PORT address: ray.init waits
+    for one without end."""
+    host, _, port = address.rpartition(":")
+    if "://" in address or not port.isdigit():
+        return  # "auto", or a ray:// client address (which fails fast by itself)
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ClusterFailed(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one there "
+            "with `ray start --head`, or give no address for one on this computer"
+        ) from exc
+
+
 def ray_available() -> bool:
     try:
         import ray.data  # noqa: F401
@@ -90,6 +106,8 @@ class RayEncoding:
         finish. Stops early (and lets the cluster's work go) when the caller stops."""
         import ray
 
+        if self.options.address:
+            _answers(self.options.address)
         started_here = not ray.is_initialized()
         if started_here:
             progress.report(0, len(todo), "Connecting to the Ray cluster…")
@@ -159,7 +177,7 @@ def _layout(o: RayOptions) -> tuple[int, float]:
     if o.gpus_per_actor:
         per_node = [int(r.get("GPU", 0) // o.gpus_per_actor) for r in nodes]
         if not any(per_node):
-            raise RuntimeError(f"--ray-gpus {o.gpus_per_actor:g}: the Ray cluster has no GPU")
+            raise ClusterFailed(f"--ray-gpus {o.gpus_per_actor:g}: the Ray cluster has no GPU")
     else:
         per_node = [1] * len(nodes)
     shares = [r["CPU"] / k for r, k in zip(nodes, per_node, strict=True) if k]

@@ -55,7 +55,7 @@ def resolve_device(choice: str = "auto") -> str:
     if kind == "cuda" and not cuda:
         build = "has no CUDA support" if torch.version.cuda is None else "finds no NVIDIA GPU"
         raise ModelUnavailable(
-            f"--device cuda: this PyTorch ({torch.__version__}) {build}. Install a CUDA "
+            f"--device {choice}: this PyTorch ({torch.__version__}) {build}. Install a CUDA "
             "build of PyTorch (pytorch.org), or use --device cpu"
         )
     if kind == "mps" and not mps:

@@ -133,7 +133,9 @@ def _shrunk(image, size: int):
     h, w = image.shape[-2:]
     scale = min(1.0, size / max(h, w))
     th, tw = max(1, round(h * scale)), max(1, round(w * scale))
-    if (th, tw) != (h, w):
+    if min(th, tw) < 8:  # antialiased bicubic draws a 1-pixel-wide strip nearly black
+        image = F.interpolate(image, (th, tw), mode="area")
+    elif (th, tw) != (h, w):
         image = F.interpolate(image, (th, tw), mode="bicubic", antialias=True)
     return image.clamp(0, 255).round().to(torch.uint8)[0]
 
