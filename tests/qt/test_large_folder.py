@@ -10,6 +10,7 @@ from pathlib import Path
 from tests.conftest import distinct_images
 from tests.qt.test_controllers import TIMEOUT_MS, areas  # noqa: F401 (fixture)
 from visualsearch.core.query import ImageQuery
+from visualsearch.core.sorting import folder_tree
 from visualsearch.qt import results_controller
 from visualsearch.qt.arrangement import arrange, browse_items
 from visualsearch.qt.image_list_model import ItemPaths
@@ -119,6 +120,37 @@ def test_a_query_during_an_arrangement_drops_it(
     assert _names(areas) == shown and len(shown) < 4
     assert "arranging" not in areas.area.query_label.text()
     assert "like" in areas.area.query_label.text()
+
+
+def test_a_folder_count_that_ends_after_shut_down_is_dropped(
+    qtbot,
+    areas,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """The folder tree counted in the pool and finished after the controller was shut down
+    was handed to the folder filter, deleted by then: a RuntimeError in the next test."""
+    folder = tmp_path / "a"
+    distinct_images(folder, 3, size=64)
+    areas.results.arrange_at_once = 0
+    areas.open(folder)
+    qtbot.waitUntil(lambda: areas.results._source is None, timeout=TIMEOUT_MS)
+    areas.pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(50)
+    held, shown = threading.Event(), []
+
+    def held_tree(paths):
+        assert held.wait(TIMEOUT_MS / 1000)
+        return folder_tree(paths)
+
+    monkeypatch.setattr(results_controller, "folder_tree", held_tree)
+    monkeypatch.setattr(areas.area.folders, "set_tree", shown.append)
+    areas.results._update_folders()
+    areas.results.shut_down()
+    held.set()
+    areas.pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(100)
+    assert shown == []
 
 
 def test_browse_items_join_paths_only_when_asked(tmp_path):

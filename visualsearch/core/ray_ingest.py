@@ -34,7 +34,7 @@ from visualsearch.core.store import FileRecord
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "Ray is not installed: pip install 'visualsearch[cluster]' (or 'ray[data]')"
+INSTALL_HINT = "Ray is not installed: pip install 'visualsearch[cluster]' (or 'ray[data,client]')"
 
 
 @dataclass(frozen=True)

@@ -692,6 +692,7 @@ class ResultsController(QObject):
         """Close the engine's store and let its thread end (it may be loading a model)."""
         self._tree_timer.stop()
         self.supersede()
+        self.counting.supersede()  # a count ending later would reach a deleted folder filter
         self._engine_shutdown.emit()
         self.thread.quit()
 
