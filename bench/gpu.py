@@ -114,7 +114,7 @@ def bench_model(
     runs = (
         ("all on the CPU", cpu, IndexOptions()),
         ("GPU model, CPU decoding", gpu, IndexOptions(decode_on_gpu=False)),
-        ("GPU model and nvJPEG decoding", gpu, IndexOptions()),
+        ("GPU model and nvJPEG decoding", gpu, IndexOptions(decode_on_gpu=True)),
     )
     for name, encoder, opts in runs:
         print(f"  P {name:30s} {pipeline(paths, encoder, opts, work):8.1f} img/s")
@@ -123,7 +123,7 @@ def bench_model(
         os.sched_setaffinity(0, sorted(everyone)[:cores])
         try:
             cpu_decoding = pipeline(paths, gpu, IndexOptions(decode_on_gpu=False), work)
-            nvjpeg = pipeline(paths, gpu, IndexOptions(), work)
+            nvjpeg = pipeline(paths, gpu, IndexOptions(decode_on_gpu=True), work)
         finally:
             os.sched_setaffinity(0, everyone)
         print(

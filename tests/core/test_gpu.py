@@ -179,7 +179,7 @@ def test_indexing_with_jpegs_decoded_on_the_device(
 ):
     # "auto" puts the model on the GPU where there is one: only the decoding differs
     plain = _index(jpeg_dir, tmp_path, builtin_encoder, "cpu", decode_on_gpu=False)
-    device = _index(jpeg_dir, tmp_path, device_encoder, "device")
+    device = _index(jpeg_dir, tmp_path, device_encoder, "device", decode_on_gpu=True)
     cpu_records, device_records = plain.file_records(), device.file_records()
     # the same files are usable, with the same sizes; the cut-off and damaged ones are
     # refused for the same reasons (the device hands what it cannot read to the CPU)

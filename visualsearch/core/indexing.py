@@ -36,6 +36,9 @@ from visualsearch.core.segments import ANNOY_THRESHOLD, SEAL_AT, maintain_index
 from visualsearch.core.store import FileRecord, HashLookup, Store, content_hash
 
 THUMBNAIL_SIZE = 256
+# nvJPEG against the CPU's decode threads, indexing 12 MP photos with the model on an H100
+# (bench/gpu.py): 2.2-2.5x on 4 cores, 1.2-1.3x on 8, 0.74-1.10x on 16
+GPU_DECODE_CORES = 8
 
 
 @dataclass
@@ -50,8 +53,9 @@ class IndexOptions:
     # run); its thread, stuck in the OS on a hung network or FUSE drive, is abandoned
     file_timeout: float = imageio.READ_TIMEOUT_S
     thumbnail_size: int = THUMBNAIL_SIZE
-    # with the model on a CUDA GPU, JPEGs are decoded and thumbnailed there (nvJPEG)
-    decode_on_gpu: bool = True
+    # With the model on a CUDA GPU, decode and thumbnail JPEGs there (nvJPEG). None: where
+    # there are at most GPU_DECODE_CORES decode threads.
+    decode_on_gpu: bool | None = None
     annoy_threshold: int = ANNOY_THRESHOLD  # from this many images on, build Annoy segments
     seal_at: int = SEAL_AT  # new images searched exactly until this many are sealed
     forget_missing: bool = False  # forget files not found even if their folder looks unmounted
@@ -188,7 +192,10 @@ def _unexpected(exc: Exception) -> str:
 def _gpu_decoder(encoder: Encoder, opts: IndexOptions) -> JpegOnDevice | None:
     """The model's JPEG decoder on its GPU (nvJPEG), or None: decode on the CPU."""
     decoder = getattr(encoder, "jpeg_decoder", None)  # models that only run on the CPU have none
-    return decoder() if decoder is not None and opts.decode_on_gpu else None
+    on = opts.decode_on_gpu
+    if on is None:
+        on = (opts.workers or default_threads()) <= GPU_DECODE_CORES  # decode threads
+    return decoder() if decoder is not None and on else None
 
 
 def _decode(data: bytes, encoder: Encoder, vector: bool, thumb_side: int, max_pixels: int):
