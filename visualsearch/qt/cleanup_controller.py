@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
-from PySide6.QtWidgets import QFileDialog, QWidget
+from PySide6.QtWidgets import QWidget
 
 from visualsearch.core.collection import Collection
 from visualsearch.core.duplicates import (
@@ -22,6 +22,7 @@ from visualsearch.core.store import Store
 from visualsearch.core.trash import move_to_trash, trash_listing
 from visualsearch.qt.collection_controller import CollectionController
 from visualsearch.qt.context import Confirm
+from visualsearch.qt.dialogs import ask_save_path
 from visualsearch.qt.duplicates_page import DuplicatesPage
 from visualsearch.qt.results_controller import ResultsController
 from visualsearch.qt.workers import EncoderProvider, FolderTarget, TaskSlot
@@ -172,12 +173,10 @@ class CleanupController(QObject):
         target = self.collection.target
         if not self.page.groups or target is None:
             return
-        start = str(Path.home() / f"{target.folder.name} duplicates.csv")
-        path, _ = QFileDialog.getSaveFileName(
-            self.dialog_parent, "Save the list", start, "CSV (*.csv)"
-        )
+        name = f"{target.folder.name} duplicates.csv"
+        path = ask_save_path(self.dialog_parent, "Save the list", name, "CSV (*.csv)")
         if path:
-            self.save_csv(Path(path))
+            self.save_csv(path)
 
     def save_csv(self, path: Path) -> Path:
         groups = self.page.groups

@@ -1,11 +1,14 @@
-"""The window's small dialogs: skipped files, About, keyboard shortcuts."""
+"""The window's small dialogs: skipped files, About, keyboard shortcuts, where to save."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QLabel,
     QMessageBox,
     QPlainTextEdit,
@@ -51,6 +54,13 @@ def _dialog(parent: QWidget, title: str, *widgets: QWidget) -> QDialog:
         layout.addWidget(widget)
     layout.addWidget(buttons)
     return dialog
+
+
+def ask_save_path(parent: QWidget, title: str, name: str, filters: str) -> Path | None:
+    """Where to write a file: a save dialog that starts at `name` in the home folder;
+    None when cancelled."""
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(Path.home() / name), filters)
+    return Path(path) if path else None
 
 
 def show_skipped(parent: QWidget, skipped: list[tuple[str, str]]) -> QDialog:

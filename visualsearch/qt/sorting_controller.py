@@ -22,6 +22,7 @@ from visualsearch.core.store import Store, StoreError
 from visualsearch.qt.cleanup_controller import over_collection
 from visualsearch.qt.collection_controller import CollectionController
 from visualsearch.qt.context import Confirm
+from visualsearch.qt.dialogs import ask_save_path
 from visualsearch.qt.sort_page import SortPage
 from visualsearch.qt.workers import EncoderProvider, TaskSlot
 
@@ -280,12 +281,10 @@ class SortingController(QObject):
         target = self.collection.target
         if target is None or self.book is None:
             return
-        start = str(Path.home() / f"{target.folder.name} labels.csv")
-        path, _ = QFileDialog.getSaveFileName(
-            self.dialog_parent, "Export labels", start, "CSV (*.csv);;JSON (*.json)"
-        )
+        name, filters = f"{target.folder.name} labels.csv", "CSV (*.csv);;JSON (*.json)"
+        path = ask_save_path(self.dialog_parent, "Export labels", name, filters)
         if path:
-            self.export_labels(Path(path))
+            self.export_labels(path)
 
     def export_labels(self, path: Path) -> None:
         """The labelled images as CSV or JSON (by the name), never over another file."""
