@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from visualsearch.core.encoders.minilm import MiniLM, _sentence_transformer
-from visualsearch.core.indexing import index_folder
+from visualsearch.core.folder import ModelChoice, index_and_record
 from visualsearch.core.store import Store, default_store_dir
 
 HEAVY = (
@@ -54,10 +54,11 @@ def test_minilm_on_onnx_runtime_gives_sentence_transformers_vectors(app_paths):
 
 @pytest.fixture(scope="module")
 def indexed(photos_dir, builtin_encoder, app_paths):
-    """The photos indexed where the CLI looks; both graphs exported into the cache."""
+    """The photos indexed where the CLI looks, as `visualsearch index` leaves them: both
+    graphs exported and the model's scale measured into the cache (index_and_record)."""
     with Store(default_store_dir(photos_dir, app_paths.data_dir), root=photos_dir) as store:
-        index_folder(photos_dir, store, builtin_encoder)
-        store.set_meta("model_spec", "builtin")
+        model = ModelChoice("builtin")
+        index_and_record(photos_dir, store, builtin_encoder, model, cache_dir=app_paths.cache_dir)
     builtin_encoder.embed_text(["a photo"])
     return photos_dir
 
