@@ -23,6 +23,7 @@ import numpy as np
 
 from visualsearch.core import imageio
 from visualsearch.core.encoders.base import Encoder, ModelUnavailable, default_threads
+from visualsearch.core.encoders.devices import CPU_BATCH
 from visualsearch.core.encoders.jpeg_on_device import (
     JpegJob,
     JpegOnDevice,
@@ -43,9 +44,7 @@ GPU_DECODE_CORES = 8
 
 @dataclass
 class IndexOptions:
-    # 0: the encoder's own `batch_size`, else 8 (bench/index.py: EfficientNet-Lite2 in
-    # ONNX Runtime ran 91 img/s at batch 8, 61 at 16)
-    batch_size: int = 0
+    batch_size: int = 0  # 0: the encoder's own `batch_size` (devices.batch_size)
     workers: int = 0  # decode threads; 0 = one per core
     retry_errors: bool = False  # try again files that failed before and did not change
     max_pixels: int = imageio.DEFAULT_MAX_PIXELS
@@ -601,7 +600,7 @@ def _run(
 ) -> int:
     """`have`: (contents with a vector, contents with a thumbnail) before the run."""
     workers = opts.workers or default_threads()
-    batch_size = max(1, opts.batch_size or getattr(encoder, "batch_size", 8))
+    batch_size = max(1, opts.batch_size or getattr(encoder, "batch_size", CPU_BATCH))
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
     known, have_thumbs = have
     claims = _Claims()

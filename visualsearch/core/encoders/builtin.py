@@ -36,7 +36,12 @@ from visualsearch.core.encoders.base import (
     l2_normalize,
     load_unit_rows,
 )
-from visualsearch.core.encoders.devices import GPU_BATCH, resolve_device, torch_forward
+from visualsearch.core.encoders.devices import (
+    batch_size,
+    half_precision,
+    resolve_device,
+    torch_forward,
+)
 from visualsearch.core.encoders.jpeg_on_device import JpegOnDevice, decoder_for
 from visualsearch.core.encoders.minilm import MiniLM, model_version
 from visualsearch.core.encoders.onnx_cache import cached_session, export_checked
@@ -57,10 +62,6 @@ _MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)
 _STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
 # The exported graph must agree with PyTorch to this (features are O(1)–O(10)).
 _EXPORT_TOLERANCE = 1e-3
-# float16 on a CUDA GPU: 1.5x float32's speed on an H100, and as faithful to the CPU's
-# float32 vectors (lowest cosine 1.0000 on the 36 real photos, top-10 overlap 1.000
-# against 0.997 for float32, which runs convolutions in TF32): bench/gpu.py
-GPU_HALF = True
 
 
 def _weights_path() -> Path:
@@ -185,7 +186,7 @@ class BuiltinEncoder:
     def backend(self) -> str:
         self._load_images()
         if self.device != "cpu":
-            return f"pytorch ({self.device}{', float16' if self._half else ''})"
+            return f"pytorch ({self.device}{', float16' if half_precision(self.device) else ''})"
         if self._openvino is not None:
             return "openvino bf16"
         return "onnxruntime fp32" if self._session is not None else "pytorch"
@@ -199,13 +200,9 @@ class BuiltinEncoder:
 
     @property
     def batch_size(self) -> int:
-        """Images per batch when indexing: 8 on the CPU (bench/index.py), more on a GPU."""
+        """Images per batch when indexing (devices.batch_size)."""
         self._load_images()
-        return GPU_BATCH if self.device != "cpu" else 8
-
-    @property
-    def _half(self) -> bool:
-        return GPU_HALF and self.device.startswith("cuda")
+        return batch_size(self.device)
 
     def jpeg_decoder(self) -> JpegOnDevice | None:
         """Decodes JPEGs into this model's input on its GPU; None on the CPU."""
@@ -217,7 +214,8 @@ class BuiltinEncoder:
             return np.zeros((0, DIM), np.float32)
         self._load_images()
         if self.device != "cpu":
-            return l2_normalize(torch_forward(self._features, batch, self.device, self._half))
+            half = half_precision(self.device)
+            return l2_normalize(torch_forward(self._features, batch, self.device, half))
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         if self._openvino is not None:
             features = self._openvino(batch)

@@ -16,7 +16,13 @@ import numpy as np
 from PIL import Image
 
 from visualsearch.core.encoders.base import ModelUnavailable, default_threads, l2_normalize
-from visualsearch.core.encoders.devices import GPU_BATCH, autocast, resolve_device, torch_forward
+from visualsearch.core.encoders.devices import (
+    autocast,
+    batch_size,
+    half_precision,
+    resolve_device,
+    torch_forward,
+)
 from visualsearch.core.encoders.jpeg_on_device import JpegOnDevice, decoder_for
 
 DEFAULT_ARCH = "ViT-B-32"
@@ -134,7 +140,7 @@ class ClipEncoder:
         self._model = model
         self._preprocess = preprocess
         self._tokenizer = open_clip.get_tokenizer(arch)
-        self._device = device
+        self.device = device
         self.arch = arch
         self.dim = int(open_clip.get_model_config(arch)["embed_dim"])
         size = model.visual.image_size
@@ -155,16 +161,16 @@ class ClipEncoder:
     def backend(self) -> str:
         if self._fast and self._load_fast() is not None:
             return "openvino bf16"
-        return f"pytorch ({self._device}{', float16' if self._half else ''})"
+        return f"pytorch ({self.device}{', float16' if self._half else ''})"
 
     @property
     def batch_size(self) -> int:
-        """Images per batch when indexing: 8 on the CPU, more on a GPU."""
-        return GPU_BATCH if self._device != "cpu" else 8
+        """Images per batch when indexing (devices.batch_size)."""
+        return batch_size(self.device)
 
     @property
     def _half(self) -> bool:
-        return self._device.startswith("cuda")
+        return half_precision(self.device)
 
     def jpeg_decoder(self) -> JpegOnDevice | None:
         """Decodes JPEGs into this model's input on its GPU; None on the CPU."""
@@ -189,15 +195,15 @@ class ClipEncoder:
         return l2_normalize(self._torch_images(batch))
 
     def _torch_images(self, batch) -> np.ndarray:
-        return torch_forward(self._model.encode_image, batch, self._device, self._half)
+        return torch_forward(self._model.encode_image, batch, self.device, self._half)
 
     def embed_text(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        with torch.inference_mode(), autocast(self._device, self._half):
-            tokens = self._tokenizer(list(texts)).to(self._device)
+        with torch.inference_mode(), autocast(self.device, self._half):
+            tokens = self._tokenizer(list(texts)).to(self.device)
             return l2_normalize(self._model.encode_text(tokens).float().cpu().numpy())
 
 
