@@ -186,3 +186,32 @@ def test_select_all_on_many_images_asks_no_tags_and_lists_no_paths(
     window.grid.clearSelection()
     window.grid.selectAll()
     assert len(asked) == 1 and len(asked[0]) == 4
+
+
+def test_a_run_told_after_shut_down_touches_no_widget(
+    qtbot,
+    areas,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """A run's end told after the controller was shut down started a folder count whose
+    answer reached the deleted folder filter (CI: RuntimeError in the next test)."""
+    folder = tmp_path / "a"
+    distinct_images(folder, 3, size=64)
+    areas.results.arrange_at_once = 0
+    areas.open(folder)
+    qtbot.waitUntil(lambda: areas.results._source is None, timeout=TIMEOUT_MS)
+    areas.pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(50)
+    shown: list = []
+    monkeypatch.setattr(areas.area.folders, "set_tree", shown.append)
+    rows = areas.area.model.rowCount()
+    areas.results.shut_down()
+    areas.results.shut_down()  # twice, as a window closed twice does
+    areas.collection.catalog_loaded.emit()
+    areas.collection.catalog_replaced.emit()
+    areas.collection.batch_committed.emit(list(areas.collection.records.values()))
+    areas.pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(700)  # past the folder tree's timer
+    assert shown == []
+    assert areas.area.model.rowCount() == rows

@@ -169,11 +169,15 @@ class ResultsController(QObject):
         self.grid.view_requested.connect(self.open_viewer)
         area.viewer.current_changed.connect(self._viewer_moved)
         area.viewer.closed.connect(self._viewer_closed)
-        collection.folder_changed.connect(self._folder_changed)
-        collection.searchable.connect(lambda target: self._engine_target.emit(target, False))
-        collection.catalog_loaded.connect(self._catalog_loaded)
-        collection.batch_committed.connect(self._batch_committed)
-        collection.catalog_replaced.connect(self._catalog_replaced)
+        self._from_collection = [
+            (collection.folder_changed, self._folder_changed),
+            (collection.searchable, self._searchable),
+            (collection.catalog_loaded, self._catalog_loaded),
+            (collection.batch_committed, self._batch_committed),
+            (collection.catalog_replaced, self._catalog_replaced),
+        ]
+        for signal, slot in self._from_collection:
+            signal.connect(slot)
 
     # -- the folder ------------------------------------------------------------------------
 
@@ -189,6 +193,9 @@ class ResultsController(QObject):
         self.model.set_items([])
         self.search_box.clear()
         self._engine_target.emit(target, True)
+
+    def _searchable(self, target: FolderTarget) -> None:
+        self._engine_target.emit(target, False)
 
     def _catalog_loaded(self) -> None:
         self._update_folders()
@@ -693,6 +700,11 @@ class ResultsController(QObject):
         self._tree_timer.stop()
         self.supersede()
         self.counting.supersede()  # a count ending later would reach a deleted folder filter
+        # a run's last batch or its end told after this would start a count for, and show
+        # records in, widgets deleted by then (a RuntimeError in whatever runs next)
+        for signal, slot in self._from_collection:
+            signal.disconnect(slot)
+        self._from_collection = []  # a second shut_down has nothing to let go of
         self._engine_shutdown.emit()
         self.thread.quit()
 
