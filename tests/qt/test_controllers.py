@@ -117,7 +117,7 @@ def test_collection_indexes_and_tells_the_model(qtbot, areas, tmp_path):
         report = areas.open(folder)
     assert report.encoded == 5 and len(areas.collection.records) == 5
     # what the window needs of the model comes with the signal: it never loads one itself
-    assert ready.args[0] == ModelInfo("fake-v1", 0.9, True, 48)
+    assert ready.args[0] == ModelInfo("fake-v1", 0.9, True, 48, "cpu")
     assert sorted(areas.shown()) == sorted(areas.collection.records)  # all images, in the grid
 
 

@@ -140,3 +140,26 @@ def test_faster_clip_is_an_opt_in_kept_in_the_settings(qtbot, make_window):
     window.close()
     again = make_window()  # the next start, with the same settings file
     assert again.menus.fast_clip_action.isChecked() and again.ctx.encoders.fast_clip
+
+
+def test_the_status_bar_says_where_the_model_runs(qtbot, make_window, tmp_path):
+    """A model on "auto" settles on the GPU as it loads, during the first run: the status
+    bar says so once the run has ended, and its tooltip names the device."""
+    from tests.fakes import FakeEncoder
+
+    class SettlesOnGpu(FakeEncoder):
+        device = "cpu"  # "auto" before the image network loads
+
+        def embed_images(self, batch):
+            self.device = "cuda:0"
+            return super().embed_images(batch)
+
+    window = make_window(encoder=SettlesOnGpu())
+    (tmp_path / "none").mkdir()
+    open_and_wait(qtbot, window, tmp_path / "none")  # nothing to encode: still the CPU
+    assert "on the GPU" not in window.summary.text()
+    assert "The model runs on the CPU (cpu)." in window.summary.toolTip()
+    distinct_images(tmp_path / "a", 2, size=64)
+    open_and_wait(qtbot, window, tmp_path / "a")
+    assert window.summary.text() == "2 images · fake-v1 on the GPU"
+    assert "The model runs on the GPU (cuda:0)." in window.summary.toolTip()

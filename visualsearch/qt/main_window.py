@@ -484,13 +484,17 @@ class MainWindow(QMainWindow):
 
     def _update_summary(self) -> None:
         c = self.collection
-        parts = [f"{len(c.records):,} images"]
-        if c.model_info is not None:
-            parts.append(c.model_info.id)
+        parts, tips = [f"{len(c.records):,} images"], []
+        info = c.model_info
+        if info is not None:
+            on_gpu = info.device != "cpu"
+            parts.append(info.id + (" on the GPU" if on_gpu else ""))
+            tips.append(f"The model runs on the {'GPU' if on_gpu else 'CPU'} ({info.device}).")
         if c.skipped:
             parts.append(f"{len(c.skipped)} skipped")
+            tips.append(skipped_text(len(c.skipped)))
         self.summary.setText(" · ".join(parts) if c.target else "")
-        self.summary.setToolTip(skipped_text(len(c.skipped)) if c.skipped else "")
+        self.summary.setToolTip("\n".join(tip for tip in tips if tip))
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -182,7 +182,8 @@ class IndexJob(WorkerJob):
 
             self.progress.emit(0, 0, "Loading the model…")
             encoder = self.encoders.get(t.model)
-            self.model_ready.emit(ModelInfo.of(encoder))
+            info = ModelInfo.of(encoder)
+            self.model_ready.emit(info)
             report = index_and_record(
                 t.folder,
                 store,
@@ -193,6 +194,8 @@ class IndexJob(WorkerJob):
                 on_commit=committed,
                 cache_dir=self.encoders.cache_dir,
             )
+            if ModelInfo.of(encoder) != info:  # "auto" settles on a device as images load
+                self.model_ready.emit(ModelInfo.of(encoder))
             skipped = store.errors() + scan_problems(store)
             if only is None:
                 after = by_path(store.image_records())

@@ -56,11 +56,18 @@ class ModelInfo:
     near_duplicate_threshold: float
     accepts_own_words: bool  # tags may include the user's own words (CLIP, not built-in)
     dim: int  # of its vectors: with `id`, enough to open a Collection's stored vectors
+    # where it runs ("cpu", "cuda:0", "mps"); not Encoder.backend, which loads the model
+    # (an unchanged folder never does)
+    device: str = "cpu"
 
     @classmethod
     def of(cls, encoder: Encoder) -> ModelInfo:
         return cls(
-            encoder.id, encoder.near_duplicate_threshold, encoder.classifier is None, encoder.dim
+            encoder.id,
+            encoder.near_duplicate_threshold,
+            encoder.classifier is None,
+            encoder.dim,
+            str(getattr(encoder, "device", "cpu")),
         )
 
 
