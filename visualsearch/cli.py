@@ -248,10 +248,13 @@ def _collection(args, need_update: bool = False) -> Collection:
 # -- commands ---------------------------------------------------------------------------
 
 
-def _run_on(encoder) -> str:
-    """What ran the model ("(on openvino bf16)"), said after a run that encoded images:
-    the header loaded the network only to say so (0.25 s of a run with nothing to do)."""
-    return f" (on {encoder.backend})" if getattr(encoder, "backend", "") else ""
+def _ran_on(args, encoder) -> str | None:
+    """What ran the model ("openvino bf16"), asked after a run that encoded images: the
+    header loaded the network only to say so (0.25 s of a run with nothing to do). After
+    `--ray` the cluster's actors ran it: asking here would load it on this computer."""
+    if args.ray is not None:
+        return "the Ray cluster"
+    return getattr(encoder, "backend", None) or None
 
 
 def cmd_index(args) -> int:
@@ -278,16 +281,16 @@ def cmd_index(args) -> int:
             file=sys.stderr,
         )
         return 130
+    ran_on = _ran_on(args, encoder) if report.encoded else None
     if args.json:  # "backend": what ran the model, when it ran (None: nothing to encode)
-        backend = getattr(encoder, "backend", None) if report.encoded else None
-        _print_json(asdict(report) | {"backend": backend})
+        _print_json(asdict(report) | {"backend": ran_on})
         return 0
     r = report
     skipped = store.errors() + r.problems  # all that is left out, as `info` counts it
     print(
         f"{r.scanned} images found: {r.unchanged} unchanged, {r.new} new, {r.changed} changed, "
         f"{r.removed} removed.\n"
-        f"{r.encoded} encoded{_run_on(encoder) if r.encoded else ''}, {r.reused} reused by "
+        f"{r.encoded} encoded{f' (on {ran_on})' if ran_on else ''}, {r.reused} reused by "
         f"content ({r.moved} moved), {len(skipped)} skipped in {r.seconds:.1f} s."
     )
     for path, reason in skipped:
@@ -761,7 +764,12 @@ def build_parser() -> argparse.ArgumentParser:
         "its address (ray://HOST:10001, or auto for the cluster this computer is part of); "
         "without one, a Ray instance on this computer",
     )
-    p.add_argument("--ray-actors", type=int, default=0, help="encoding actors (default: 1 per CPU)")
+    p.add_argument(
+        "--ray-actors",
+        type=int,
+        default=0,
+        help="encoding actors (default: one per node, or per GPU share)",
+    )
     p.add_argument("--ray-gpus", type=float, default=0.0, help="GPUs per actor (e.g. 1)")
     p.add_argument(
         "--decode-on-cpu",

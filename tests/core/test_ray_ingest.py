@@ -205,6 +205,23 @@ def test_the_cli_killed_mid_run_resumes(tmp_path, app_paths):
         kept = len(s.known_hashes("builtin-effnetlite2-v1"))
         assert kept == 240
     assert report["encoded"] == 240 - report["unchanged"] and report["unchanged"] >= committed
+    assert report["backend"] == "the Ray cluster"  # not asked of the driver's model
+
+
+def test_the_driver_never_loads_the_image_network(ray_instance, tmp_path, app_paths, photos_dir):
+    """The driver only commits: it loaded the image network (OpenVINO: seconds, and
+    memory) to learn a batch size, and again to say what had run it."""
+    from visualsearch.core.encoders.builtin import BuiltinEncoder
+
+    images = tmp_path / "few"
+    images.mkdir()
+    for p in sorted(photos_dir.iterdir())[:6]:
+        shutil.copy2(p, images / p.name)
+    driver = BuiltinEncoder(app_paths.cache_dir, device="cpu")
+    with Store(tmp_path / "store") as store:
+        report = index_folder(images, store, driver, remote=_remote(app_paths))
+        assert report.encoded == 6 and len(store.known_hashes(driver.id)) == 6
+    assert not driver._images_ready
 
 
 def test_without_ray_the_cli_says_how_to_install(monkeypatch, photos_dir, tmp_path, capsys):

@@ -600,7 +600,10 @@ def _run(
 ) -> int:
     """`have`: (contents with a vector, contents with a thumbnail) before the run."""
     workers = opts.workers or default_threads()
-    batch_size = max(1, opts.batch_size or getattr(encoder, "batch_size", CPU_BATCH))
+    if remote is not None:  # commits only: asking the encoder would load its network here
+        batch_size = max(1, opts.batch_size or CPU_BATCH)
+    else:
+        batch_size = max(1, opts.batch_size or getattr(encoder, "batch_size", CPU_BATCH))
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
     known, have_thumbs = have
     claims = _Claims()
