@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from visualsearch import __version__
+from visualsearch.core import interrupts
 from visualsearch.core.collection import Collection, Hit
 from visualsearch.core.encoders import default_model_spec, load_encoder
 from visualsearch.core.errors import USER_ERRORS, user_message
@@ -913,8 +914,10 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
     # its WAL into the catalog file: a catalog replaced meanwhile (moved aside, restored
     # from a backup) would be written over. Each command's stores close when it ends.
     args.opened = []
+    interrupts.install()
     try:
-        return args.func(args)
+        with interrupts.kept():
+            return args.func(args)
     except CliError as exc:
         print(f"visualsearch: error: {printable(str(exc))}", file=sys.stderr)
         return 1

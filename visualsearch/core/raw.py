@@ -21,6 +21,7 @@ from PIL import Image
 
 from visualsearch.core.exif import DATETIME, ORIENTATION
 from visualsearch.core.exif import taken as exif_taken
+from visualsearch.core.interrupts import optional_import
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +94,8 @@ def open_raw(data: bytes, max_pixels: int) -> Image.Image | None:
     """The RAW file's picture (its preview, or developed at half size), with its
     orientation and date as EXIF; None when LibRaw does not take `data` (a TIFF that is
     not a RAW file). Raises ValueError with the reason for a RAW it cannot read."""
-    try:
-        import rawpy
-    except ImportError:  # optional: without it RAW files are skipped with a reason
+    rawpy = optional_import("rawpy")
+    if rawpy is None:  # optional: without it RAW files are skipped with a reason
         return None
     try:
         raw = rawpy.imread(io.BytesIO(data))

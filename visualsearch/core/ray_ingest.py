@@ -28,6 +28,7 @@ import numpy as np
 
 from visualsearch.core.encoders.base import ModelUnavailable
 from visualsearch.core.indexing import IndexOptions, PreparedFile, embed_prepared, prepare_file
+from visualsearch.core.interrupts import optional_import
 from visualsearch.core.progress import Progress
 from visualsearch.core.scan import FileStat
 from visualsearch.core.store import FileRecord
@@ -78,11 +79,7 @@ def _answers(address: str) -> None:
 
 
 def ray_available() -> bool:
-    try:
-        import ray.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return optional_import("ray.data") is not None
 
 
 class RayEncoding:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from visualsearch.core.encoders.base import Encoder, ModelUnavailable, l2_normalize
+from visualsearch.core.interrupts import raise_if_interrupted
 
 __all__ = ["Encoder", "ModelUnavailable", "default_model_spec", "l2_normalize", "load_encoder"]
 
@@ -32,8 +33,8 @@ def default_model_spec() -> str:
 
         if cached_weights(DEFAULT_ARCH, DEFAULT_TAG) is not None:
             return f"clip:{DEFAULT_ARCH}:{DEFAULT_TAG}"
-    except Exception:
-        pass
+    except Exception as exc:
+        raise_if_interrupted(exc)
     return "builtin"
 
 

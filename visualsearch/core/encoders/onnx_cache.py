@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from visualsearch.core.integrity import file_checksum
+from visualsearch.core.interrupts import optional_import, raise_if_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,8 @@ def cached_session(path: Path, export: Callable[[Path], bool], threads: int):
     `export(tmp)` when missing or damaged (it returns False when its graph does not
     reproduce PyTorch); None when ONNX Runtime is missing or the graph cannot be made:
     the caller then runs PyTorch."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
+    ort = optional_import("onnxruntime")
+    if ort is None:
         log.warning("onnxruntime is not installed; models run on PyTorch (slower)")
         return None
     options = ort.SessionOptions()
@@ -53,6 +53,7 @@ def cached_session(path: Path, export: Callable[[Path], bool], threads: int):
         try:
             return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # unusable although intact: export again once
+            raise_if_interrupted(exc)
             log.warning("cached ONNX model unusable (%s); exporting again", exc)
             if not _remove(path) or attempt == 2:
                 return None
@@ -105,6 +106,7 @@ def _export_verified(path: Path, export: Callable[[Path], bool]) -> bool:
         os.replace(tmp, path)
         return True
     except Exception as exc:
+        raise_if_interrupted(exc)
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.warning("ONNX export of %s failed (%s); running PyTorch", path.name, first_line)
         return False

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from visualsearch.core.encoders.base import l2_normalize
+from visualsearch.core.interrupts import optional_import, raise_if_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +38,8 @@ def bf16_runner(
     """A function running the ONNX `graph` (one input of `input_shape` a sample) on
     OpenVINO in bf16, or None where OpenVINO is missing, the CPU has no native bf16, or
     its output strays from `reference`'s."""
-    try:
-        import openvino as ov
-    except ImportError:
+    ov = optional_import("openvino")
+    if ov is None:
         return None
     try:
         core = ov.Core()
@@ -52,6 +52,7 @@ def bf16_runner(
             log.debug("no OpenVINO model cache: %s", exc)
         request = core.compile_model(str(graph), "CPU", config).create_infer_request()
     except Exception as exc:  # an OpenVINO that cannot load the graph: ONNX Runtime runs it
+        raise_if_interrupted(exc)
         log.warning("OpenVINO unusable (%s); running ONNX Runtime", exc)
         return None
     lock = threading.Lock()  # one infer request: calls from the search and indexing threads

@@ -1,0 +1,72 @@
+"""Ctrl+C stays Ctrl+C where a C extension's import turns it into an ImportError: the
+fallback for a missing package went on with the run (seen under `index --ray`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from visualsearch.core import interrupts
+
+# a C extension's module init interrupted: pybind11 says "initialization failed", with
+# the KeyboardInterrupt as its cause
+INIT_FAILED = """
+try:
+    raise KeyboardInterrupt
+except KeyboardInterrupt as exc:
+    raise ImportError("initialization failed") from exc
+"""
+# numpy's C API import interrupted: "import numpy failed", and no trace of the interrupt
+# (Ctrl+C is pressed here: the SIGINT reaches the CLI's handler)
+NUMPY_FAILED = """
+import os, signal
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    import time
+    time.sleep(5)
+except KeyboardInterrupt:
+    raise ImportError("import numpy failed") from None
+"""
+
+
+def _fake_package(where: Path, name: str, code: str) -> Path:
+    (where / name).mkdir(parents=True)
+    (where / name / "__init__.py").write_text(textwrap.dedent(code))
+    return where
+
+
+def test_an_interrupted_import_is_an_interrupt_and_a_missing_one_is_none(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(_fake_package(tmp_path, "interrupted_ext", INIT_FAILED)))
+    with pytest.raises(KeyboardInterrupt):
+        interrupts.optional_import("interrupted_ext")
+    assert interrupts.optional_import("no_such_package_here") is None
+    monkeypatch.setitem(sys.modules, "ray", None)  # how tests hide an installed package
+    assert interrupts.optional_import("ray.data") is None
+
+
+def test_a_model_fallback_after_an_interrupted_import_stops(tmp_path, monkeypatch):
+    """ONNX Runtime's import interrupted: the built-in model's graph fell back to PyTorch."""
+    from visualsearch.core.encoders.onnx_cache import cached_session
+
+    monkeypatch.syspath_prepend(str(_fake_package(tmp_path, "onnxruntime", INIT_FAILED)))
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    with pytest.raises(KeyboardInterrupt):
+        cached_session(tmp_path / "graph.onnx", lambda tmp: False, threads=1)
+
+
+def test_ctrl_c_during_the_model_import_ends_the_cli_run(tmp_path, photos_dir, app_paths):
+    """`visualsearch index` with Ctrl+C pressed while ONNX Runtime is imported (the
+    chainless kind): it used to say "onnxruntime is not installed" and index on PyTorch."""
+    fakes = _fake_package(tmp_path / "fakes", "onnxruntime", NUMPY_FAILED)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fakes), os.getcwd()]))
+    command = [sys.executable, "-m", "visualsearch", "index", str(photos_dir)]
+    command += ["--store", str(tmp_path / "store"), "--device", "cpu"]
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 130, run.stderr
+    assert "Interrupted" in run.stderr
+    assert "not installed" not in run.stderr and "encoded" not in run.stdout
