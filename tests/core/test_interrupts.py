@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,11 @@ def test_an_interrupted_import_is_an_interrupt_and_a_missing_one_is_none(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         interrupts.optional_import("interrupted_ext")
     assert interrupts.optional_import("no_such_package_here") is None
-    monkeypatch.setitem(sys.modules, "ray", None)  # how tests hide an installed package
-    assert interrupts.optional_import("ray.data") is None
+    # how tests hide an installed package, whose subpackage an earlier test had loaded
+    monkeypatch.setitem(sys.modules, "hidden_pkg", None)
+    monkeypatch.setitem(sys.modules, "hidden_pkg.sub", types.ModuleType("hidden_pkg.sub"))
+    assert interrupts.optional_import("hidden_pkg.sub") is None
+    assert interrupts.optional_import("os.path") is os.path
 
 
 def test_a_model_fallback_after_an_interrupted_import_stops(tmp_path, monkeypatch):

@@ -60,8 +60,12 @@ def raise_if_interrupted(exc: BaseException) -> None:
 
 
 def optional_import(name: str) -> ModuleType | None:
-    """The module `name`, or None where it is not installed (or cannot load)."""
-    try:
+    """The module `name`, or None where it or a package above it is not installed (or
+    cannot load)."""
+    parts = name.split(".")
+    try:  # parents first: import_module("a.b") returns a loaded a.b even when a is hidden
+        for depth in range(1, len(parts)):
+            importlib.import_module(".".join(parts[:depth]))
         return importlib.import_module(name)
     except ImportError as exc:
         raise_if_interrupted(exc)
