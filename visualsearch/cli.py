@@ -253,9 +253,15 @@ def _ran_on(args, encoder) -> str | None:
     """What ran the model ("openvino bf16"), asked after a run that encoded images: the
     header loaded the network only to say so (0.25 s of a run with nothing to do). After
     `--ray` the cluster's actors ran it: asking here would load it on this computer."""
-    if args.ray is not None:
-        return "the Ray cluster"
+    if getattr(args, "ray", None):
+        return "ray"
     return getattr(encoder, "backend", None) or None
+
+
+def _on(ran_on: str | None) -> str:
+    if not ran_on:
+        return ""
+    return " (on the Ray cluster)" if ran_on == "ray" else f" (on {ran_on})"
 
 
 def cmd_index(args) -> int:
@@ -275,7 +281,8 @@ def cmd_index(args) -> int:
             file=sys.stderr,
         )
     try:
-        report = _index(args, folder, store, encoder, model, quiet=args.json)
+        with interrupts.kept():  # an error raised as Ray stops after Ctrl+C, say
+            report = _index(args, folder, store, encoder, model, quiet=args.json)
     except KeyboardInterrupt:
         print(
             "\nInterrupted. Finished batches are saved; run the same command to resume.",
@@ -291,7 +298,7 @@ def cmd_index(args) -> int:
     print(
         f"{r.scanned} images found: {r.unchanged} unchanged, {r.new} new, {r.changed} changed, "
         f"{r.removed} removed.\n"
-        f"{r.encoded} encoded{f' (on {ran_on})' if ran_on else ''}, {r.reused} reused by "
+        f"{r.encoded} encoded{_on(ran_on)}, {r.reused} reused by "
         f"content ({r.moved} moved), {len(skipped)} skipped in {r.seconds:.1f} s."
     )
     for path, reason in skipped:
@@ -914,7 +921,6 @@ def main(argv: list[str] | None = None, paths: AppPaths | None = None) -> int:
     # its WAL into the catalog file: a catalog replaced meanwhile (moved aside, restored
     # from a backup) would be written over. Each command's stores close when it ends.
     args.opened = []
-    interrupts.install()
     try:
         with interrupts.kept():
             return args.func(args)

@@ -92,6 +92,22 @@ def test_auto_imports_no_torch_where_no_gpu_could_be():
 
 
 @pytest.mark.skipif(CUDA, reason="this computer has a CUDA GPU")
+def test_auto_is_settled_once_the_image_network_loads(app_paths, monkeypatch):
+    """The window says where the model runs: "auto" is unsettled until the network loads
+    where a GPU could be, and "cpu" at once where none could."""
+    from visualsearch.core.encoders import builtin
+
+    encoder = BuiltinEncoder(app_paths.cache_dir)
+    monkeypatch.setattr(builtin, "gpu_possible", lambda: False)
+    assert encoder.device_settled == "cpu"
+    monkeypatch.setattr(builtin, "gpu_possible", lambda: True)
+    assert encoder.device_settled is None
+    assert BuiltinEncoder(app_paths.cache_dir, device="cpu").device_settled == "cpu"
+    monkeypatch.setattr(builtin, "resolve_device", lambda choice: "cpu")  # no GPU after all
+    encoder.embed_images(np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), np.float32))
+    assert encoder.device_settled == "cpu"
+
+
 def test_cli_device_cuda_without_one_says_so(photos_dir, tmp_path, capsys):
     rc = main(["index", str(photos_dir), "--store", str(tmp_path / "s"), "--device", "cuda"])
     assert rc != 0

@@ -4,9 +4,11 @@ fallback for a missing package went on with the run (seen under `index --ray`)."
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import types
 from pathlib import Path
 
@@ -25,13 +27,15 @@ except KeyboardInterrupt as exc:
 # numpy's C API import interrupted: "import numpy failed", and no trace of the interrupt
 # (Ctrl+C is pressed here: the SIGINT reaches the CLI's handler)
 NUMPY_FAILED = """
-import os, signal
+import os, signal, time
+failed = False
 try:
     os.kill(os.getpid(), signal.SIGINT)
-    import time
     time.sleep(5)
 except KeyboardInterrupt:
-    raise ImportError("import numpy failed") from None
+    failed = True
+if failed:  # raised outside the handler: no __context__ either
+    raise ImportError("import numpy failed")
 """
 
 
@@ -51,6 +55,28 @@ def test_an_interrupted_import_is_an_interrupt_and_a_missing_one_is_none(tmp_pat
     monkeypatch.setitem(sys.modules, "hidden_pkg.sub", types.ModuleType("hidden_pkg.sub"))
     assert interrupts.optional_import("hidden_pkg.sub") is None
     assert interrupts.optional_import("os.path") is os.path
+
+
+def test_ctrl_c_is_counted_within_kept_only():
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is not Python's own here")
+    with pytest.raises(ValueError), interrupts.kept():
+        raise ValueError("an ordinary error stays itself")
+    with pytest.raises(KeyboardInterrupt) as pressed, interrupts.kept():
+        assert signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+        failed = False
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            failed = True
+        if failed:
+            assert interrupts.pressed()
+            raise ImportError("import numpy failed")  # no trace of the interrupt
+    assert isinstance(pressed.value.__cause__, ImportError)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not interrupts.pressed()  # a later error in this process stays itself
+    interrupts.raise_if_interrupted(ImportError("later"))  # returns: nothing pressed now
 
 
 def test_a_model_fallback_after_an_interrupted_import_stops(tmp_path, monkeypatch):

@@ -205,7 +205,7 @@ def test_the_cli_killed_mid_run_resumes(tmp_path, app_paths):
         kept = len(s.known_hashes("builtin-effnetlite2-v1"))
         assert kept == 240
     assert report["encoded"] == 240 - report["unchanged"] and report["unchanged"] >= committed
-    assert report["backend"] == "the Ray cluster"  # not asked of the driver's model
+    assert report["backend"] == "ray"  # not asked of the driver's model
 
 
 def test_the_driver_never_loads_the_image_network(ray_instance, tmp_path, app_paths, photos_dir):

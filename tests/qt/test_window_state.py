@@ -148,18 +148,36 @@ def test_the_status_bar_says_where_the_model_runs(qtbot, make_window, tmp_path):
     from tests.fakes import FakeEncoder
 
     class SettlesOnGpu(FakeEncoder):
-        device = "cpu"  # "auto" before the image network loads
+        device_settled = None  # "auto" before the image network loads
 
         def embed_images(self, batch):
-            self.device = "cuda:0"
+            self.device_settled = "cuda:0"
             return super().embed_images(batch)
 
     window = make_window(encoder=SettlesOnGpu())
     (tmp_path / "none").mkdir()
-    open_and_wait(qtbot, window, tmp_path / "none")  # nothing to encode: still the CPU
+    open_and_wait(qtbot, window, tmp_path / "none")  # nothing to encode: not settled
     assert "on the GPU" not in window.summary.text()
-    assert "The model runs on the CPU (cpu)." in window.summary.toolTip()
+    assert "runs on" not in window.summary.toolTip()  # not "the CPU" on a GPU computer
     distinct_images(tmp_path / "a", 2, size=64)
     open_and_wait(qtbot, window, tmp_path / "a")
     assert window.summary.text() == "2 images · fake-v1 on the GPU"
     assert "The model runs on the GPU (cuda:0)." in window.summary.toolTip()
+
+
+def test_a_threshold_the_user_set_stays_through_indexing_runs(qtbot, make_window, tmp_path):
+    """Every run tells the window its model; the duplicates slider went back to the
+    preset each time, under a user who had moved it (a watcher's run, say)."""
+    from tests.fakes import FakeEncoder
+
+    window = make_window(encoder=FakeEncoder())
+    page = window.duplicates_page
+    distinct_images(tmp_path / "a", 2, size=64)
+    distinct_images(tmp_path / "b", 2, size=72)
+    open_and_wait(qtbot, window, tmp_path / "a")
+    assert page.threshold() == 0.9  # the fake model's near-identical
+    page.slider.setValue(72)
+    open_and_wait(qtbot, window, tmp_path / "b")
+    assert page.threshold() == 0.72
+    page.set_model_threshold(0.8)  # another model: its presets
+    assert page.threshold() == 0.8

@@ -26,6 +26,7 @@ from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from visualsearch.core.exif import ORIENTATION
 from visualsearch.core.exif import taken as exif_taken
+from visualsearch.core.interrupts import raise_if_interrupted
 from visualsearch.core.names import human_size
 from visualsearch.core.raw import RAW_FORMAT, looks_raw, open_raw
 from visualsearch.core.scan import reach
@@ -34,8 +35,8 @@ try:  # HEIC/HEIF (phone photos); optional so a broken libheif never stops index
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
-except Exception:  # pragma: no cover - depends on the platform build
-    pass
+except Exception as exc:  # pragma: no cover - depends on the platform build
+    raise_if_interrupted(exc)
 
 # Pillow's own hard limit (2 × MAX_IMAGE_PIXELS, ~179 MP). An image this large would
 # need >0.5 GB of memory per decode; we refuse it with a reason instead.

@@ -4,8 +4,8 @@ A KeyboardInterrupt that arrives while a C extension initialises (numpy, ONNX Ru
 OpenVINO, PyTorch) comes out of the import as an ImportError: "initialization failed"
 with the interrupt as its cause, or numpy's "import numpy failed" with no trace of it.
 Read as "not installed", it let a run go on, slower, after the user had pressed Ctrl+C
-(seen in 1 of 20 interrupted `index --ray` runs). The CLI counts Ctrl+C (`install`);
-the fallbacks ask `raise_if_interrupted` before they go on.
+(seen in 1 of 20 interrupted `index --ray` runs). A CLI command runs in `kept()`, which
+counts Ctrl+C; the fallbacks ask `raise_if_interrupted` before they go on.
 """
 
 from __future__ import annotations
@@ -17,16 +17,7 @@ import threading
 from collections.abc import Iterator
 from types import FrameType, ModuleType
 
-_pressed = 0  # Ctrl+C seen since `install`
-
-
-def install() -> None:
-    """Count Ctrl+C from now on (it still raises KeyboardInterrupt, as Python's own
-    handler does), where SIGINT is Python's to handle."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _counted)
+_pressed = 0  # Ctrl+C seen within the outermost `kept()`
 
 
 def _counted(signum: int, frame: FrameType | None) -> None:
@@ -36,7 +27,7 @@ def _counted(signum: int, frame: FrameType | None) -> None:
 
 
 def pressed() -> bool:
-    """Whether Ctrl+C was pressed since `install`."""
+    """Whether Ctrl+C was pressed within `kept()`."""
     return _pressed > 0
 
 
@@ -74,10 +65,24 @@ def optional_import(name: str) -> ModuleType | None:
 
 @contextlib.contextmanager
 def kept() -> Iterator[None]:
-    """Whatever the block raises after Ctrl+C was pressed comes out as KeyboardInterrupt
-    (a model that "could not be loaded" because its import was interrupted)."""
+    """Count Ctrl+C within the block (it still raises KeyboardInterrupt, as Python's own
+    handler does), and let whatever the block raises after it come out as
+    KeyboardInterrupt (a model that "could not be loaded" as its import was interrupted).
+    Only where SIGINT is Python's own to handle; the count ends with the block."""
+    global _pressed
+    owner = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if owner:
+        _pressed = 0
+        signal.signal(signal.SIGINT, _counted)
     try:
         yield
     except Exception as exc:
         raise_if_interrupted(exc)
         raise
+    finally:
+        if owner:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _pressed = 0

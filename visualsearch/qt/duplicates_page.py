@@ -53,7 +53,7 @@ class DuplicatesPage(QWidget):
         `load_preview` does); without one the page makes its own."""
         super().__init__(parent)
         self._thumbnails = thumbnails
-        self._presets = presets(0.9)
+        self._presets = presets(0.9)  # until the model tells its own
         self.groups: list[DuplicateGroup] = []
         self._root = Path()
         self._compared: QTreeWidgetItem | None = None  # the group's header row
@@ -120,10 +120,14 @@ class DuplicatesPage(QWidget):
         layout.addWidget(self.summary)  # a line of its own: beside the buttons it was squeezed
         layout.addLayout(actions)
         layout.addWidget(self.splitter, 1)
-        self.set_model_threshold(0.9)
+        self._preset_chosen(self.preset.currentText())
         self._update_buttons()
 
     def set_model_threshold(self, near_duplicate: float) -> None:
+        """The model's presets; the slider moves to the chosen one only when they change
+        (every indexing run tells the model: a value the user set stays)."""
+        if presets(near_duplicate) == self._presets:
+            return
         self._presets = presets(near_duplicate)
         self._preset_chosen(self.preset.currentText())
 

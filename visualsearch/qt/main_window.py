@@ -487,9 +487,11 @@ class MainWindow(QMainWindow):
         parts, tips = [f"{len(c.records):,} images"], []
         info = c.model_info
         if info is not None:
-            on_gpu = info.device != "cpu"
+            on_gpu = info.device not in ("", "cpu")
             parts.append(info.id + (" on the GPU" if on_gpu else ""))
-            tips.append(f"The model runs on the {'GPU' if on_gpu else 'CPU'} ({info.device}).")
+            if info.device:  # "" until a run has loaded the model ("auto" settles then)
+                where = "GPU" if on_gpu else "CPU"
+                tips.append(f"The model runs on the {where} ({info.device}).")
         if c.skipped:
             parts.append(f"{len(c.skipped)} skipped")
             tips.append(skipped_text(len(c.skipped)))

@@ -56,8 +56,8 @@ class ModelInfo:
     near_duplicate_threshold: float
     accepts_own_words: bool  # tags may include the user's own words (CLIP, not built-in)
     dim: int  # of its vectors: with `id`, enough to open a Collection's stored vectors
-    # where it runs ("cpu", "cuda:0", "mps"); not Encoder.backend, which loads the model
-    # (an unchanged folder never does)
+    # where it runs ("cpu", "cuda:0", "mps"; "" while not settled); not Encoder.backend,
+    # which loads the model (an unchanged folder never does)
     device: str = "cpu"
 
     @classmethod
@@ -67,8 +67,14 @@ class ModelInfo:
             encoder.near_duplicate_threshold,
             encoder.classifier is None,
             encoder.dim,
-            str(getattr(encoder, "device", "cpu")),
+            _device(encoder),
         )
+
+
+def _device(encoder: Encoder) -> str:
+    if hasattr(encoder, "device_settled"):  # the built-in model on "auto"
+        return encoder.device_settled or ""
+    return str(getattr(encoder, "device", "cpu"))
 
 
 def l2_normalize(x: np.ndarray) -> np.ndarray:

@@ -38,6 +38,7 @@ from visualsearch.core.encoders.base import (
 )
 from visualsearch.core.encoders.devices import (
     batch_size,
+    gpu_possible,
     half_precision,
     resolve_device,
     torch_forward,
@@ -197,6 +198,14 @@ class BuiltinEncoder:
         arr = np.asarray(fit_square(image, INPUT_SIZE), dtype=np.float32)
         arr = arr.transpose(2, 0, 1) * (1.0 / 255.0)
         return (arr - _MEAN) / _STD
+
+    @property
+    def device_settled(self) -> str | None:
+        """`device`, or None while "auto" waits for the image network to load on a
+        computer that may have a GPU (a folder with nothing to encode never loads it)."""
+        if self.device_choice == "auto" and not self._images_ready and gpu_possible():
+            return None
+        return self.device
 
     @property
     def batch_size(self) -> int:
