@@ -122,6 +122,18 @@ def test_a_query_during_an_arrangement_drops_it(
     assert "like" in areas.area.query_label.text()
 
 
+def _opened_and_settled(qtbot, made, tmp_path) -> None:
+    """A folder of 3 opened in `made` (Areas), its folder tree counted in the pool,
+    nothing left running."""
+    folder = tmp_path / "a"
+    distinct_images(folder, 3, size=64)
+    made.results.arrange_at_once = 0
+    made.open(folder)
+    qtbot.waitUntil(lambda: made.results._source is None, timeout=TIMEOUT_MS)
+    made.pool.waitForDone(TIMEOUT_MS)
+    qtbot.wait(50)
+
+
 def test_a_folder_count_that_ends_after_shut_down_is_dropped(
     qtbot,
     areas,  # noqa: F811
@@ -130,13 +142,7 @@ def test_a_folder_count_that_ends_after_shut_down_is_dropped(
 ):
     """The folder tree counted in the pool and finished after the controller was shut down
     was handed to the folder filter, deleted by then: a RuntimeError in the next test."""
-    folder = tmp_path / "a"
-    distinct_images(folder, 3, size=64)
-    areas.results.arrange_at_once = 0
-    areas.open(folder)
-    qtbot.waitUntil(lambda: areas.results._source is None, timeout=TIMEOUT_MS)
-    areas.pool.waitForDone(TIMEOUT_MS)
-    qtbot.wait(50)
+    _opened_and_settled(qtbot, areas, tmp_path)
     held, shown = threading.Event(), []
 
     def held_tree(paths):
@@ -196,13 +202,7 @@ def test_a_run_told_after_shut_down_touches_no_widget(
 ):
     """A run's end told after the controller was shut down started a folder count whose
     answer reached the deleted folder filter (CI: RuntimeError in the next test)."""
-    folder = tmp_path / "a"
-    distinct_images(folder, 3, size=64)
-    areas.results.arrange_at_once = 0
-    areas.open(folder)
-    qtbot.waitUntil(lambda: areas.results._source is None, timeout=TIMEOUT_MS)
-    areas.pool.waitForDone(TIMEOUT_MS)
-    qtbot.wait(50)
+    _opened_and_settled(qtbot, areas, tmp_path)
     shown: list = []
     monkeypatch.setattr(areas.area.folders, "set_tree", shown.append)
     rows = areas.area.model.rowCount()
