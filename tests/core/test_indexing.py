@@ -283,3 +283,30 @@ def test_ctrl_c_ends_a_run_with_a_stuck_thread(folder, tmp_path):
         finally:
             proc.kill()
             proc.wait()
+
+
+class _CopyWithoutItsFirst:
+    """A cluster that sends a copy waiting for a first file it never sends back."""
+
+    def prepare(self, root, todo, known, have_thumbs, opts, progress):
+        from visualsearch.core.indexing import Claims, embed_prepared, prepare_file
+
+        claims, encoder = Claims(), FakeEncoder()
+        first, copy = (
+            prepare_file(root, f, encoder, known, have_thumbs, opts, claims) for f in todo
+        )
+        embed_prepared([first], encoder, opts)
+        assert first.claimed and copy.waits
+        yield copy  # and the first never comes
+
+
+def test_a_copy_whose_first_never_comes_back_is_left_to_the_next_run(tmp_path, store):
+    """Held to the end of a cluster's stream, such a copy was dropped without a word."""
+    (tmp_path / "d").mkdir()
+    [photo] = distinct_images(tmp_path / "d", 1, size=64)
+    shutil.copy2(photo, tmp_path / "d" / "z-copy.jpg")
+    report = index_folder(tmp_path / "d", store, FakeEncoder(), remote=_CopyWithoutItsFirst())
+    assert report.failed == 1 and "tried again next run" in report.errors[0][1]
+    assert store.file_records() == {}  # nothing recorded: the next run reads it again
+    again = index_folder(tmp_path / "d", store, FakeEncoder())
+    assert again.encoded == 1 and again.reused == 1

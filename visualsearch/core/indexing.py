@@ -113,7 +113,7 @@ def _failed(f: FileStat, reason: str, **flags) -> PreparedFile:
     return PreparedFile(f, FileRecord(f.path, f.size, f.mtime_ns, error=reason), **flags)
 
 
-class _Claims:
+class Claims:
     """Contents seen in this run: the first file with a content decodes it; its copies
     only wait for it, so one content is decoded and encoded once per run."""
 
@@ -135,7 +135,7 @@ def prepare_file(
     known: Container[str],
     have_thumbs: Container[str],
     opts: IndexOptions,
-    claims: _Claims | None = None,
+    claims: Claims | None = None,
     cancelled: Callable[[], bool] | None = None,
 ) -> PreparedFile:
     """Read, hash and, only where needed, decode + preprocess + thumbnail one file.
@@ -606,7 +606,7 @@ def _run(
         batch_size = max(1, opts.batch_size or getattr(encoder, "batch_size", CPU_BATCH))
     window = max(batch_size * 3, workers * 2)  # bounds memory held by decoded pixels
     known, have_thumbs = have
-    claims = _Claims()
+    claims = Claims()
     pending: dict[Future, FileStat] = {}
     queue_ = iter(todo)
     batch: list[PreparedFile] = []
@@ -687,6 +687,9 @@ def _run(
                 if progress.cancelled():
                     report.cancelled = True
                     return done
+            # copies whose first file never came back (not seen): left to the next run
+            why = "its first copy did not come back from the cluster; tried again next run"
+            batch += [_failed(c.stat, why, transient=True) for cs in held.values() for c in cs]
             if batch:
                 flush(batch)
         finally:

@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from visualsearch.core.encoders.base import ModelUnavailable
-from visualsearch.core.indexing import IndexOptions, PreparedFile, embed_prepared, prepare_file
+from visualsearch.core.indexing import (
+    Claims,
+    IndexOptions,
+    PreparedFile,
+    embed_prepared,
+    prepare_file,
+)
 from visualsearch.core.interrupts import optional_import
 from visualsearch.core.progress import Progress
 from visualsearch.core.scan import FileStat
@@ -133,7 +139,7 @@ class RayEncoding:
         per_block = max(1, min(o.files_per_block, len(todo) // (8 * actors)))
         blocks = -(-len(todo) // per_block)
         actors = min(actors, blocks)
-        rows = [{"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns} for f in todo]
+        rows = [{"path": f.path, "size": f.size, "mtime_ns": f.mtime_ns} for f in _by_size(todo)]
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the run reports its own progress
@@ -163,6 +169,16 @@ class RayEncoding:
         stats = {f.path: f for f in todo}
         for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
             yield from _items(batch, stats)
+
+
+def _by_size(todo: list[FileStat]) -> list[FileStat]:
+    """`todo` with the files of one size next to each other (each size where its first
+    file was): copies of a content share a block, and so an actor, which decodes and
+    encodes the content once. Files of sizes of their own keep their order."""
+    sizes: dict[int, list[FileStat]] = {}
+    for f in todo:
+        sizes.setdefault(f.size, []).append(f)
+    return [f for same in sizes.values() for f in same]
 
 
 def _layout(o: RayOptions) -> tuple[int, float]:
@@ -200,6 +216,9 @@ class _EncodeFiles:
         self.root = Path(shared["root"])
         # decode threads beside the model, as in a local run (Pillow lets go of the GIL)
         self.pool = ThreadPoolExecutor(shared["threads"])
+        # contents this actor has claimed: a copy only waits for its first file's vector,
+        # which the driver gives it as in a local run (the first comes back no later)
+        self.claims = Claims()
         log.info("encoding actor %s ready on %s", os.getpid(), self.encoder.backend)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list]:
@@ -207,7 +226,8 @@ class _EncodeFiles:
 
         def prepare(path, size, mtime) -> PreparedFile:
             f = FileStat(str(path), int(size), int(mtime))
-            return prepare_file(self.root, f, self.encoder, s["known"], s["have_thumbs"], s["opts"])
+            known, thumbs = s["known"], s["have_thumbs"]
+            return prepare_file(self.root, f, self.encoder, known, thumbs, s["opts"], self.claims)
 
         items = list(self.pool.map(prepare, batch["path"], batch["size"], batch["mtime_ns"]))
         embed_prepared(items, self.encoder, s["opts"])
@@ -226,6 +246,8 @@ class _EncodeFiles:
             "has_vector": has_vector,
             "thumbnail": [it.thumbnail or b"" for it in items],
             "has_thumbnail": np.array([it.thumbnail is not None for it in items], bool),
+            "claimed": [it.claimed or "" for it in items],
+            "waits": np.array([it.waits for it in items], bool),
         }
 
 
@@ -236,4 +258,6 @@ def _items(batch: dict[str, np.ndarray], stats: dict[str, FileStat]) -> Iterator
             FileRecord(**json.loads(batch["record"][i])),
             vector=np.asarray(batch["vector"][i], np.float32) if batch["has_vector"][i] else None,
             thumbnail=bytes(batch["thumbnail"][i]) if batch["has_thumbnail"][i] else None,
+            claimed=str(batch["claimed"][i]) or None,
+            waits=bool(batch["waits"][i]),
         )
