@@ -92,3 +92,23 @@ def test_ctrl_c_during_the_model_import_ends_the_cli_run(tmp_path, photos_dir, a
     assert run.returncode == 130, run.stderr
     assert "Interrupted" in run.stderr
     assert "not installed" not in run.stderr and "encoded" not in run.stdout
+
+
+def test_ctrl_c_before_a_command_has_started_is_no_traceback():
+    """Ctrl+C while the CLI parses its arguments (or imports it all): a traceback."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import visualsearch.cli as cli
+
+        def pressed():
+            raise KeyboardInterrupt
+
+        cli.build_parser = pressed
+        from visualsearch.__main__ import main
+        sys.exit(main(["info", "somewhere"]))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 130
+    assert run.stderr.strip() == "Interrupted."

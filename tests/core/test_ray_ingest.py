@@ -160,6 +160,16 @@ def test_gpu_actors_on_a_cluster_without_gpus_fail_at_once(
         index_folder(tmp_path / "few", store, builtin_encoder, remote=remote)
 
 
+def test_actors_asked_for_share_a_nodes_cpus(ray_instance):
+    """--ray-actors 2 on one node of 2 CPUs gave each actor both: one ran, the other waited."""
+    from visualsearch.core.ray_ingest import _layout
+
+    assert _layout(RayOptions()) == (1, 2.0)  # one actor per node, with all its CPUs
+    assert _layout(RayOptions(actors=2)) == (2, 1.0)
+    assert _layout(RayOptions(actors=3)) == (3, 1.0)  # at least one CPU each
+    assert _layout(RayOptions(actors=2, cpus_per_actor=2)) == (2, 2.0)  # as told
+
+
 def _session_processes(sid: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():

@@ -191,8 +191,9 @@ def _layout(o: RayOptions) -> tuple[int, float]:
         per_node = [int(r.get("GPU", 0) // o.gpus_per_actor) for r in nodes]
         if not any(per_node):
             raise ClusterFailed(f"--ray-gpus {o.gpus_per_actor:g}: the Ray cluster has no GPU")
-    else:
-        per_node = [1] * len(nodes)
+    else:  # one a node; more when asked for more than there are nodes (they share its CPUs:
+        # an actor with all of a node's could not start beside another there)
+        per_node = [max(1, -(-o.actors // max(1, len(nodes))))] * len(nodes)
     shares = [r["CPU"] / k for r, k in zip(nodes, per_node, strict=True) if k]
     cpus_each = o.cpus_per_actor or max(1.0, float(int(min(shares, default=1.0))))
     return o.actors or max(1, sum(per_node)), cpus_each
