@@ -8,6 +8,8 @@ visualsearch COMMAND …       a headless command (visualsearch --help)
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 
@@ -30,16 +32,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         code = 130
-    return _interrupted() if code == 130 else code
+    return code if argv[:1] == ["gui"] and code != 130 else _ended(code)
 
 
-def _interrupted() -> int:
-    """Interrupted: every finished batch is committed (as safe as a kill -9, which the
-    tests and scripts/torture.py check), so skip the interpreter's teardown of torch and
-    ONNX Runtime, which kept Ctrl+C waiting ~1.5 s after the run had stopped."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(130)
+def _ended(code: int) -> int:
+    """A command has ended and closed its stores (an interrupted one has committed every
+    finished batch: as safe as a kill -9, which the tests and scripts/torture.py check).
+    The interpreter's teardown of torch, ONNX Runtime and OpenVINO is skipped: it kept
+    the shell waiting 1.3-2 s after `index` had printed its summary, and Ctrl+C ~1.5 s
+    after a run had stopped. Only daemon threads can be left (decode threads)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a pipe closed early (`| head`)
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
