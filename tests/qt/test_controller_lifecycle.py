@@ -215,3 +215,24 @@ def test_map_selection_bar_is_reset_with_another_folder(qtbot, areas, tmp_path):
     areas.open(b)
     label = areas.map_page.selection_label.text()
     assert not areas.map_page.more.isEnabled() and "selected" not in label, label
+
+
+def test_a_run_ending_after_shut_down_touches_no_widget(qtbot, make_areas, tmp_path, monkeypatch):
+    """The run that shut_down cancels still tells its end, later: it reached the status
+    widget, deleted by then (CI: RuntimeError: JobStatus already deleted, in the next test)."""
+    folder = tmp_path / "a"
+    distinct_images(folder, 4, size=64)
+    held = HeldEncoder("embed_images", TIMEOUT_MS / 1000)
+    areas = make_areas(held)
+    areas.collection.index_options.batch_size = 1
+    areas.collection.open_folder(folder)
+    assert held.holding.wait(TIMEOUT_MS / 1000)
+    told: list[str] = []
+    monkeypatch.setattr(areas.status, "finish", lambda: told.append("status"))
+    areas.collection.indexing_finished.connect(lambda report: told.append("finished"))
+    areas.collection.batch_committed.connect(lambda records: told.append("batch"))
+    areas.collection.shut_down()
+    held.release.set()
+    qtbot.waitUntil(lambda: not areas.collection.jobs.busy(), timeout=TIMEOUT_MS)
+    qtbot.wait(100)
+    assert told == []

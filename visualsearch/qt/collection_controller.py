@@ -189,23 +189,31 @@ class CollectionController(QObject):
         self.jobs.start(job)
 
     def _on_catalog(self, records: dict[str, FileRecord]) -> None:
+        if self.shut:  # a run told after shut_down: the window's widgets may be gone
+            return
         self.records = records
         self.catalog_loaded.emit()
         self.changed.emit()
         self.catalog_shown.emit(len(records))
 
     def _on_model_ready(self, info: ModelInfo) -> None:
+        if self.shut:
+            return
         self.model_info = info
         self.model_ready.emit(info)
         self.changed.emit()
 
     def _on_batch(self, records: list[FileRecord]) -> None:
+        if self.shut:
+            return
         readable = [r for r in records if r.error is None]
         self.records.update((r.path, r) for r in readable)
         self.batch_committed.emit(readable)
         self.changed.emit()
 
     def _on_finished(self, outcome: IndexOutcome) -> None:
+        if self.shut:
+            return
         report = outcome.report
         self.status.finish()
         newly_skipped = set(outcome.skipped) - set(self.skipped)
@@ -267,6 +275,8 @@ class CollectionController(QObject):
         self.message.emit(text, kind)
 
     def _on_failed(self, message: str) -> None:
+        if self.shut:
+            return
         self.status.finish()
         self.indexing_failed.emit(message)
 
