@@ -236,3 +236,32 @@ def test_a_run_ending_after_shut_down_touches_no_widget(qtbot, make_areas, tmp_p
     qtbot.waitUntil(lambda: not areas.collection.jobs.busy(), timeout=TIMEOUT_MS)
     qtbot.wait(100)
     assert told == []
+
+
+def test_a_map_ending_after_shut_down_touches_no_widget(qtbot, make_areas, tmp_path, monkeypatch):
+    """The same for the map: a map job that ends after shut_down wrote to the map page."""
+    from visualsearch.qt import workers
+
+    folder = tmp_path / "a"
+    distinct_images(folder, 6, size=64)
+    areas = make_areas()
+    areas.open(folder)
+    started, release = threading.Event(), threading.Event()
+    real_work = workers.MapJob.work
+
+    def held_work(job):
+        started.set()
+        assert release.wait(TIMEOUT_MS / 1000)
+        return real_work(job)
+
+    monkeypatch.setattr(workers.MapJob, "work", held_work)
+    told: list[object] = []
+    areas.maps.map_ready.connect(told.append)
+    areas.maps.refresh()
+    assert started.wait(TIMEOUT_MS / 1000)
+    areas.map_page.message.setText("before")
+    areas.maps.shut_down()
+    release.set()
+    qtbot.waitUntil(lambda: not areas.maps.jobs.busy(), timeout=TIMEOUT_MS)
+    qtbot.wait(100)
+    assert told == [] and areas.map_page.message.text() == "before"

@@ -155,12 +155,13 @@ class MapController(QObject):
         self.jobs.start(job)
 
     def _progress(self, _done: int, _total: int, text: str) -> None:
-        self.page.message.setText(text)
+        if not self.shut:  # a job told after shut_down: the page may be gone
+            self.page.message.setText(text)
 
     def _on_map(self, outcome: MapOutcome) -> None:
         target = self.collection.target
-        if target is None or outcome.target.folder != target.folder:
-            return  # asked for another folder
+        if self.shut or target is None or outcome.target.folder != target.folder:
+            return  # the window is closing, or it was asked for another folder
         if outcome.target.model != target.model:
             self.stale = True  # made with the model before a switch
             return
@@ -176,6 +177,8 @@ class MapController(QObject):
         self.map_ready.emit(cmap)
 
     def _on_failed(self, message: str) -> None:
+        if self.shut:
+            return
         self.page.message.setText("")
         if message:
             self.message.emit(f"The map could not be made: {message}", "error")
