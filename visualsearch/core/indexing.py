@@ -178,13 +178,14 @@ def prepare_file(
             None,
         )
         return PreparedFile(f, record, pixels, thumb, jpeg, claimed=claimed, waits=waits)
-    except imageio.ImageError as exc:
-        return _failed(f, str(exc), claimed=claimed)
-    except Exception as exc:  # a bug in a decoder or model must not end the run
-        return _failed(f, _unexpected(exc), claimed=claimed)
+    except Exception as exc:  # a bug in a decoder or model must not end the run either
+        return _failed(f, _reason(exc), claimed=claimed)
 
 
-def _unexpected(exc: Exception) -> str:
+def _reason(exc: Exception) -> str:
+    """Why a file is unusable: an unreadable image's own words, else the unexpected error."""
+    if isinstance(exc, imageio.ImageError):
+        return str(exc)
     return f"unexpected error: {imageio.describe(exc, with_type=True)}"
 
 
@@ -257,8 +258,7 @@ def _decode_jpegs(items: list[PreparedFile], decoder: JpegOnDevice, encoder: Enc
             )
         except Exception as exc:  # recorded as prepare_file records it
             r = it.record
-            reason = str(exc) if isinstance(exc, imageio.ImageError) else _unexpected(exc)
-            it.record = FileRecord(r.path, r.size, r.mtime_ns, error=reason)
+            it.record = FileRecord(r.path, r.size, r.mtime_ns, error=_reason(exc))
 
 
 def index_folder(
