@@ -194,8 +194,9 @@ class IndexJob(WorkerJob):
                 on_commit=committed,
                 cache_dir=self.encoders.cache_dir,
             )
-            if ModelInfo.of(encoder) != info:  # "auto" settles on a device as images load
-                self.model_ready.emit(ModelInfo.of(encoder))
+            settled = ModelInfo.of(encoder)  # "auto" settles on a device as images load
+            if settled != info:
+                self.model_ready.emit(settled)
             skipped = store.errors() + scan_problems(store)
             if only is None:
                 after = by_path(store.image_records())
